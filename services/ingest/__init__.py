@@ -1,0 +1,1 @@
+"""ingest: hospital documents from ``ingest.raw`` into pseudonymized canonical records on ``records.ingested``."""

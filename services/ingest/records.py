@@ -1,0 +1,48 @@
+"""From a parsed hospital document to pseudonymized canonical records (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from services.ingest.pseudonym import Pseudonymizer, age_in_years, generalized_age
+from shared.schemas import CanonicalRecord, Demographics, IncomingRecord
+from shared.schemas.records import SourceFormat
+from shared.topics import derived_event_id
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Where a document came from: the hospital (``ce_source``) and the hospital's message id."""
+
+    hospital: str
+    message_id: str
+    received_at: datetime
+
+
+def to_canonical(
+    incoming: IncomingRecord,
+    envelope: Envelope,
+    source_format: SourceFormat,
+    pseudonymize: Pseudonymizer,
+    index: int = 0,
+) -> CanonicalRecord:
+    when = incoming.recorded_at or envelope.received_at
+    if incoming.birth_date is not None:
+        age = age_in_years(incoming.birth_date, when.date())
+    else:
+        age = generalized_age(incoming.age_years)
+    return CanonicalRecord(
+        record_id=derived_event_id("ingest", f"{envelope.hospital}/{envelope.message_id}", index),
+        patient=pseudonymize(envelope.hospital, incoming.patient_id),
+        hospital=envelope.hospital,
+        encounter=(
+            pseudonymize(envelope.hospital, incoming.encounter_id, "encounter") if incoming.encounter_id else None
+        ),
+        recorded_at=incoming.recorded_at,
+        received_at=envelope.received_at,
+        source_format=source_format,
+        demographics=Demographics(age_years=age, sex=incoming.sex),
+        observations=incoming.observations,
+        conditions=incoming.conditions,
+    )

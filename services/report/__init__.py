@@ -1,0 +1,1 @@
+"""report: readable reports and FHIR RiskAssessments from fused results, on ``reports`` and over HTTP."""

@@ -1,0 +1,1 @@
+"""train: tasks declared as config, PyTorch training, ONNX release on ``models.released``."""

@@ -1,0 +1,120 @@
+"""The Kafka broker factory and the delivery rules every service shares.
+
+At least once, end to end: auto-commit is off (``NACK_ON_ERROR``); the offset is committed only after the
+handler returned, and the handler returns only after its outputs were acknowledged by the broker (``acks=all``,
+idempotent producer). Bad input never raises: it is dead-lettered by the handler. A raise means the platform
+itself failed (broker, Redis); the record is then re-delivered after a short back-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiokafka import ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import BaseMiddleware
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.message import StreamMessage
+from faststream.middlewares import AckPolicy
+
+from shared.metrics import ServiceMetrics
+from shared.settings import Settings
+from shared.topics import Topic, topic_name
+
+log = logging.getLogger("aimass.broker")
+
+RETRY_BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class BackoffOnFailure(BaseMiddleware):
+    """Sleeps before a failed record is re-delivered, so an outage does not become a hot loop.
+
+    The delay grows with consecutive failures of the same subscriber and resets on the first success.
+    """
+
+    failures = 0
+
+    async def consume_scope(self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]) -> Any:
+        try:
+            result = await call_next(msg)
+        except Exception:
+            delay = RETRY_BACKOFF_SECONDS[min(BackoffOnFailure.failures, len(RETRY_BACKOFF_SECONDS) - 1)]
+            BackoffOnFailure.failures += 1
+            log.exception("handler failed; the record will be re-delivered in %.1f s", delay)
+            await asyncio.sleep(delay)
+            raise
+        BackoffOnFailure.failures = 0
+        return result
+
+
+async def tolerant_parser(
+    record: ConsumerRecord, original: Callable[[ConsumerRecord], Awaitable[StreamMessage[Any]]]
+) -> StreamMessage[Any]:
+    """FastStream's parser, minus its crash on header values that are null or not UTF-8.
+
+    The handler still sees the original record (``msg.raw_message``) with its header bytes untouched.
+    """
+    safe_headers = [(k, (v or b"").decode("utf-8", "replace").encode()) for k, v in record.headers]
+    message = await original(dataclasses.replace(record, headers=safe_headers))
+    message.raw_message = record
+    return message
+
+
+async def raw_body(message: StreamMessage[Any]) -> bytes:
+    """No decoding by content-type: handlers read the raw record and decide what is valid themselves, so a
+    malformed body becomes a dead letter instead of an exception before the handler runs."""
+    return message.body
+
+
+def make_broker(settings: Settings, service: str, metrics: ServiceMetrics) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"aimass-{service}",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        max_request_size=8 * 1024 * 1024,
+        request_timeout_ms=15_000,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        graceful_timeout=15.0,
+        middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name=service), BackoffOnFailure],
+        logger=logging.getLogger(f"aimass.{service}.faststream"),
+        description=f"AI Mass {service} service",
+    )
+
+
+def consumer_options(service: str) -> dict[str, Any]:
+    """Subscriber settings shared by every service: its own group, start at the earliest uncommitted record."""
+    return {
+        "group_id": f"aimass-{service}",
+        "auto_offset_reset": "earliest",
+        "parser": tolerant_parser,
+        "decoder": raw_body,
+        "max_poll_interval_ms": 300_000,
+    }
+
+
+async def ensure_topics(settings: Settings, topics: list[Topic] | None = None) -> None:
+    """Create the contract topics with the configured partition count; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [topic_name(t, settings.topic_prefix) for t in (topics or list(Topic))]
+        missing = [
+            NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1)
+            for name in wanted
+            if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another service created them first
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()

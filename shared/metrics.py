@@ -1,0 +1,42 @@
+"""Prometheus metrics every service exports beside FastStream's own ``faststream_*`` series.
+
+Labels carry service names, hospitals, formats and reason classes, never identifiers or values.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
+
+from shared.settings import get_settings
+
+
+class ServiceMetrics:
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.events = Counter(
+            "aimass_events_total",
+            "Input events handled, by outcome (emitted, duplicate, deadlettered, skipped)",
+            ["service", "outcome"],
+            registry=self.registry,
+        )
+        self.deadletters = Counter(
+            "aimass_deadletters_total",
+            "Messages sent to the dead-letter topic, by reason class",
+            ["service", "reason"],
+            registry=self.registry,
+        )
+        self.dependency_up = Gauge(
+            "aimass_dependency_up",
+            "1 while the dependency answered the last readiness check",
+            ["service", "dependency"],
+            registry=self.registry,
+        )
+        self.info = Info("aimass_service", "Service build and configuration", registry=self.registry)
+        self.info.info({"service": service, "topic_prefix": get_settings().topic_prefix})
+
+    def counted(self, outcome: str, amount: int = 1) -> None:
+        self.events.labels(self.service, outcome).inc(amount)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

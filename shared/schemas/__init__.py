@@ -1,0 +1,27 @@
+"""Pydantic v2 message schemas, one module per topic family. The JSON Schemas in docs/schemas/ come from here."""
+
+from shared.schemas.records import (
+    CanonicalRecord,
+    CleanRecord,
+    Code,
+    Condition,
+    Demographics,
+    ImagingReference,
+    IncomingRecord,
+    Observation,
+    QualityFlag,
+    TaskFeatures,
+)
+
+__all__ = [
+    "CanonicalRecord",
+    "CleanRecord",
+    "Code",
+    "Condition",
+    "Demographics",
+    "ImagingReference",
+    "IncomingRecord",
+    "Observation",
+    "QualityFlag",
+    "TaskFeatures",
+]

@@ -1,0 +1,45 @@
+"""``predictions`` (one per record and model) and ``predictions.fused`` (one per record and task)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.schemas.models import ModelRef
+
+
+class Prediction(BaseModel):
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    record_id: str
+    patient: str
+    hospital: str
+    task: str
+    model: ModelRef
+    probability: float = Field(ge=0.0, le=1.0)
+    label: int
+    cache_hit: bool = False
+    latency_ms: float = 0.0
+
+
+class Contribution(BaseModel):
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    model: ModelRef
+    probability: float
+    weight: float
+
+
+class FusedPrediction(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    record_id: str
+    patient: str
+    hospital: str
+    task: str
+    probability: float = Field(ge=0.0, le=1.0)
+    label: int
+    method: str
+    contributions: list[Contribution]
+    agreement: float = Field(ge=0.0, le=1.0, description="1 = every model agrees")
+    needs_review: bool = False
+    review_reasons: list[str] = Field(default_factory=list)

@@ -1,0 +1,154 @@
+"""``Service``: the wiring every AI Mass service shares — broker, Redis, dead letters, health and metrics.
+
+A service's ``app.py`` creates one, declares its publishers and subscribers on it, and returns it;
+``aimass run <name>`` serves it with uvicorn on the service's port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import uvicorn
+from aiokafka import ConsumerRecord
+from faststream.asgi import AsgiFastStream
+from pydantic import BaseModel
+
+from shared.broker import consumer_options, ensure_topics, make_broker
+from shared.errors import ModelT, RejectedInput, parse_event
+from shared.events import DeadLetters, EventPublisher
+from shared.http import HttpApp, Request, Response
+from shared.logging import configure_logging
+from shared.metrics import ServiceMetrics
+from shared.redis import make_redis
+from shared.settings import Settings, get_settings
+from shared.topics import Topic, topic_name
+
+Check = Callable[[], Awaitable[bool]]
+Hook = Callable[[], Awaitable[None]]
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class Service:
+    def __init__(self, name: str, settings: Settings | None = None) -> None:
+        self.name = name
+        self.settings = settings or get_settings()
+        self.log = logging.getLogger(f"aimass.{name}")
+        self.metrics = ServiceMetrics(name)
+        self.broker = make_broker(self.settings, name, self.metrics)
+        self.redis = make_redis(self.settings)
+        self.deadletters = DeadLetters(self.broker, self.settings, name, self.metrics)
+        self.checks: dict[str, Check] = {"kafka": self._kafka_answers, "redis": self._redis_answers}
+        self.details: dict[str, Callable[[], object]] = {}
+        self._startup: list[Hook] = [self._create_topics]
+        self._shutdown: list[Hook] = [self._close_redis]
+        self.app = AsgiFastStream(
+            self.broker, on_startup=[self._run_startup], after_shutdown=[self._run_shutdown]
+        )
+        self.http = HttpApp(self.app)
+        self.http.get("/healthz", self._healthz)
+        self.http.get("/readyz", self._readyz)
+        self.http.get("/metrics", self._metrics)
+
+    # -- declaration -------------------------------------------------------------------------------------------
+    def topic(self, topic: Topic) -> str:
+        return topic_name(topic, self.settings.topic_prefix)
+
+    def publisher(
+        self, topic: Topic, *, entity: str, verb: str, schema: type[BaseModel], description: str = ""
+    ) -> EventPublisher:
+        return EventPublisher(
+            self.broker, self.settings, self.name, topic,
+            entity=entity, verb=verb, schema=schema, description=description,
+        )
+
+    def subscriber(self, *topics: Topic, **options: Any) -> Any:
+        """FastStream subscriber with the project's delivery defaults (see ``shared.broker``)."""
+        return self.broker.subscriber(*(self.topic(t) for t in topics), **{**consumer_options(self.name), **options})
+
+    def on_startup(self, hook: Hook) -> Hook:
+        self._startup.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: Hook) -> Hook:
+        self._shutdown.insert(0, hook)
+        return hook
+
+    # -- running -----------------------------------------------------------------------------------------------
+    async def serve(self) -> None:
+        configure_logging(self.name, self.settings.log_level)
+        config = uvicorn.Config(
+            self.http,
+            host=self.settings.http_host,
+            port=self.settings.port_for(self.name),
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+        )
+        await uvicorn.Server(config).serve()
+
+    async def _run_startup(self) -> None:
+        for hook in self._startup:
+            await hook()
+        self.log.info("started", extra={"event": "startup"})
+
+    async def _run_shutdown(self) -> None:
+        for hook in self._shutdown:
+            await hook()
+
+    async def _create_topics(self) -> None:
+        await ensure_topics(self.settings)
+
+    async def _close_redis(self) -> None:
+        await self.redis.aclose()
+
+    # -- health ------------------------------------------------------------------------------------------------
+    async def _kafka_answers(self) -> bool:
+        return await self.broker.ping(timeout=CHECK_TIMEOUT_SECONDS)
+
+    async def _redis_answers(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def readiness(self) -> dict[str, bool]:
+        async def run(check: Check) -> bool:
+            try:
+                return await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
+            except Exception:
+                return False
+
+        names = list(self.checks)
+        results = await asyncio.gather(*(run(self.checks[n]) for n in names))
+        for name, ok in zip(names, results, strict=True):
+            self.metrics.dependency_up.labels(self.name, name).set(1 if ok else 0)
+        return dict(zip(names, results, strict=True))
+
+    async def _healthz(self, _: Request) -> Response:
+        return Response.json({"status": "alive", "service": self.name})
+
+    async def _readyz(self, _: Request) -> Response:
+        checks = await self.readiness()
+        ready = all(checks.values())
+        body = {
+            "status": "ready" if ready else "not ready",
+            "service": self.name,
+            "checks": {name: "ok" if ok else "down" for name, ok in checks.items()},
+            **{name: detail() for name, detail in self.details.items()},
+        }
+        return Response.json(body, 200 if ready else 503)
+
+    async def _metrics(self, _: Request) -> Response:
+        return Response(self.metrics.render(), content_type=PROMETHEUS_CONTENT_TYPE)
+
+    # -- consuming ---------------------------------------------------------------------------------------------
+    async def accept(self, raw: ConsumerRecord, schema: type[ModelT]) -> ModelT | None:
+        """The record's value as ``schema``; ``None`` after dead-lettering it when it is not one."""
+        try:
+            event = parse_event(raw.value, schema, raw.topic)
+        except RejectedInput as rejected:
+            await self.deadletters.send(raw, rejected.reason, rejected.reason_class)
+            return None
+        self.metrics.counted("received")
+        return event

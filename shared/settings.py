@@ -1,0 +1,57 @@
+"""Settings from the environment (prefix ``AIMASS_``), with defaults that work on a developer's machine."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+SERVICE_NAMES: tuple[str, ...] = ("ingest", "clean", "train", "infer", "fuse", "report")
+ServiceName = Literal["ingest", "clean", "train", "infer", "fuse", "report"]
+
+
+class Settings(BaseSettings):
+    """Everything a service reads from its environment. Secrets are ``SecretStr``: they never print."""
+
+    model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore", frozen=True)
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic_prefix: str = "aimass."
+    topic_partitions: int = Field(3, ge=1, description="partitions of each topic the project creates")
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+
+    var_dir: Path = PROJECT_ROOT / "var"
+    data_dir: Path | None = None
+    log_level: str = "INFO"
+
+    ingest_port: int = 8101
+    clean_port: int = 8102
+    train_port: int = 8103
+    infer_port: int = 8104
+    fuse_port: int = 8105
+    report_port: int = 8106
+    http_host: str = "127.0.0.1"
+
+    pseudonym_key: SecretStr | None = None
+    max_message_bytes: int = Field(2_000_000, ge=1, description="ingest dead-letters larger documents")
+    dedup_ttl_seconds: int = Field(7 * 24 * 3600, ge=1)
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir or self.var_dir / "data"
+
+    def port_for(self, service: str) -> int:
+        return int(getattr(self, f"{service}_port"))
+
+    def public_url(self, service: str) -> str:
+        return f"http://{self.http_host}:{self.port_for(service)}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,92 @@
+"""Topic names and the Kafka headers of the contract (CloudEvents 1.0 binary mode, dead-letter headers)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    """Contract topics, without the deployment's prefix (see ``topic_name``)."""
+
+    INGEST_RAW = "ingest.raw"
+    RECORDS_INGESTED = "records.ingested"
+    RECORDS_CLEAN = "records.clean"
+    TRAIN_REQUESTS = "train.requests"
+    MODELS_RELEASED = "models.released"
+    PREDICTIONS = "predictions"
+    PREDICTIONS_FUSED = "predictions.fused"
+    REPORTS = "reports"
+    DEADLETTER = "deadletter"
+    AUDIT = "audit"
+
+
+def topic_name(topic: Topic | str, prefix: str) -> str:
+    return f"{prefix}{Topic(topic).value}"
+
+
+# CloudEvents 1.0 Kafka protocol binding, binary content mode.
+CE_SPECVERSION = "ce_specversion"
+CE_ID = "ce_id"
+CE_SOURCE = "ce_source"
+CE_TYPE = "ce_type"
+CE_TIME = "ce_time"
+CONTENT_TYPE = "content-type"
+
+# Dead-letter headers added to the original ones.
+DLQ_ERROR = "aimass-error"
+DLQ_SERVICE = "aimass-service"
+DLQ_ORIGINAL_TOPIC = "aimass-original-topic"
+DLQ_ORIGINAL_PARTITION = "aimass-original-partition"
+DLQ_ORIGINAL_OFFSET = "aimass-original-offset"
+DLQ_HEADERS = (DLQ_ERROR, DLQ_SERVICE, DLQ_ORIGINAL_TOPIC, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_OFFSET)
+
+JSON = "application/json"
+_EVENT_NAMESPACE = uuid.UUID("6f1c1d52-3f0e-4d8e-9a57-5b1a2f0c9e11")
+
+
+def event_type(entity: str, verb: str) -> str:
+    """``org.aimass.<entity>.<verb>.v1`` as the contract names event types."""
+    return f"org.aimass.{entity}.{verb}.v1"
+
+
+def derived_event_id(service: str, parent_id: str, *parts: object) -> str:
+    """A stable id for an event derived from ``parent_id``.
+
+    Re-processing the same input after a crash yields the same id, so consumers de-duplicating on ``ce_id``
+    absorb the repeat (at-least-once delivery made effectively-once downstream).
+    """
+    name = "/".join([service, parent_id, *map(str, parts)])
+    return str(uuid.uuid5(_EVENT_NAMESPACE, name))
+
+
+def rfc3339_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def cloudevent_headers(
+    *, service: str, type_: str, event_id: str, time: str | None = None, content_type: str = JSON
+) -> dict[str, str]:
+    return {
+        CE_SPECVERSION: "1.0",
+        CE_ID: event_id,
+        CE_SOURCE: f"aimass/{service}",
+        CE_TYPE: type_,
+        CE_TIME: time or rfc3339_now(),
+        CONTENT_TYPE: content_type,
+    }
+
+
+def decode_headers(raw: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
+    """Kafka headers as text. Invalid UTF-8 is replaced rather than raised: a hostile header must not crash us.
+
+    A repeated header keeps its last value, as most Kafka clients do.
+    """
+    return {key: (value or b"").decode("utf-8", errors="replace") for key, value in raw}
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    return value if value else None
