@@ -79,13 +79,14 @@ def make_broker(settings: Settings, service: str, metrics: ServiceMetrics) -> Ka
         client_id=f"aimass-{service}",
         acks="all",
         enable_idempotence=True,
-        linger_ms=2,
+        linger_ms=0,
         max_request_size=8 * 1024 * 1024,
         request_timeout_ms=15_000,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         graceful_timeout=15.0,
         middlewares=[KafkaPrometheusMiddleware(registry=metrics.registry, app_name=service), BackoffOnFailure],
         logger=logging.getLogger(f"aimass.{service}.faststream"),
+        log_level=logging.DEBUG,  # "Received"/"Processed" per message: too much for INFO at thousands per second
         description=f"AI Mass {service} service",
     )
 

@@ -5,6 +5,8 @@ Labels carry service names, hospitals, formats and reason classes, never identif
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
 
 from shared.settings import get_settings
@@ -37,6 +39,16 @@ class ServiceMetrics:
 
     def counted(self, outcome: str, amount: int = 1) -> None:
         self.events.labels(self.service, outcome).inc(amount)
+
+    def zero_faststream_series(self, handlers: Iterable[str]) -> None:
+        """Export 0 rather than nothing for handlers that have not received yet (Prometheus practice: an absent
+        series cannot be told from a dead target). FastStream creates its series lazily, on the first message."""
+        collectors = self.registry._names_to_collectors  # FastStream's own container looks metrics up the same way
+        for name in ("faststream_received_messages_total", "faststream_received_messages_in_process"):
+            metric = collectors.get(name)
+            if metric is not None:
+                for handler in handlers:
+                    metric.labels(app_name=self.service, broker="kafka", handler=handler)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

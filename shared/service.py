@@ -45,6 +45,7 @@ class Service:
         self.details: dict[str, Callable[[], object]] = {}
         self._startup: list[Hook] = [self._create_topics]
         self._shutdown: list[Hook] = [self._close_redis]
+        self._consumed: list[str] = []
         self.app = AsgiFastStream(
             self.broker, on_startup=[self._run_startup], after_shutdown=[self._run_shutdown]
         )
@@ -67,7 +68,9 @@ class Service:
 
     def subscriber(self, *topics: Topic, **options: Any) -> Any:
         """FastStream subscriber with the project's delivery defaults (see ``shared.broker``)."""
-        return self.broker.subscriber(*(self.topic(t) for t in topics), **{**consumer_options(self.name), **options})
+        names = [self.topic(t) for t in topics]
+        self._consumed.extend(names)
+        return self.broker.subscriber(*names, **{**consumer_options(self.name), **options})
 
     def on_startup(self, hook: Hook) -> Hook:
         self._startup.append(hook)
@@ -93,6 +96,7 @@ class Service:
     async def _run_startup(self) -> None:
         for hook in self._startup:
             await hook()
+        self.metrics.zero_faststream_series(self._consumed)
         self.log.info("started", extra={"event": "startup"})
 
     async def _run_shutdown(self) -> None:

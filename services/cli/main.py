@@ -38,6 +38,12 @@ def _replay(args: argparse.Namespace) -> int:
     return asyncio.run(replay(get_settings(), args.service, args.reason, args.since, args.dry_run, args.timeout))
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from services.cli.simulate import simulate
+
+    return asyncio.run(simulate(get_settings(), args.per_hospital, args.timeout))
+
+
 def _not_yet(issue: str) -> argparse._SubParsersAction:  # pragma: no cover - replaced as issues land
     def run(_: argparse.Namespace) -> int:
         print(f"aimass: this command arrives with the {issue} issue and is not available yet", file=sys.stderr)
@@ -77,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=_replay)
 
     simulate = commands.add_parser("simulate", help="play the four-hospital scenario")
-    simulate.set_defaults(func=_not_yet("make demo"))
+    simulate.add_argument("--per-hospital", type=int, default=None, help="records per hospital (default: all)")
+    simulate.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the results")
+    simulate.set_defaults(func=_simulate)
     train = commands.add_parser("train", help="train a task, per site or pooled")
     train.add_argument("task")
     train.add_argument("--site")
