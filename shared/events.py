@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Sequence
 
@@ -72,7 +73,8 @@ class EventPublisher:
             )
             for event, event_id, key in events
         ]
-        await asyncio.gather(*futures)
+        # The in-memory TestKafkaBroker confirms synchronously and returns no future.
+        await asyncio.gather(*(f for f in futures if inspect.isawaitable(f)))
 
 
 def one_line(reason: str) -> str:

@@ -1,0 +1,49 @@
+from shared.topics import (
+    CE_ID,
+    CE_SOURCE,
+    CE_SPECVERSION,
+    CE_TIME,
+    CE_TYPE,
+    Topic,
+    cloudevent_headers,
+    decode_headers,
+    derived_event_id,
+    event_type,
+    topic_name,
+)
+
+
+def test_topic_names_carry_the_prefix() -> None:
+    assert topic_name(Topic.INGEST_RAW, "aimass.") == "aimass.ingest.raw"
+    assert topic_name("predictions.fused", "site-b.") == "site-b.predictions.fused"
+
+
+def test_every_contract_topic_is_declared() -> None:
+    contract = {"ingest.raw", "records.ingested", "records.clean", "train.requests", "models.released",
+                "predictions", "predictions.fused", "reports", "deadletter"}
+    assert contract <= {t.value for t in Topic}
+
+
+def test_cloudevent_headers_follow_the_binary_mode_binding() -> None:
+    headers = cloudevent_headers(service="clean", type_=event_type("record", "cleaned"), event_id="e-1")
+    assert headers[CE_SPECVERSION] == "1.0"
+    assert headers[CE_ID] == "e-1"
+    assert headers[CE_SOURCE] == "aimass/clean"
+    assert headers[CE_TYPE] == "org.aimass.record.cleaned.v1"
+    assert headers[CE_TIME].endswith("Z") and "T" in headers[CE_TIME]
+    assert headers["content-type"] == "application/json"
+
+
+def test_derived_ids_are_stable_and_distinct() -> None:
+    first = derived_event_id("ingest", "cleveland/msg-1", 0)
+    assert first == derived_event_id("ingest", "cleveland/msg-1", 0)
+    assert first != derived_event_id("ingest", "cleveland/msg-1", 1)
+    assert first != derived_event_id("ingest", "hungary/msg-1", 0)
+    assert first != derived_event_id("clean", "cleveland/msg-1", 0)
+
+
+def test_hostile_headers_decode_without_raising() -> None:
+    decoded = decode_headers([("a", b"\xff\xfe"), ("b", None), ("c", b"ok")])
+    assert decoded["a"] == "\ufffd\ufffd"
+    assert decoded["b"] == ""
+    assert decoded["c"] == "ok"
