@@ -1,0 +1,144 @@
+"""Tasks as configuration: ``tasks/<name>.yaml`` declares the label, the features, the model search and the fusion.
+
+clean computes each task's feature vector with ``feature_vector``; train fits on those vectors; infer and fuse read
+the same file. A new task is a new file, with no code change (see docs/tasks.md).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.schemas.records import CanonicalRecord, Code
+from shared.settings import PROJECT_ROOT
+
+TASKS_DIR = PROJECT_ROOT / "tasks"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Spec):
+    """One input of the model. Exactly one of ``demographic`` or ``code`` says where its value comes from.
+
+    A numeric observation gives its value (in ``unit``, the canonical UCUM unit clean converts to). With ``equals``
+    the feature is an indicator: 1.0 when the coded value (or the demographic) equals it, else 0.0.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    demographic: Literal["age_years", "sex"] | None = None
+    code: Code | None = None
+    unit: str | None = None
+    equals: str | None = None
+    plausible: tuple[float, float] | None = Field(None, description="outside this range: implausible, missing")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FeatureSpec:
+        if (self.demographic is None) == (self.code is None):
+            raise ValueError(f"feature {self.name}: give exactly one of 'demographic' or 'code'")
+        return self
+
+
+class LabelSpec(_Spec):
+    """The outcome: an observation's value above ``positive_above``, or a condition's presence."""
+
+    code: Code
+    kind: Literal["observation", "condition"] = "observation"
+    positive_above: float = 0.0
+    positive_label: str = "disease"
+    negative_label: str = "no disease"
+
+
+class ModelSearch(_Spec):
+    family: Literal["mlp", "logistic"] = "mlp"
+    width: list[int] = [16, 32, 64]
+    depth: list[int] = [1, 2]
+    dropout: list[float] = [0.0, 0.2]
+    weight_decay: list[float] = [0.0, 1e-4, 1e-3]
+    learning_rate: list[float] = [1e-3, 3e-3]
+    trials: int = Field(12, ge=1)
+    max_epochs: int = Field(300, ge=1)
+    patience: int = Field(20, ge=1)
+    time_budget_seconds: float = Field(120.0, gt=0)
+    seed: int = 7
+
+
+class FusionSpec(_Spec):
+    method: Literal["weighted_average", "logit_average", "majority_vote"] = "weighted_average"
+    deadline_seconds: float = Field(2.0, gt=0)
+    review_spread: float = Field(0.3, ge=0, le=1, description="probability spread that asks for review")
+
+
+class TaskSpec(_Spec):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str = ""
+    label: LabelSpec
+    features: list[FeatureSpec] = Field(min_length=1)
+    model: ModelSearch = ModelSearch()
+    select_metric: Literal["auc", "f1", "brier"] = "auc"
+    fusion: FusionSpec = FusionSpec()
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+def load_task(path: Path) -> TaskSpec:
+    return TaskSpec.model_validate(yaml.safe_load(path.read_text()))
+
+
+@lru_cache(maxsize=4)
+def load_tasks(directory: Path = TASKS_DIR) -> dict[str, TaskSpec]:
+    tasks = [load_task(p) for p in sorted(directory.glob("*.yaml"))]
+    return {t.name: t for t in tasks}
+
+
+def _observation_value(record: CanonicalRecord, feature: FeatureSpec) -> float | None:
+    assert feature.code is not None
+    for observation in record.observations:
+        if (observation.code.system, observation.code.code) != (feature.code.system, feature.code.code):
+            continue
+        if feature.equals is not None:
+            coded = observation.value_code.code if observation.value_code else observation.value_text
+            return None if coded is None else float(coded == feature.equals)
+        if observation.value is None or (feature.unit is not None and observation.unit != feature.unit):
+            return None
+        return observation.value
+    return None
+
+
+def feature_value(record: CanonicalRecord, feature: FeatureSpec) -> float | None:
+    if feature.demographic == "age_years":
+        value = None if record.demographics.age_years is None else float(record.demographics.age_years)
+    elif feature.demographic == "sex":
+        sex = record.demographics.sex
+        value = None if sex == "unknown" else float(sex == (feature.equals or "male"))
+    else:
+        value = _observation_value(record, feature)
+    if value is not None and feature.plausible is not None:
+        low, high = feature.plausible
+        if not low <= value <= high:
+            return None
+    return value
+
+
+def feature_vector(record: CanonicalRecord, task: TaskSpec) -> list[float | None]:
+    """The task's features in declared order; ``None`` where missing or implausible (imputation is the model's)."""
+    return [feature_value(record, f) for f in task.features]
+
+
+def label_of(record: CanonicalRecord, task: TaskSpec) -> float | None:
+    spec = task.label
+    if spec.kind == "condition":
+        return float(any((c.code.system, c.code.code) == (spec.code.system, spec.code.code)
+                         for c in record.conditions))
+    for observation in record.observations:
+        if (observation.code.system, observation.code.code) == (spec.code.system, spec.code.code):
+            return None if observation.value is None else float(observation.value > spec.positive_above)
+    return None
