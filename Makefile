@@ -33,7 +33,7 @@ demo: up ## the four-hospital scenario end to end; leaves the stack running
 	@.venv/bin/aimass simulate
 
 bench: deps ## throughput and latency; results go to docs/benchmarks.md
-	@deploy/test.sh -q -p no:randomly tests/bench --bench $(PYTEST_ARGS)
+	@deploy/bench.sh $(BENCH)
 
 lint: deps ## ruff
 	@.venv/bin/ruff check .
