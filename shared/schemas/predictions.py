@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.schemas.models import ModelRef
+from shared.schemas.records import QualityFlag
 
 
 class Prediction(BaseModel):
@@ -19,6 +20,8 @@ class Prediction(BaseModel):
     label: int
     cache_hit: bool = False
     latency_ms: float = 0.0
+    features: list[float | None] = Field(default_factory=list, description="the task's feature vector scored")
+    quality_flags: list[QualityFlag] = Field(default_factory=list, description="carried from records.clean")
 
 
 class Contribution(BaseModel):
@@ -43,3 +46,5 @@ class FusedPrediction(BaseModel):
     agreement: float = Field(ge=0.0, le=1.0, description="1 = every model agrees")
     needs_review: bool = False
     review_reasons: list[str] = Field(default_factory=list)
+    features: list[float | None] = Field(default_factory=list, description="the task's feature vector, for reports")
+    quality_flags: list[QualityFlag] = Field(default_factory=list, description="carried from records.clean")
