@@ -25,6 +25,7 @@ from faststream.message import StreamMessage
 from faststream.middlewares import AckPolicy
 
 from shared.metrics import ServiceMetrics
+from shared.security import kafka_client_options, kafka_security
 from shared.settings import Settings
 from shared.topics import Topic, topic_name
 
@@ -76,6 +77,7 @@ async def raw_body(message: StreamMessage[Any]) -> bytes:
 def make_broker(settings: Settings, service: str, metrics: ServiceMetrics) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap,
+        security=kafka_security(settings),
         client_id=f"aimass-{service}",
         acks="all",
         enable_idempotence=True,
@@ -104,7 +106,7 @@ def consumer_options(service: str) -> dict[str, Any]:
 
 async def ensure_topics(settings: Settings, topics: list[Topic] | None = None) -> None:
     """Create the contract topics with the configured partition count; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings), request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

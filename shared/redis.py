@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from shared.security import redis_options
 from shared.settings import Settings
 
 KEY_PREFIX = "aimass:"
@@ -17,6 +18,7 @@ def make_redis(settings: Settings) -> Redis:
         socket_connect_timeout=2.0,
         health_check_interval=15,
         retry_on_timeout=False,
+        **redis_options(settings),
     )
 
 

@@ -21,9 +21,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AIMASS_", extra="ignore", frozen=True)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-256"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(None, description="CA bundle that signed the brokers' certificates")
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate, for mutual TLS")
+    kafka_ssl_keyfile: Path | None = None
     topic_prefix: str = "aimass."
     topic_partitions: int = Field(3, ge=1, description="partitions of each topic the project creates")
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    redis_password: SecretStr | None = Field(None, description="Redis AUTH password, if not in the URL")
+    redis_ssl_cafile: Path | None = Field(None, description="CA bundle for a rediss:// URL")
 
     var_dir: Path = PROJECT_ROOT / "var"
     data_dir: Path | None = None
@@ -40,6 +49,10 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
     max_message_bytes: int = Field(2_000_000, ge=1, description="ingest dead-letters larger documents")
     dedup_ttl_seconds: int = Field(7 * 24 * 3600, ge=1)
+
+    tasks_dir: Path = Field(PROJECT_ROOT / "tasks", description="folder of task files (<name>.yaml)")
+    train_retrain_after: int = Field(0, ge=0, description="train retrains a task after this many new labelled "
+                                     "records in its store; 0 = off")
 
     @property
     def data_path(self) -> Path:

@@ -3,6 +3,8 @@
 #   kafka.sh fetch   download the broker jars once (Maven caches them in ~/.m2)
 #   kafka.sh start   format storage if new, start the broker, wait until it answers metadata requests
 #   kafka.sh stop | status
+# KAFKA_SECURITY=sasl-scram starts it with SCRAM-SHA-256 authentication: KAFKA_ADMIN_PASSWORD for the broker's own
+# user, KAFKA_SCRAM_USERS="name=password ..." for clients (created when the storage is formatted).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../lib/common.sh"
@@ -33,9 +35,28 @@ JAVA_CMD=(java -Xms128m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
   -Dlog4j2.configurationFile="$HERE/log4j2.yaml" -Dkafka.logs.dir="$LOG_DIR" -cp "$LIBS/*")
 java_run() { "${JAVA_CMD[@]}" "$@"; }
 
+KAFKA_SECURITY=${KAFKA_SECURITY:-plaintext}
+
 render_config() {
-  sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" -e "s#@DATA_DIR@#$DATA#g" \
-    "$HERE/server.properties.in" >"$CONF"
+  local templates=("$HERE/server.properties.in")
+  if [ "$KAFKA_SECURITY" = sasl-scram ]; then
+    [ -n "${KAFKA_ADMIN_PASSWORD:-}" ] || die "KAFKA_SECURITY=sasl-scram needs KAFKA_ADMIN_PASSWORD"
+    templates+=("$HERE/sasl-scram.properties.in")
+  fi
+  # Later lines override earlier ones (java.util.Properties), so the security overrides come last.
+  cat "${templates[@]}" | sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" \
+    -e "s#@DATA_DIR@#$DATA#g" -e "s#@ADMIN_PASSWORD@#${KAFKA_ADMIN_PASSWORD:-}#g" >"$CONF"
+  chmod 600 "$CONF"
+}
+
+scram_arguments() {  # fills the array SCRAM with StorageTool's --add-scram options
+  SCRAM=()
+  [ "$KAFKA_SECURITY" = sasl-scram ] || return 0
+  local user
+  SCRAM+=(--add-scram "SCRAM-SHA-256=[name=admin,password=$KAFKA_ADMIN_PASSWORD]")
+  for user in ${KAFKA_SCRAM_USERS:-}; do
+    SCRAM+=(--add-scram "SCRAM-SHA-256=[name=${user%%=*},password=${user#*=}]")
+  done
 }
 
 format_storage() {
@@ -43,7 +64,8 @@ format_storage() {
   mkdir -p "$DATA"
   local cluster_id
   cluster_id=$(java_run kafka.tools.StorageTool random-uuid 2>>"$LOG_DIR/kafka-format.log")
-  java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$CONF" --standalone \
+  scram_arguments
+  java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$CONF" --standalone "${SCRAM[@]}" \
     >>"$LOG_DIR/kafka-format.log" 2>&1 || die "formatting Kafka storage in $DATA failed; see $LOG_DIR/kafka-format.log"
 }
 

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from shared.security import kafka_client_options
 from shared.settings import Settings
 
 
 def producer(settings: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True,
+        **kafka_client_options(settings), acks="all", enable_idempotence=True,
         max_request_size=8 * 1024 * 1024, client_id="aimass-cli",
     )
 
 
 def consumer(settings: Settings, *topics: str, group_id: str | None, from_beginning: bool) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        *topics, bootstrap_servers=settings.kafka_bootstrap, group_id=group_id, client_id="aimass-cli",
+        *topics, **kafka_client_options(settings), group_id=group_id, client_id="aimass-cli",
         auto_offset_reset="earliest" if from_beginning else "latest", enable_auto_commit=False,
     )
 

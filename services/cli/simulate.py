@@ -20,6 +20,7 @@ from tqdm import tqdm
 from services.cli.kafka import kafka_unreachable, producer
 from services.cli.publish import CONTENT_TYPES
 from services.cli.scenario.heart import records_by_hospital
+from shared.security import kafka_client_options
 from shared.settings import Settings
 from shared.topics import CE_ID, DLQ_ERROR, Topic, decode_headers, derived_event_id, topic_name
 
@@ -42,7 +43,7 @@ class Progress:
 async def _at_end(settings: Settings, *topics: Topic) -> AIOKafkaConsumer:
     """A consumer of ``topics`` positioned at their current end, so it sees only what comes after."""
     names = [topic_name(t, settings.topic_prefix) for t in topics]
-    consumer = AIOKafkaConsumer(*names, bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(*names, **kafka_client_options(settings), enable_auto_commit=False,
                                 auto_offset_reset="latest")
     await consumer.start()
     while not consumer.assignment():  # the first poll joins and assigns; records it returns predate this run

@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
+from shared.security import kafka_client_options
 from shared.settings import Settings
 from shared.topics import Topic, topic_name
 
 
 async def producer(settings: Settings) -> AIOKafkaProducer:
-    client = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
+    client = AIOKafkaProducer(**kafka_client_options(settings), acks="all", enable_idempotence=True)
     await client.start()
     return client
 
@@ -29,7 +30,7 @@ class TopicReader:
 
     async def open(self) -> TopicReader:
         self._consumer = AIOKafkaConsumer(
-            self.name, bootstrap_servers=self.settings.kafka_bootstrap, enable_auto_commit=False,
+            self.name, **kafka_client_options(self.settings), enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         await self._consumer.start()
