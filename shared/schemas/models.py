@@ -33,6 +33,10 @@ class ModelCard(BaseModel):
     artifact_sha256: str
     training_data_fingerprint: str = ""
     cross_site: dict[str, float] = Field(default_factory=dict, description="AUC on each other site's data")
+    opset: int | None = Field(None, description="ONNX opset of the artifact")
+    plots: list[str] = Field(default_factory=list, description="evaluation plots beside the card (file names)")
+    hyperparameters: dict[str, float] = Field(default_factory=dict, description="the selected search point")
+    data: dict[str, int] = Field(default_factory=dict, description="rows per split and positives")
 
     @property
     def ref(self) -> ModelRef:
