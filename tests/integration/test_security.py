@@ -4,56 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from shared.broker import ensure_topics
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import Settings
 from shared.topics import CE_ID, CE_SOURCE, Topic, derived_event_id, topic_name
 from tests.support.kafka import TopicReader, producer
-from tests.support.processes import ServiceProcess, free_port, start_all
+from tests.support.processes import ServiceProcess, start_all
+from tests.support.stack import PrivateStack
 
 SERVICE_PASSWORD = f"svc-{uuid.uuid4().hex}"
 ADMIN_PASSWORD = f"adm-{uuid.uuid4().hex}"
 PSEUDONYM_KEY = f"key-{uuid.uuid4().hex}"
-KAFKA_SH = PROJECT_ROOT / "deploy" / "kafka" / "kafka.sh"
-
-
-def kafka_sh(command: str, env: dict[str, str]) -> None:
-    subprocess.run([str(KAFKA_SH), command], env=env, check=True, timeout=120, capture_output=True)
 
 
 @pytest.fixture(scope="module")
 def secure_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    var = tmp_path_factory.mktemp("sasl")
-    port, controller = free_port(), free_port()
-    env = {**os.environ, "AIMASS_VAR_DIR": str(var), "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(controller),
-           "KAFKA_SECURITY": "sasl-scram", "KAFKA_ADMIN_PASSWORD": ADMIN_PASSWORD,
-           "KAFKA_SCRAM_USERS": f"aimass={SERVICE_PASSWORD}", "AIMASS_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
-           "AIMASS_KAFKA_SASL_USERNAME": "admin", "AIMASS_KAFKA_SASL_PASSWORD": ADMIN_PASSWORD}
-    # The broker's jars are fetched once into the project's var/; reuse them rather than download again.
-    libs = Path(os.environ.get("AIMASS_VAR_DIR", PROJECT_ROOT / "var")) / "kafka" / "libs"
-    if libs.exists():
-        (var / "kafka").mkdir(parents=True, exist_ok=True)
-        (var / "kafka" / "libs").symlink_to(libs)
-    kafka_sh("start", env)
+    stack = PrivateStack(
+        tmp_path_factory.mktemp("sasl"), "sec.", KAFKA_SECURITY="sasl-scram", KAFKA_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        KAFKA_SCRAM_USERS=f"aimass={SERVICE_PASSWORD}", AIMASS_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        AIMASS_KAFKA_SASL_USERNAME="admin", AIMASS_KAFKA_SASL_PASSWORD=ADMIN_PASSWORD,
+    )
+    stack.start_kafka()
     try:
-        settings = Settings(
-            kafka_bootstrap=f"127.0.0.1:{port}", kafka_security_protocol="SASL_PLAINTEXT",
-            kafka_sasl_mechanism="SCRAM-SHA-256", kafka_sasl_username="aimass", kafka_sasl_password=SERVICE_PASSWORD,
-            topic_prefix="sec.", var_dir=var, pseudonym_key=PSEUDONYM_KEY,
-            **{f"{s}_port": free_port() for s in ("ingest", "clean", "train", "infer", "fuse", "report")},
-        )
+        settings = stack.settings.model_copy(update={
+            "kafka_security_protocol": "SASL_PLAINTEXT", "kafka_sasl_mechanism": "SCRAM-SHA-256",
+            "kafka_sasl_username": "aimass", "kafka_sasl_password": SecretStr(SERVICE_PASSWORD),
+            "pseudonym_key": SecretStr(PSEUDONYM_KEY), "redis_url": Settings().redis_url,
+        })
         asyncio.run(ensure_topics(settings))
         yield settings
     finally:
-        kafka_sh("stop", env)
+        stack.stop_kafka()
 
 
 def secret_env(settings: Settings, password: str) -> dict[str, str]:
