@@ -86,12 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--per-hospital", type=int, default=None, help="records per hospital (default: all)")
     simulate.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the results")
     simulate.set_defaults(func=_simulate)
-    train = commands.add_parser("train", help="train a task, per site or pooled")
-    train.add_argument("task")
-    train.add_argument("--site")
-    train.set_defaults(func=_not_yet("train"))
-    models = commands.add_parser("models", help="list the model registry")
-    models.set_defaults(func=_not_yet("train"))
+    from services.cli.train_cli import add_commands as add_train_commands
+
+    add_train_commands(commands, get_settings)
     return parser
 
 

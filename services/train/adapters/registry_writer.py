@@ -47,6 +47,18 @@ class RegistryWriter:
     def model_dir(self, task: str, site: str, version: str) -> Path:
         return self.root / task / site / version
 
+    def write_artifacts(self, task: str, site: str, version: str, onnx: bytes, plots: dict[str, bytes]) -> Path:
+        """A new version folder holding ``model.onnx`` and the plots; a taken version gets a numeric suffix."""
+        directory, suffix = self.model_dir(task, site, version), 1
+        while directory.exists():
+            suffix += 1
+            directory = self.model_dir(task, site, f"{version}-{suffix}")
+        directory.mkdir(parents=True)
+        write_atomically(directory / MODEL_FILE, onnx)
+        for name, png in plots.items():
+            write_atomically(directory / name, png)
+        return directory
+
     def cards(self, task: str, site: str) -> list[tuple[Path, ModelCard]]:
         found = [(p.parent, read_card(p.parent)) for p in (self.root / task / site).glob(f"*/{CARD_FILE}")]
         return sorted(found, key=lambda pair: pair[1].created_at)

@@ -1,0 +1,132 @@
+"""The training store: ``records.clean`` materialized as Parquet, one partition per task and hospital.
+
+Layout under ``<data dir>/train-store``::
+
+    task=<task>/hospital=<hospital>/data.parquet   the compacted rows: exactly one row per record_id
+    task=<task>/hospital=<hospital>/inbox.jsonl    rows received since the last compaction (appended, fsynced)
+
+Columns: ``_record_id``, ``_patient`` (pseudonym), ``_received_at``, ``_label`` (null when unlabelled) and one
+float column per feature, named as the task file names it (null = missing). A record is appended to the inbox
+before its Kafka offset is committed (at least once); a record id already in the partition is not appended again,
+and compaction (``compact``) folds the inbox into ``data.parquet`` keeping the first copy of every record id, then
+removes the inbox. A crash between the two steps leaves rows that the next compaction de-duplicates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import pandas as pd
+
+from services.train.adapters.registry_writer import write_atomically
+from services.train.dataset import Dataset, Row, assemble
+
+DATA_FILE = "data.parquet"
+INBOX_FILE = "inbox.jsonl"
+META = ("_record_id", "_patient", "_received_at", "_label")
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    record_id: str
+    patient: str
+    hospital: str
+    received_at: str
+    feature_names: Sequence[str]
+    values: Sequence[float | None]
+    label: float | None
+
+
+class ParquetTrainingStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._known: dict[Path, set[str]] = {}
+
+    def partition(self, task: str, hospital: str) -> Path:
+        return self.root / f"task={task}" / f"hospital={quote(hospital, safe='')}"
+
+    def _ids(self, partition: Path) -> set[str]:
+        if partition not in self._known:
+            ids: set[str] = set()
+            if (partition / DATA_FILE).exists():
+                ids.update(pd.read_parquet(partition / DATA_FILE, columns=["_record_id"])["_record_id"])
+            if (partition / INBOX_FILE).exists():
+                ids.update(line["_record_id"] for line in _inbox_lines(partition / INBOX_FILE))
+            self._known[partition] = ids
+        return self._known[partition]
+
+    def add(self, task: str, record: StoredRecord) -> bool:
+        """Append ``record`` unless its id is already stored; ``False`` for a duplicate."""
+        partition = self.partition(task, record.hospital)
+        ids = self._ids(partition)
+        if record.record_id in ids:
+            return False
+        row = {"_record_id": record.record_id, "_patient": record.patient, "_received_at": record.received_at,
+               "_label": record.label, **dict(zip(record.feature_names, record.values, strict=True))}
+        partition.mkdir(parents=True, exist_ok=True)
+        with (partition / INBOX_FILE).open("a", encoding="utf-8") as inbox:
+            inbox.write(json.dumps(row, separators=(",", ":")) + "\n")
+            inbox.flush()
+            os.fsync(inbox.fileno())
+        ids.add(record.record_id)
+        return True
+
+    def partitions(self, task: str | None = None) -> list[tuple[str, str, Path]]:
+        pattern = f"task={task}/hospital=*" if task else "task=*/hospital=*"
+        return [(p.parent.name.removeprefix("task="), unquote(p.name.removeprefix("hospital=")), p)
+                for p in sorted(self.root.glob(pattern)) if p.is_dir()]
+
+    def compact(self, task: str | None = None) -> None:
+        for _, _, partition in self.partitions(task):
+            inbox = partition / INBOX_FILE
+            if not inbox.exists():
+                continue
+            frames = [pd.DataFrame(_inbox_lines(inbox))]
+            if (partition / DATA_FILE).exists():
+                frames.insert(0, pd.read_parquet(partition / DATA_FILE))
+            merged = pd.concat(frames, ignore_index=True).drop_duplicates("_record_id", keep="first")
+            for column in merged.columns:
+                if column not in META[:3]:
+                    merged[column] = pd.to_numeric(merged[column], errors="coerce").astype("float64")
+            write_atomically(partition / DATA_FILE, merged.to_parquet(index=False, engine="pyarrow"))
+            inbox.unlink()
+
+    def frame(self, task: str, hospital: str) -> pd.DataFrame:
+        partition = self.partition(task, hospital)
+        frames = []
+        if (partition / DATA_FILE).exists():
+            frames.append(pd.read_parquet(partition / DATA_FILE))
+        if (partition / INBOX_FILE).exists():
+            frames.append(pd.DataFrame(_inbox_lines(partition / INBOX_FILE)))
+        if not frames:
+            return pd.DataFrame(columns=list(META))
+        return pd.concat(frames, ignore_index=True).drop_duplicates("_record_id", keep="first")
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        return {(task, hospital): len(self._ids(path)) for task, hospital, path in self.partitions()}
+
+    def dataset(self, task: str, feature_names: Sequence[str]) -> Dataset:
+        """The task's labelled rows, columns in ``feature_names`` order (a column the store lacks is missing)."""
+        rows = []
+        for _, hospital, _ in self.partitions(task):
+            frame = self.frame(task, hospital)
+            frame = frame[frame["_label"].notna()]
+            values = frame.reindex(columns=list(feature_names)).astype("float64").to_numpy()
+            for record_id, label, vector in zip(frame["_record_id"], frame["_label"], values, strict=True):
+                rows.append(Row(record_id, hospital, [None if v != v else float(v) for v in vector], float(label)))
+        return assemble(feature_names, rows)
+
+
+def _inbox_lines(path: Path) -> list[dict[str, object]]:
+    lines = []
+    for text in path.read_text(encoding="utf-8").splitlines():
+        try:
+            lines.append(json.loads(text))
+        except json.JSONDecodeError:  # a line torn by a crash mid-write: its record is re-delivered uncommitted
+            continue
+    return lines
