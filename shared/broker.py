@@ -68,6 +68,20 @@ async def tolerant_parser(
     return message
 
 
+async def tolerant_batch_parser(
+    records: tuple[ConsumerRecord, ...],
+    original: Callable[[tuple[ConsumerRecord, ...]], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
+    """``tolerant_parser`` for batch subscribers: ``msg.raw_message`` is the original tuple of records."""
+    safe = tuple(
+        dataclasses.replace(r, headers=[(k, (v or b"").decode("utf-8", "replace").encode()) for k, v in r.headers])
+        for r in records
+    )
+    message = await original(safe)
+    message.raw_message = records
+    return message
+
+
 async def raw_body(message: StreamMessage[Any]) -> bytes:
     """No decoding by content-type: handlers read the raw record and decide what is valid themselves, so a
     malformed body becomes a dead letter instead of an exception before the handler runs."""
@@ -93,12 +107,12 @@ def make_broker(settings: Settings, service: str, metrics: ServiceMetrics) -> Ka
     )
 
 
-def consumer_options(service: str) -> dict[str, Any]:
+def consumer_options(service: str, batch: bool = False) -> dict[str, Any]:
     """Subscriber settings shared by every service: its own group, start at the earliest uncommitted record."""
     return {
         "group_id": f"aimass-{service}",
         "auto_offset_reset": "earliest",
-        "parser": tolerant_parser,
+        "parser": tolerant_batch_parser if batch else tolerant_parser,
         "decoder": raw_body,
         "max_poll_interval_ms": 300_000,
     }

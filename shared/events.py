@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
@@ -56,25 +56,26 @@ class EventPublisher:
 
     async def publish(self, event: BaseModel, *, event_id: str, key: str | None) -> None:
         """Publish and wait until the broker acknowledged it (``acks=all``)."""
-        await self._publisher.publish(
+        await confirmed([await self.enqueue(event, event_id=event_id, key=key)])
+
+    async def publish_many(self, events: Sequence[tuple[BaseModel, str, str | None]]) -> None:
+        """Publish ``(event, event_id, key)`` triples in order, then wait for every acknowledgement."""
+        await confirmed([await self.enqueue(event, event_id=event_id, key=key) for event, event_id, key in events])
+
+    async def enqueue(self, event: BaseModel, *, event_id: str, key: str | None) -> Awaitable[object] | None:
+        """Hand the event to the producer without waiting; await the result (see ``confirmed``) before committing."""
+        return await self._publisher.publish(
             event.model_dump_json(exclude_none=True).encode(),
             key=key.encode() if key else None,
             headers=cloudevent_headers(service=self.service, type_=self.type, event_id=event_id),
+            no_confirm=True,
         )
 
-    async def publish_many(self, events: Sequence[tuple[BaseModel, str, str | None]]) -> None:
-        """Publish ``(event, event_id, key)`` triples together, then wait for every acknowledgement."""
-        futures = [
-            await self._publisher.publish(
-                event.model_dump_json(exclude_none=True).encode(),
-                key=key.encode() if key else None,
-                headers=cloudevent_headers(service=self.service, type_=self.type, event_id=event_id),
-                no_confirm=True,
-            )
-            for event, event_id, key in events
-        ]
-        # The in-memory TestKafkaBroker confirms synchronously and returns no future.
-        await asyncio.gather(*(f for f in futures if inspect.isawaitable(f)))
+
+async def confirmed(pending: Iterable[Awaitable[object] | None]) -> None:
+    """Wait for the broker's acknowledgement of each enqueued send; the first failure raises."""
+    # The in-memory TestKafkaBroker confirms synchronously and returns no future.
+    await asyncio.gather(*(p for p in pending if inspect.isawaitable(p)))
 
 
 def one_line(reason: str) -> str:
@@ -96,6 +97,9 @@ class DeadLetters:
         )
 
     async def send(self, record: ConsumerRecord, reason: str, reason_class: str) -> None:
+        await confirmed([await self.enqueue(record, reason, reason_class)])
+
+    async def enqueue(self, record: ConsumerRecord, reason: str, reason_class: str) -> Awaitable[object] | None:
         # A replayed dead letter that fails again gets fresh reason headers, not two sets.
         headers = {k: v for k, v in decode_headers(record.headers).items() if k not in DLQ_HEADERS}
         headers.update(
@@ -107,7 +111,7 @@ class DeadLetters:
                 DLQ_ORIGINAL_OFFSET: str(record.offset),
             }
         )
-        await self._publisher.publish(record.value or b"", key=record.key, headers=headers)
+        pending = await self._publisher.publish(record.value or b"", key=record.key, headers=headers, no_confirm=True)
         self.metrics.deadletters.labels(self.service, reason_class).inc()
         self.metrics.counted("deadlettered")
         log.warning(
@@ -115,3 +119,4 @@ class DeadLetters:
             extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
                    "reason": reason_class},
         )
+        return pending

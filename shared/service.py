@@ -70,7 +70,14 @@ class Service:
         """FastStream subscriber with the project's delivery defaults (see ``shared.broker``)."""
         names = [self.topic(t) for t in topics]
         self._consumed.extend(names)
-        return self.broker.subscriber(*names, **{**consumer_options(self.name), **options})
+        return self.broker.subscriber(*names, **{**consumer_options(self.name, options.get("batch", False)), **options})
+
+    def batch_subscriber(self, *topics: Topic, max_records: int = 500, batch_timeout_ms: int = 10,
+                         **options: Any) -> Any:
+        """Like ``subscriber``, but the handler gets up to ``max_records`` records at once (``message.raw_message``
+        is a tuple) and the offsets are committed once per batch, after the handler returned."""
+        return self.subscriber(*topics, batch=True, max_records=max_records, batch_timeout_ms=batch_timeout_ms,
+                               **options)
 
     def on_startup(self, hook: Hook) -> Hook:
         self._startup.append(hook)
