@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from services.train.dataset import Dataset
     from shared.tasks import TaskSpec
 
-STORE_FOLDER = "train-store"
-
 
 async def publish_cards(cards: Sequence[ModelCard], settings: Settings) -> bool:
     client = producer(settings)
@@ -52,7 +50,7 @@ async def publish_cards(cards: Sequence[ModelCard], settings: Settings) -> bool:
 
 
 def _dataset(task_name: str, source: str | None, settings: Settings) -> tuple[TaskSpec, Dataset]:
-    from services.train.adapters.store import ParquetTrainingStore
+    from services.train.adapters.store import STORE_FOLDER, ParquetTrainingStore
     from services.train.dataset import Row, assemble
     from services.train.task_catalog import TaskCatalog
     from shared.tasks import feature_vector, label_of
@@ -76,8 +74,8 @@ def _dataset(task_name: str, source: str | None, settings: Settings) -> tuple[Ta
 
 def train_command(args: argparse.Namespace, settings: Settings) -> int:
     from services.train.dataset import POOLED
+    from services.train.failures import NotTrainable
     from services.train.jobs import train_and_release
-    from services.train.training import NotTrainable
 
     task, data = _dataset(args.task, args.from_dataset, settings)
     sites = [*data.site_names, POOLED] if args.every_site else [args.site or POOLED]

@@ -7,9 +7,10 @@ from pathlib import Path
 from services.train.adapters.registry_writer import RegistryWriter
 from services.train.adapters.store import ParquetTrainingStore
 from services.train.dataset import POOLED, Dataset
+from services.train.failures import NotTrainable
 from services.train.release import release
 from services.train.task_catalog import TaskCatalog
-from services.train.training import NotTrainable, Progress, train_model
+from services.train.training import Progress, train_model
 from shared.schemas.models import ModelCard
 from shared.tasks import TaskSpec
 

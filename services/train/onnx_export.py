@@ -9,15 +9,12 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from services.train.failures import ParityError
 from services.train.network import Scorer
 from shared.registry import INPUT_NAME, OUTPUT_NAME
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-5
-
-
-class ParityError(Exception):
-    """The exported graph does not reproduce the torch model: nothing may be released."""
 
 
 def export_onnx(scorer: Scorer, n_features: int) -> bytes:

@@ -13,25 +13,18 @@ import numpy as np
 
 from services.train.dataset import POOLED, Dataset, fingerprint, split
 from services.train.evaluate import evaluate, roc_auc
+from services.train.failures import NotTrainable
 from services.train.network import Scorer
 from services.train.onnx_export import OPSET, check_parity, export_onnx
 from services.train.plots import calibration_png, roc_png
 from services.train.preprocess import fit_preprocessing
 from services.train.search import random_search
-from shared.errors import RejectedInput
 from shared.tasks import TaskSpec
 
 MIN_TRAINING_ROWS = 10
 BASELINE_TRIALS = 2
 
 Progress = Callable[[int, int], None]
-
-
-class NotTrainable(RejectedInput):
-    """The store cannot support this training (too few rows, one class only, unknown site)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason, "not_trainable")
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ import pandas as pd
 from services.train.adapters.registry_writer import write_atomically
 from services.train.dataset import Dataset, Row, assemble
 
+STORE_FOLDER = "train-store"
+"""The store's folder under the data dir."""
 DATA_FILE = "data.parquet"
 INBOX_FILE = "inbox.jsonl"
 META = ("_record_id", "_patient", "_received_at", "_label")

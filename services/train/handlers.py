@@ -1,0 +1,124 @@
+"""train's subscriber logic: clean records into the store, training requests to the worker, cards out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from typing import Protocol
+
+from aiokafka import ConsumerRecord
+
+from services.train.adapters.store import ParquetTrainingStore, StoredRecord
+from services.train.failures import ParityError
+from services.train.metrics import TrainMetrics
+from services.train.task_catalog import TaskCatalog
+from shared.errors import RejectedInput, parse_event
+from shared.events import DeadLetters, EventPublisher
+from shared.metrics import ServiceMetrics
+from shared.schemas import CleanRecord
+from shared.schemas.models import ModelCard, TrainRequest
+from shared.tasks import TaskSpec, feature_vector, label_of
+from shared.topics import CE_ID, decode_headers, derived_event_id, header
+
+log = logging.getLogger("aimass.train")
+
+
+class TrainingWorker(Protocol):
+    async def train(self, task: str, site: str | None) -> list[ModelCard]: ...
+
+
+def stored_record(record: CleanRecord, task: TaskSpec) -> StoredRecord:
+    """clean's feature vector for the task when it computed one; otherwise the task file's own reading of it."""
+    computed = record.features.get(task.name)
+    if computed is not None and list(computed.names) == task.feature_names:
+        values, label = list(computed.values), computed.label
+    else:
+        values, label = feature_vector(record, task), None
+    if label is None:
+        label = label_of(record, task)
+    return StoredRecord(record_id=record.record_id, patient=record.patient, hospital=record.hospital,
+                        received_at=record.received_at.isoformat(), feature_names=task.feature_names,
+                        values=values, label=label)
+
+
+def _event_id(raw: ConsumerRecord) -> str:
+    return header(decode_headers(raw.headers), CE_ID) or f"{raw.topic}/{raw.partition}/{raw.offset}"
+
+
+class StoreCleanRecord:
+    """Materializes each clean record once per task; asks for a pooled retraining after ``retrain_after`` new
+    labelled records of a task (0 = never)."""
+
+    def __init__(self, store: ParquetTrainingStore, catalog: TaskCatalog, deadletters: DeadLetters,
+                 metrics: ServiceMetrics, train_metrics: TrainMetrics, requests: EventPublisher | None,
+                 retrain_after: int = 0) -> None:
+        self.store, self.catalog, self.deadletters = store, catalog, deadletters
+        self.metrics, self.train_metrics, self.requests = metrics, train_metrics, requests
+        self.retrain_after = retrain_after
+        self.new_labelled: Counter[str] = Counter()
+
+    async def __call__(self, raw: ConsumerRecord) -> None:
+        try:
+            record = parse_event(raw.value, CleanRecord, raw.topic)
+        except RejectedInput as rejected:
+            await self.deadletters.send(raw, rejected.reason, rejected.reason_class)
+            return
+        added = 0
+        for task in self.catalog.tasks().values():
+            row = stored_record(record, task)
+            if self.store.add(task.name, row):
+                added += 1
+                self.train_metrics.store_records.labels(task.name, record.hospital).inc()
+                if row.label is not None:
+                    await self._count_for_retraining(task.name, _event_id(raw))
+        self.metrics.counted("stored" if added else "duplicate")
+
+    async def _count_for_retraining(self, task: str, event_id: str) -> None:
+        if not self.retrain_after or self.requests is None:
+            return
+        self.new_labelled[task] += 1
+        if self.new_labelled[task] >= self.retrain_after:
+            self.new_labelled[task] = 0
+            request = TrainRequest(task=task, requested_by="retrain-policy")
+            await self.requests.publish(request, event_id=derived_event_id("train", event_id, "retrain"), key=task)
+
+
+class TrainRequested:
+    """Validates the request, compacts the store, trains in the worker, publishes every changed card."""
+
+    def __init__(self, store: ParquetTrainingStore, catalog: TaskCatalog, worker: TrainingWorker,
+                 cards: EventPublisher, deadletters: DeadLetters, metrics: ServiceMetrics,
+                 train_metrics: TrainMetrics) -> None:
+        self.store, self.catalog, self.worker, self.cards = store, catalog, worker, cards
+        self.deadletters, self.metrics, self.train_metrics = deadletters, metrics, train_metrics
+
+    async def __call__(self, raw: ConsumerRecord) -> None:
+        site = "?"
+        task = "?"
+        started = time.monotonic()
+        try:
+            request = parse_event(raw.value, TrainRequest, raw.topic)
+            task, site = request.task, request.site or "pooled"
+            if self.catalog.get(request.task) is None:
+                raise RejectedInput(f"train request names task {request.task!r}, which no task file in "
+                                    f"{self.catalog.directory} defines", "unknown_task")
+            self.store.compact(request.task)
+            released = await self.worker.train(request.task, request.site)
+        except RejectedInput as rejected:
+            self.train_metrics.runs.labels(task, site, "rejected").inc()
+            await self.deadletters.send(raw, rejected.reason, rejected.reason_class)
+            return
+        except ParityError as failed:
+            self.train_metrics.runs.labels(task, site, "failed").inc()
+            await self.deadletters.send(raw, f"training of {task}/{site} not released: {failed}", "parity")
+            return
+        self.train_metrics.duration.labels(task).observe(time.monotonic() - started)
+        parent = _event_id(raw)
+        await self.cards.publish_many([
+            (card, derived_event_id("train", parent, card.site, card.version, card.status), f"{card.task}/{card.site}")
+            for card in released
+        ])
+        self.train_metrics.runs.labels(task, site, "released").inc()
+        self.metrics.counted("emitted")
+        log.info("released", extra={"task": task, "site": site, "version": released[-1].version})
