@@ -1,31 +1,70 @@
-"""fuse wiring: ``predictions`` and ``models.released`` in, ``predictions.fused`` out.
+"""fuse wiring: ``predictions`` and ``models.released`` in, ``predictions.fused`` out, a deadline sweeper beside.
 
-This first version receives and validates both inputs; fusion arrives with the fuse issue.
+The expected models come from the registry at start, then from ``models.released``, which every replica reads
+whole (no consumer group: each replica needs every card, and reading from the beginning rebuilds the state).
 """
 
 from __future__ import annotations
 
 from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
 
+from services.fuse.adapters.redis_joins import RedisJoinStore
+from services.fuse.directory import ModelDirectory
+from services.fuse.handlers import Fuser
+from services.fuse.metrics import FuseMetrics
+from services.fuse.sweeper import DeadlineSweeper
+from shared.errors import RejectedInput
+from shared.registry import list_cards
 from shared.schemas.models import ModelCard
 from shared.schemas.predictions import FusedPrediction, Prediction
 from shared.service import Service
 from shared.settings import Settings
+from shared.tasks import load_tasks
 from shared.topics import Topic
 
 
 def create_service(settings: Settings | None = None) -> Service:
     service = Service("fuse", settings)
-    service.publisher(Topic.PREDICTIONS_FUSED, entity="prediction", verb="fused", schema=FusedPrediction,
-                      description="One fused, verified result per (record, task).")
+    out = service.publisher(Topic.PREDICTIONS_FUSED, entity="prediction", verb="fused", schema=FusedPrediction,
+                            description="One fused, verified result per (record, task).")
+    directory = ModelDirectory()
+    store = RedisJoinStore(service.redis, service.settings.topic_prefix,
+                           ttl_seconds=service.settings.dedup_ttl_seconds)
+    fuser = Fuser(load_tasks(service.settings.tasks_dir), directory, store, out, service.metrics,
+                  FuseMetrics(service.metrics.registry))
+    sweeper = DeadlineSweeper(store, fuser)
+    service.details["expected_models"] = directory.summary
+
+    @service.on_startup
+    async def load_registry() -> None:
+        for card in list_cards(service.settings):
+            directory.apply(card)
+
+    # The sweeper publishes, so it runs only while the broker is connected (FastStream's own hooks for that).
+    @service.app.after_startup
+    async def start_sweeper() -> None:
+        sweeper.start()
+
+    @service.app.on_shutdown
+    async def stop_sweeper() -> None:
+        await sweeper.stop()
 
     @service.subscriber(Topic.PREDICTIONS, description="Single-model predictions from infer.")
     async def on_prediction(message: KafkaMessage) -> None:
-        await service.accept(message.raw_message, Prediction)
+        prediction = await service.accept(message.raw_message, Prediction)
+        if prediction is None:
+            return
+        try:
+            await fuser.on_prediction(prediction)
+        except RejectedInput as rejected:
+            await service.deadletters.send(message.raw_message, rejected.reason, rejected.reason_class)
 
-    @service.subscriber(Topic.MODELS_RELEASED, group_id="aimass-fuse-models",
+    @service.subscriber(Topic.MODELS_RELEASED, group_id=None, ack_policy=AckPolicy.ACK_FIRST,
                         description="Model cards: which models a task's fusion waits for, and their weights.")
     async def on_model(message: KafkaMessage) -> None:
-        await service.accept(message.raw_message, ModelCard)
+        card = await service.accept(message.raw_message, ModelCard)
+        if card is not None:
+            fuser.on_model(card)
 
     return service

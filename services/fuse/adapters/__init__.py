@@ -1,0 +1,1 @@
+"""fuse adapters: the join state in Redis, the registry on disk."""

@@ -1,0 +1,93 @@
+"""Verification of a fused result (pure): ranges, completeness, agreement, and the reasons a person should look.
+
+Reasons are sentences for a clinician or an operator; they name models and numbers the models produced, never
+patient data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from services.fuse.fusion import Fused, Method, Vote
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A contribution as verification sees it: who answered, and what."""
+
+    model: str  # task/site/version
+    vote: Vote
+
+
+@dataclass(frozen=True)
+class Verdict:
+    agreement: float
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def needs_review(self) -> bool:
+        return bool(self.reasons)
+
+
+def in_range(probability: float) -> bool:
+    return math.isfinite(probability) and 0.0 <= probability <= 1.0
+
+
+def spread(answers: Sequence[Answer]) -> float:
+    probabilities = [a.vote.probability for a in answers]
+    return max(probabilities) - min(probabilities) if probabilities else 0.0
+
+
+def majority_share(answers: Sequence[Answer]) -> float:
+    """Share of the models (by count) on the larger side of the vote: 1 = unanimous."""
+    if not answers:
+        return 1.0
+    positive = sum(a.vote.positive for a in answers)
+    return max(positive, len(answers) - positive) / len(answers)
+
+
+def agreement(method: Method, answers: Sequence[Answer]) -> float:
+    """1 - probability spread for the averaging methods; the majority's share for a vote."""
+    return majority_share(answers) if method == "majority_vote" else 1.0 - spread(answers)
+
+
+def verify(
+    method: Method,
+    answers: Sequence[Answer],
+    fused: Fused,
+    *,
+    missing: Sequence[str],
+    unexpected: Sequence[str],
+    review_spread: float,
+    deadline_seconds: float,
+    expected_count: int,
+) -> Verdict:
+    reasons: list[str] = []
+    for answer in answers:
+        if not in_range(answer.vote.probability):
+            reasons.append(f"{answer.model} gave a probability outside [0, 1]")
+    if not in_range(fused.probability):
+        reasons.append("the fused probability is outside [0, 1]")
+    if expected_count == 0:
+        reasons.append("no active model of this task is known to fuse, so completeness cannot be checked; "
+                       f"fused the {len(answers)} prediction(s) that arrived within {deadline_seconds:g} s")
+    for model in missing:
+        reasons.append(f"no prediction from {model} within {deadline_seconds:g} s")
+    if missing and expected_count:
+        reasons.append(f"only {len(answers)} of {expected_count} expected models answered")
+    for model in unexpected:
+        reasons.append(f"prediction from {model}, which is not an active model of this task")
+    if len(answers) > 1:
+        low = min(answers, key=lambda a: a.vote.probability)
+        high = max(answers, key=lambda a: a.vote.probability)
+        gap = high.vote.probability - low.vote.probability
+        if gap > review_spread:
+            reasons.append(f"models disagree: probabilities range from {low.vote.probability:.2f} ({low.model}) "
+                           f"to {high.vote.probability:.2f} ({high.model}), a spread of {gap:.2f} "
+                           f"above the task's limit of {review_spread:.2f}")
+        if method == "majority_vote" and math.isclose(fused.probability, 0.5, abs_tol=1e-9):
+            reasons.append("the weighted vote is tied; the label follows the weighted average")
+    share = agreement(method, answers)
+    return Verdict(agreement=min(max(share, 0.0), 1.0), reasons=reasons)
