@@ -1,0 +1,36 @@
+"""The expected-model set: newest active card per site, retirement, out-of-order replay."""
+
+from services.fuse.directory import ModelDirectory
+from tests.unit.fuse.factories import card
+
+
+def test_one_active_model_per_site_newest_wins_whatever_the_order() -> None:
+    old, new = card("hungary", "v1", minutes=0), card("hungary", "v2", minutes=5)
+    for order in ([old, new], [new, old]):
+        directory = ModelDirectory(order)
+        assert directory.expected("heart_disease") == {"hungary": new}
+
+
+def test_retirement_removes_only_that_version_and_a_promotion_back_follows() -> None:
+    v1, v2 = card("hungary", "v1", minutes=0), card("hungary", "v2", minutes=5)
+    directory = ModelDirectory([v1, v2, v1.model_copy(update={"status": "retired"})])
+    assert directory.expected("heart_disease") == {"hungary": v2}
+    # train promotes v1 back: it publishes v2 retired, then v1 active.
+    directory.apply(v2.model_copy(update={"status": "retired"}))
+    directory.apply(v1)
+    assert directory.expected("heart_disease") == {"hungary": v1}
+
+
+def test_candidates_are_not_expected_but_their_cards_are_known() -> None:
+    candidate = card("va-long-beach", "v9", status="candidate")
+    directory = ModelDirectory([candidate, card("hungary")])
+    assert set(directory.expected("heart_disease")) == {"hungary"}
+    assert directory.card(candidate.ref) == candidate
+    assert directory.summary() == {"heart_disease": ["heart_disease/hungary/v1"]}
+
+
+def test_an_unknown_version_falls_back_to_its_sites_active_card() -> None:
+    active = card("hungary", "v2")
+    directory = ModelDirectory([active])
+    assert directory.card(card("hungary", "v1").ref) == active
+    assert directory.card(card("cleveland", "v1").ref) is None

@@ -1,0 +1,110 @@
+"""The service layer on in-memory ports: any order, duplicates, deadlines, late arrivals, a lost emission."""
+
+import itertools
+
+import pytest
+
+from services.fuse.directory import ModelDirectory
+from services.fuse.handlers import Fuser
+from services.fuse.metrics import FuseMetrics
+from services.fuse.store import JoinKey
+from services.fuse.sweeper import DeadlineSweeper
+from shared.errors import RejectedInput
+from shared.metrics import ServiceMetrics
+from shared.tasks import load_tasks
+from shared.topics import derived_event_id
+from tests.unit.fuse.factories import THREE_CARDS, expected_weights_for_cleveland, prediction
+from tests.unit.fuse.fakes import MemoryJoinStore, RecordingPublisher
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(fail: int = 0):
+    clock, store, out = Clock(), MemoryJoinStore(), RecordingPublisher(fail)
+    metrics = ServiceMetrics("fuse")
+    fuser = Fuser(load_tasks(), ModelDirectory(THREE_CARDS), store, out, metrics, FuseMetrics(metrics.registry),
+                  clock=clock)
+    return fuser, store, out, clock, metrics
+
+
+def sample(metrics: ServiceMetrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+THREE = [prediction("hungary", 0.6), prediction("va-long-beach", 0.8), prediction("switzerland", 0.7)]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+async def test_three_predictions_in_any_order_make_one_result(order) -> None:
+    fuser, _, out, _, metrics = make()
+    for i in order:
+        await fuser.on_prediction(THREE[i])
+    [(result, event_id, key)] = out.published
+    assert event_id == derived_event_id("fuse", "rec-1", "heart_disease") and key == "p" * 32
+    assert {c.model.site: c.weight for c in result.contributions} == pytest.approx(expected_weights_for_cleveland())
+    assert not result.needs_review
+    assert sample(metrics, "aimass_fuse_results_total", task="heart_disease", method="weighted_average") == 1
+
+
+async def test_a_duplicate_changes_nothing_and_a_late_prediction_is_counted_not_refused() -> None:
+    fuser, _, out, _, metrics = make()
+    await fuser.on_prediction(THREE[0])
+    await fuser.on_prediction(prediction("hungary", 0.1))  # the same site again, another probability
+    await fuser.on_prediction(THREE[1])
+    await fuser.on_prediction(THREE[2])
+    await fuser.on_prediction(THREE[2])  # a re-delivery after the result
+    await fuser.on_prediction(prediction("pooled", 0.5))  # a new model after the result
+    [(result, _, _)] = out.published
+    hungary = next(c for c in result.contributions if c.model.site == "hungary")
+    assert hungary.probability == 0.6
+    assert sample(metrics, "aimass_events_total", service="fuse", outcome="duplicate") == 2
+    assert sample(metrics, "aimass_fuse_late_predictions_total", task="heart_disease") == 1
+
+
+async def test_the_deadline_fuses_what_arrived_and_names_the_missing_model() -> None:
+    fuser, store, out, clock, metrics = make()
+    sweeper = DeadlineSweeper(store, fuser)
+    await fuser.on_prediction(THREE[0])
+    await fuser.on_prediction(THREE[1])
+    assert await sweeper.sweep_once() == 0 and out.published == []
+    clock.now += 2.0  # heart_disease's deadline
+    assert await sweeper.sweep_once() == 1
+    [(result, _, _)] = out.published
+    assert result.needs_review
+    assert "no prediction from heart_disease/switzerland/v1 within 2 s" in result.review_reasons
+    assert sample(metrics, "aimass_fuse_timeouts_total", task="heart_disease") == 1
+    assert sample(metrics, "aimass_fuse_missing_models_total", task="heart_disease") == 1
+    assert sample(metrics, "aimass_fuse_join_wait_seconds_sum") == pytest.approx(2.0)
+    await fuser.on_prediction(THREE[2])
+    assert len(out.published) == 1
+    assert sample(metrics, "aimass_fuse_late_predictions_total", task="heart_disease") == 1
+
+
+async def test_an_emission_cut_short_is_retried_after_its_lease_with_the_same_event_id() -> None:
+    fuser, store, out, clock, _ = make(fail=1)
+    await fuser.on_prediction(THREE[0])
+    await fuser.on_prediction(THREE[1])
+    with pytest.raises(ConnectionError):
+        await fuser.on_prediction(THREE[2])
+    await fuser.on_prediction(THREE[2])  # the broker re-delivers: a duplicate, and the claim is still leased
+    sweeper = DeadlineSweeper(store, fuser)
+    assert await sweeper.sweep_once() == 0 and out.published == []
+    clock.now += store.lease_seconds
+    assert await sweeper.sweep_once() == 1
+    [(result, event_id, _)] = out.published
+    assert len(result.contributions) == 3 and event_id == derived_event_id("fuse", "rec-1", "heart_disease")
+    assert await store.due(now=clock.now + 100, limit=10) == []
+    assert await store.claim(JoinKey("heart_disease", "rec-1"), now=clock.now + 100) is None
+
+
+async def test_a_prediction_for_a_task_without_a_task_file_is_rejected_with_a_reason() -> None:
+    fuser, *_ = make()
+    with pytest.raises(RejectedInput, match="no task file") as rejected:
+        await fuser.on_prediction(prediction("hungary", 0.5, task="unheard_of"))
+    assert rejected.value.reason_class == "unknown_task"

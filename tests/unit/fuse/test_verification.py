@@ -1,0 +1,62 @@
+"""Verification: completeness, agreement and readable review reasons."""
+
+import pytest
+
+from services.fuse.fusion import Fused, Vote, combine
+from services.fuse.verification import Answer, agreement, verify
+
+
+def answers(*probabilities: float) -> list[Answer]:
+    return [Answer(f"heart_disease/site{i}/v1", Vote(p, 1.0)) for i, p in enumerate(probabilities)]
+
+
+def check(method="weighted_average", probabilities=(0.6, 0.7, 0.65), **kwargs):
+    items = answers(*probabilities)
+    fused = combine(method, [a.vote for a in items])
+    options = {"missing": [], "unexpected": [], "review_spread": 0.35, "deadline_seconds": 2.0,
+               "expected_count": len(items)} | kwargs
+    return verify(method, items, fused, **options)
+
+
+def test_agreeing_complete_answers_need_no_review() -> None:
+    verdict = check()
+    assert not verdict.needs_review and verdict.reasons == []
+    assert verdict.agreement == pytest.approx(0.9)
+
+
+def test_strong_disagreement_asks_for_review_naming_the_extremes() -> None:
+    verdict = check(probabilities=(0.1, 0.5, 0.9))
+    assert verdict.needs_review
+    [reason] = verdict.reasons
+    assert "0.10 (heart_disease/site0/v1)" in reason and "0.90 (heart_disease/site2/v1)" in reason
+    assert "spread of 0.80" in reason and "0.35" in reason
+    assert verdict.agreement == pytest.approx(0.2)
+
+
+def test_missing_models_are_named() -> None:
+    verdict = check(probabilities=(0.6, 0.7), missing=["heart_disease/switzerland/v3"], expected_count=3)
+    assert verdict.needs_review
+    assert "no prediction from heart_disease/switzerland/v3 within 2 s" in verdict.reasons
+    assert "only 2 of 3 expected models answered" in verdict.reasons
+
+
+def test_no_known_model_and_an_unexpected_model_are_reasons() -> None:
+    assert "no active model" in check(expected_count=0).reasons[0]
+    verdict = check(unexpected=["heart_disease/pooled/v1"])
+    assert verdict.reasons == ["prediction from heart_disease/pooled/v1, which is not an active model of this task"]
+
+
+def test_out_of_range_probabilities_are_flagged() -> None:
+    items = [Answer("m/a/v1", Vote(1.2, 1.0)), Answer("m/b/v1", Vote(0.9, 1.0))]
+    verdict = verify("weighted_average", items, Fused(1.05, 1, 0.5), missing=[], unexpected=[],
+                     review_spread=1.0, deadline_seconds=2, expected_count=2)
+    assert "m/a/v1 gave a probability outside [0, 1]" in verdict.reasons
+    assert "the fused probability is outside [0, 1]" in verdict.reasons
+
+
+def test_vote_agreement_is_the_majority_share_and_a_tie_is_reported() -> None:
+    assert agreement("majority_vote", answers(0.9, 0.8, 0.1)) == pytest.approx(2 / 3)
+    assert agreement("majority_vote", answers(0.9, 0.8)) == 1.0
+    verdict = check("majority_vote", (0.9, 0.1), review_spread=1.0)
+    assert verdict.reasons == ["the weighted vote is tied; the label follows the weighted average"]
+    assert verdict.agreement == 0.5
