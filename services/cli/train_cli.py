@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -86,6 +87,7 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
                 bar.total = planned
                 bar.update(done - bar.n)
 
+            started = time.monotonic()
             try:
                 cards = train_and_release(task, data, None if site == POOLED else site,
                                           registry_root(settings), progress)
@@ -94,7 +96,8 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
                 return 1
         card = cards[-1]
         cross = " ".join(f"{k}={v:.3f}" for k, v in card.cross_site.items())
-        print(f"{card.task}/{card.site}/{card.version}  auc={card.metrics.get('auc', float('nan')):.3f}  "
+        print(f"{card.task}/{card.site}/{card.version}  {time.monotonic() - started:.1f} s  "
+              f"auc={card.metrics.get('auc', float('nan')):.3f}  "
               f"f1={card.metrics['f1']:.3f}  brier={card.metrics['brier']:.3f}  ece={card.metrics['ece']:.3f}  "
               f"cross-site: {cross}")
         released.extend(cards)
