@@ -60,8 +60,8 @@ def _dataset(task_name: str, source: str | None, settings: Settings) -> tuple[Ta
     if task is None:
         raise SystemExit(f"aimass: no task {task_name!r} in {settings.tasks_dir} (AIMASS_TASKS_DIR)")
     if source is None:
+        # Read only (data.parquet + inbox): compaction is the train service's, which may be appending right now.
         store = ParquetTrainingStore(settings.data_path / STORE_FOLDER)
-        store.compact(task.name)
         return task, store.dataset(task.name, task.feature_names)
     from services.cli.scenario.records import dataset_records
 
