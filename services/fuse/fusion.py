@@ -42,11 +42,12 @@ class Fused:
 
 
 def validation_auc(card: ModelCard | None, record_hospital: str) -> float | None:
-    """The AUC a weight rests on: mean cross-site AUC without the record's hospital, else the card's own
-    held-out AUC, else ``None`` (no validation known)."""
+    """The AUC a weight rests on: mean AUC on the other sites' held-out data, leaving out the record's hospital,
+    else the card's own held-out AUC, else ``None`` (no validation known)."""
     if card is None:
         return None
-    others = [auc for site, auc in card.cross_site.items() if site != record_hospital and math.isfinite(auc)]
+    left_out = {record_hospital, card.site}  # train scores a site's model on its own held-out split too
+    others = [auc for site, auc in card.cross_site.items() if site not in left_out and math.isfinite(auc)]
     if others:
         return sum(others) / len(others)
     own = card.metrics.get("auc")
@@ -102,7 +103,7 @@ def logit_average(votes: Sequence[Vote]) -> Fused:
 def majority_vote(votes: Sequence[Vote]) -> Fused:
     """The weighted share of positive votes is the probability; a tie falls back to the weighted average."""
     weights = _normalized(votes)
-    share = sum(w for w, v in zip(weights, votes, strict=True) if v.positive)
+    share = min(max(sum(w for w, v in zip(weights, votes, strict=True) if v.positive), 0.0), 1.0)  # rounding
     if math.isclose(share, 0.5, abs_tol=1e-9):
         return Fused(probability=share, label=weighted_average(votes).label, threshold=0.5)
     return Fused(probability=share, label=int(share > 0.5), threshold=0.5)

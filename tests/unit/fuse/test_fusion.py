@@ -3,6 +3,8 @@
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.fuse.fusion import (
     MIN_SKILL,
@@ -29,6 +31,12 @@ def test_the_records_own_hospital_never_feeds_its_weight() -> None:
     leaky = card("hungary", cross_site={"cleveland": 0.99, "switzerland": 0.60})
     assert validation_auc(leaky, "cleveland") == pytest.approx(0.60)
     assert validation_auc(leaky, "va-long-beach") == pytest.approx((0.99 + 0.60) / 2)
+
+
+def test_a_models_own_site_is_not_cross_site_validation() -> None:
+    own = card("hungary", cross_site={"hungary": 0.95, "switzerland": 0.70}, auc=0.95)
+    assert validation_auc(own, "cleveland") == pytest.approx(0.70)
+    assert validation_auc(card("hungary", cross_site={"hungary": 0.95}, auc=0.95), "cleveland") == 0.95
 
 
 def test_without_cross_site_auc_the_own_held_out_auc_then_the_others_mean_weight_is_used() -> None:
@@ -74,6 +82,22 @@ def test_every_method_stays_in_range(method) -> None:
     for probabilities in ([0.0, 1.0], [1e-12, 1 - 1e-12, 0.5], [1.0, 1.0, 1.0]):
         fused = combine(method, [Vote(p, 1 / 3) for p in probabilities])
         assert 0.0 <= fused.probability <= 1.0 and math.isfinite(fused.probability)
+
+
+probabilities_ = st.floats(min_value=0.0, max_value=1.0)
+weights_ = st.floats(min_value=1e-3, max_value=1.0)
+
+
+@given(st.lists(st.tuples(probabilities_, weights_), min_size=1, max_size=6),
+       st.sampled_from(["weighted_average", "logit_average", "majority_vote"]))
+def test_rounding_never_takes_a_fused_probability_out_of_range(answers, method) -> None:
+    fused = combine(method, [Vote(p, w) for p, w in answers])
+    assert 0.0 <= fused.probability <= 1.0
+
+
+def test_a_unanimous_vote_is_exactly_one_even_when_the_weights_round_above_one() -> None:
+    fused = combine("majority_vote", [Vote(0.9, w) for w in (0.22, 0.04, 0.44)])  # normalized sum 1.0000000000000002
+    assert fused.probability == 1.0
 
 
 def test_nothing_to_fuse_is_an_error() -> None:
