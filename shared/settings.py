@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     pseudonym_key: SecretStr | None = None
     max_message_bytes: int = Field(2_000_000, ge=1, description="ingest dead-letters larger documents")
     dedup_ttl_seconds: int = Field(7 * 24 * 3600, ge=1)
+    codes_dir: Path = Field(PROJECT_ROOT / "deploy" / "codes", description="clean's per-hospital code tables")
 
     tasks_dir: Path = Field(PROJECT_ROOT / "tasks", description="folder of task files (<name>.yaml)")
     train_retrain_after: int = Field(0, ge=0, description="train retrains a task after this many new labelled "

@@ -6,6 +6,7 @@ the same file. A new task is a new file, with no code change (see docs/tasks.md)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -113,19 +114,45 @@ def _observation_value(record: CanonicalRecord, feature: FeatureSpec) -> float |
     return None
 
 
-def feature_value(record: CanonicalRecord, feature: FeatureSpec) -> float | None:
+def observed_value(record: CanonicalRecord, feature: FeatureSpec) -> float | None:
+    """The feature's value as recorded (in the canonical unit), before the plausibility check."""
     if feature.demographic == "age_years":
-        value = None if record.demographics.age_years is None else float(record.demographics.age_years)
-    elif feature.demographic == "sex":
+        return None if record.demographics.age_years is None else float(record.demographics.age_years)
+    if feature.demographic == "sex":
         sex = record.demographics.sex
-        value = None if sex == "unknown" else float(sex == (feature.equals or "male"))
-    else:
-        value = _observation_value(record, feature)
-    if value is not None and feature.plausible is not None:
-        low, high = feature.plausible
-        if not low <= value <= high:
-            return None
-    return value
+        return None if sex == "unknown" else float(sex == (feature.equals or "male"))
+    return _observation_value(record, feature)
+
+
+def is_plausible(feature: FeatureSpec, value: float) -> bool:
+    if feature.plausible is None:
+        return True
+    low, high = feature.plausible
+    return low <= value <= high
+
+
+def feature_value(record: CanonicalRecord, feature: FeatureSpec) -> float | None:
+    value = observed_value(record, feature)
+    return value if value is None or is_plausible(feature, value) else None
+
+
+def canonical_units(tasks: Iterable[TaskSpec]) -> dict[tuple[str, str], str]:
+    """(code system, code) -> the UCUM unit the task files declare for it; clean converts observations to it.
+
+    Two tasks declaring different units for one code would need one observation in two units: a config error.
+    """
+    units: dict[tuple[str, str], str] = {}
+    owner: dict[tuple[str, str], str] = {}
+    for task in tasks:
+        for feature in task.features:
+            if feature.code is None or feature.unit is None:
+                continue
+            key = (feature.code.system, feature.code.code)
+            if key in units and units[key] != feature.unit:
+                raise ValueError(f"tasks {owner[key]} and {task.name} declare different units for {key[1]} "
+                                 f"({units[key]!r}, {feature.unit!r}); one code needs one canonical unit")
+            units[key], owner[key] = feature.unit, task.name
+    return units
 
 
 def feature_vector(record: CanonicalRecord, task: TaskSpec) -> list[float | None]:

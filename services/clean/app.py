@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from faststream.kafka.annotations import KafkaMessage
 
+from services.clean.cleaning import Cleaner
+from services.clean.code_files import load_code_book
 from services.clean.handlers import CleanIngested
+from services.clean.metrics import CleanMetrics
 from services.clean.seen import RedisSeenEvents
 from shared.schemas import CleanRecord
 from shared.service import Service
 from shared.settings import Settings
+from shared.tasks import load_tasks
 from shared.topics import Topic
 
 
@@ -18,8 +22,13 @@ def create_service(settings: Settings | None = None) -> Service:
         Topic.RECORDS_CLEAN, entity="record", verb="cleaned", schema=CleanRecord,
         description="Canonical records, de-duplicated, with quality flags and per-task feature vectors.",
     )
+    code_book = load_code_book(service.settings.codes_dir)
+    cleaner = Cleaner(load_tasks(service.settings.tasks_dir), code_book)
     seen = RedisSeenEvents(service.redis, "clean", service.settings.dedup_ttl_seconds)
-    handle = CleanIngested(out, service.deadletters, seen, service.metrics)
+    handle = CleanIngested(out, service.deadletters, seen, cleaner, service.metrics,
+                           CleanMetrics(service.metrics.registry))
+    service.details["code_tables"] = code_book.versions
+    service.details["tasks"] = lambda: sorted(cleaner.tasks)
 
     @service.subscriber(Topic.RECORDS_INGESTED, description="Pseudonymized canonical records from ingest.")
     async def on_ingested(message: KafkaMessage) -> None:

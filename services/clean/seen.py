@@ -1,4 +1,10 @@
-"""The set of event ids already handled, in Redis, so a restart or a second replica does not re-emit."""
+"""What clean has already handled, in Redis, so a restart or a second replica does not re-emit.
+
+Two sets, both with the configured TTL (``AIMASS_DEDUP_TTL_SECONDS``): event ids (``ce_id``) remembered after the
+output was acknowledged, and content fingerprints claimed by the first event that carried them. A claim names its
+event, so the redelivery of that same event (a crash between claim and publish) still goes through, while the same
+content under any other id is a duplicate.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,9 @@ from shared.redis import redis_key
 class SeenEvents(Protocol):
     async def seen(self, event_id: str) -> bool: ...
     async def remember(self, event_id: str) -> None: ...
+    async def claim_content(self, fingerprint: str, event_id: str) -> bool:
+        """True when ``event_id`` owns ``fingerprint`` (first to claim it, or claimed it before)."""
+        ...
 
 
 class RedisSeenEvents:
@@ -28,3 +37,10 @@ class RedisSeenEvents:
 
     async def remember(self, event_id: str) -> None:
         await self.redis.set(self._key(event_id), b"1", ex=self.ttl_seconds)
+
+    async def claim_content(self, fingerprint: str, event_id: str) -> bool:
+        key = redis_key(self.scope, "content", fingerprint)
+        if await self.redis.set(key, event_id.encode(), nx=True, ex=self.ttl_seconds):
+            return True
+        owner = await self.redis.get(key)
+        return owner is None or owner.decode() == event_id

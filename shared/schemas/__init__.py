@@ -1,7 +1,9 @@
 """Pydantic v2 message schemas, one module per topic family. The JSON Schemas in docs/schemas/ come from here."""
 
 from shared.schemas.records import (
+    AsSent,
     CanonicalRecord,
+    CleanObservation,
     CleanRecord,
     Code,
     Condition,
@@ -14,7 +16,9 @@ from shared.schemas.records import (
 )
 
 __all__ = [
+    "AsSent",
     "CanonicalRecord",
+    "CleanObservation",
     "CleanRecord",
     "Code",
     "Condition",

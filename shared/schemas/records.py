@@ -108,8 +108,24 @@ class TaskFeatures(_Model):
     label: float | None = None
 
 
+class AsSent(_Model):
+    """An observation's code, value and unit as the hospital sent them, kept where clean changed any of them."""
+
+    code: Code
+    value: float | None = None
+    unit: str | None = None
+
+
+class CleanObservation(Observation):
+    """An observation after clean: code mapped to LOINC / the project's codes, value in the canonical UCUM unit
+    (``None`` when implausible); ``as_sent`` keeps the original when anything changed."""
+
+    as_sent: AsSent | None = None
+
+
 class CleanRecord(CanonicalRecord):
     """The value of ``records.clean``: normalized, flagged, with per-task features."""
 
+    observations: list[CleanObservation] = Field(default_factory=list)  # type: ignore[assignment]
     quality_flags: list[QualityFlag] = Field(default_factory=list)
     features: dict[str, TaskFeatures] = Field(default_factory=dict)
