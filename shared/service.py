@@ -16,6 +16,7 @@ from aiokafka import ConsumerRecord
 from faststream.asgi import AsgiFastStream
 from pydantic import BaseModel
 
+from shared.asyncapi import PublishedEvent, service_specification
 from shared.broker import consumer_options, ensure_topics, make_broker
 from shared.errors import ModelT, RejectedInput, parse_event
 from shared.events import DeadLetters, EventPublisher
@@ -46,6 +47,8 @@ class Service:
         self._startup: list[Hook] = [self._create_topics]
         self._shutdown: list[Hook] = [self._close_redis]
         self._consumed: list[str] = []
+        self.published: list[PublishedEvent] = []
+        self._asyncapi: tuple[bytes, bytes] | None = None
         self.app = AsgiFastStream(
             self.broker, on_startup=[self._run_startup], after_shutdown=[self._run_shutdown]
         )
@@ -53,6 +56,8 @@ class Service:
         self.http.get("/healthz", self._healthz)
         self.http.get("/readyz", self._readyz)
         self.http.get("/metrics", self._metrics)
+        self.http.get("/asyncapi", self._asyncapi_yaml)
+        self.http.get("/asyncapi.json", self._asyncapi_json)
 
     # -- declaration -------------------------------------------------------------------------------------------
     def topic(self, topic: Topic) -> str:
@@ -61,10 +66,12 @@ class Service:
     def publisher(
         self, topic: Topic, *, entity: str, verb: str, schema: type[BaseModel], description: str = ""
     ) -> EventPublisher:
-        return EventPublisher(
+        publisher = EventPublisher(
             self.broker, self.settings, self.name, topic,
             entity=entity, verb=verb, schema=schema, description=description,
         )
+        self.published.append(PublishedEvent(publisher.topic, publisher.type, schema, description))
+        return publisher
 
     def subscriber(self, *topics: Topic, **options: Any) -> Any:
         """FastStream subscriber with the project's delivery defaults (see ``shared.broker``)."""
@@ -152,6 +159,20 @@ class Service:
 
     async def _metrics(self, _: Request) -> Response:
         return Response(self.metrics.render(), content_type=PROMETHEUS_CONTENT_TYPE)
+
+    # -- documentation ---------------------------------------------------------------------------------------
+    def _asyncapi_documents(self) -> tuple[bytes, bytes]:
+        # Built on first request: every publisher and subscriber is declared by then and never changes after.
+        if self._asyncapi is None:
+            spec = service_specification(self.name, self.broker)
+            self._asyncapi = (spec.to_yaml().encode(), spec.to_json().encode())
+        return self._asyncapi
+
+    async def _asyncapi_yaml(self, _: Request) -> Response:
+        return Response(self._asyncapi_documents()[0], content_type="application/yaml; charset=utf-8")
+
+    async def _asyncapi_json(self, _: Request) -> Response:
+        return Response(self._asyncapi_documents()[1], content_type="application/json")
 
     # -- consuming ---------------------------------------------------------------------------------------------
     async def accept(self, raw: ConsumerRecord, schema: type[ModelT]) -> ModelT | None:
