@@ -43,3 +43,21 @@ def test_heart_features_follow_the_declared_order_with_missing_left_missing() ->
 def test_a_feature_needs_exactly_one_source() -> None:
     with pytest.raises(ValidationError, match="exactly one"):
         FeatureSpec(name="x")
+
+
+def test_task_files_declare_the_canonical_unit_of_each_code() -> None:
+    from shared.tasks import canonical_units
+
+    units = canonical_units(load_tasks().values())
+    assert units[("http://loinc.org", "2093-3")] == "mg/dL"
+    assert units[("http://loinc.org", "8480-6")] == "mm[Hg]"
+
+
+def test_two_tasks_may_not_want_one_code_in_two_units() -> None:
+    from shared.tasks import canonical_units
+
+    heart = load_tasks()["heart_disease"]
+    other = heart.model_copy(update={"name": "other", "features": [
+        f.model_copy(update={"unit": "mmol/L"}) if f.name == "cholesterol" else f for f in heart.features]})
+    with pytest.raises(ValueError, match="different units for 2093-3"):
+        canonical_units([heart, other])
