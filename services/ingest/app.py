@@ -1,13 +1,22 @@
-"""ingest wiring: ``ingest.raw`` → ``records.ingested`` (+ ``deadletter``)."""
+"""ingest wiring: ``ingest.raw`` → ``records.ingested`` + ``audit`` (+ ``deadletter``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import partial
+
 from faststream.kafka.annotations import KafkaMessage
 
+from services.ingest.claim_check import FileClaimChecks
+from services.ingest.documents import Ingested, ReadOptions, read_document
 from services.ingest.handlers import IngestRaw
+from services.ingest.hospitals import load_tables
 from services.ingest.keys import load_pseudonym_key
+from services.ingest.metrics import IngestMetrics
 from services.ingest.pseudonym import Pseudonymizer
+from services.ingest.records import Envelope
 from shared.schemas import CanonicalRecord
+from shared.schemas.audit import AuditEvent
 from shared.service import Service
 from shared.settings import Settings
 from shared.topics import Topic
@@ -15,20 +24,32 @@ from shared.topics import Topic
 
 def create_service(settings: Settings | None = None) -> Service:
     service = Service("ingest", settings)
+    settings = service.settings
     records = service.publisher(
         Topic.RECORDS_INGESTED, entity="record", verb="ingested", schema=CanonicalRecord,
         description="One pseudonymized canonical record per patient encounter.",
     )
-    handle = IngestRaw(
-        records,
-        service.deadletters,
-        Pseudonymizer(load_pseudonym_key(service.settings)),
-        service.metrics,
-        service.settings.max_message_bytes,
+    audit = service.publisher(
+        Topic.AUDIT, entity="audit", verb="recorded", schema=AuditEvent,
+        description="One event per document ingest handled: who sent what kind, when, which pseudonyms; "
+                    "never an identifier.",
     )
+    tables = load_tables(settings.hospitals_dir)
+    options = ReadOptions(tables=tables, data_root=settings.data_path,
+                          claim_check_bytes=settings.ingest_claim_check_bytes)
+    read = partial(_read, pseudonymize=Pseudonymizer(load_pseudonym_key(settings)),
+                   max_bytes=settings.max_message_bytes, options=options)
+    handle = IngestRaw(records, audit, service.deadletters, FileClaimChecks(settings.data_path), service.metrics,
+                       IngestMetrics(service.metrics.registry), read)
+    service.details["hospital_tables"] = lambda: sorted(tables)
 
-    @service.subscriber(Topic.INGEST_RAW, description="Hospital documents: FHIR, HL7 v2, CSV, JSON, DICOM.")
+    @service.subscriber(Topic.INGEST_RAW, description="Hospital documents: FHIR, HL7 v2, CSV, XLSX, JSON, DICOM.")
     async def on_raw(message: KafkaMessage) -> None:
         await handle(message.raw_message)
 
     return service
+
+
+def _read(document: bytes, headers: Mapping[str, str], envelope: Envelope, *, pseudonymize: Pseudonymizer,
+          max_bytes: int, options: ReadOptions) -> Ingested:
+    return read_document(document, headers, envelope, pseudonymize, max_bytes, options)

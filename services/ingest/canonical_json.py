@@ -1,46 +1,19 @@
-"""``application/json``: the project's own canonical record, validated against ``IncomingRecord``."""
+"""``application/json``: the project's own canonical record (or an array of them), validated against
+``IncomingRecord``. An array is accepted or rejected as a whole: it is one submission of the hospital's own making."""
 
 from __future__ import annotations
 
-import json
-
 from pydantic import ValidationError
 
+from services.ingest.jsontext import load_json
+from services.ingest.parsed import ParseContext, ParsedDocument, ParsedRecord
 from shared.errors import RejectedInput, describe_validation_error
 from shared.schemas import IncomingRecord
-
-MAX_JSON_DEPTH = 32
-
-
-def _depth(value: object, limit: int) -> int:
-    stack = [(value, 1)]
-    deepest = 0
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
 
 
 def parse_canonical_json(document: bytes) -> list[IncomingRecord]:
     """One record, or a JSON array of records."""
-    try:
-        text = document.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise RejectedInput(f"JSON: not valid UTF-8 at byte {error.start}", "encoding") from None
-    try:
-        payload = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RejectedInput(f"JSON: {error.msg} at line {error.lineno} column {error.colno}", "malformed") from None
-    except RecursionError:
-        raise RejectedInput(f"JSON: nested deeper than {MAX_JSON_DEPTH} levels", "malformed") from None
-    if _depth(payload, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
-        raise RejectedInput(f"JSON: nested deeper than {MAX_JSON_DEPTH} levels", "malformed")
+    payload = load_json(document, "JSON")
     items = payload if isinstance(payload, list) else [payload]
     if not items:
         raise RejectedInput("JSON: empty array, no record", "schema")
@@ -54,3 +27,7 @@ def parse_canonical_json(document: bytes) -> list[IncomingRecord]:
         except ValidationError as error:
             raise RejectedInput(f"JSON {describe_validation_error(error, prefix)}", "schema") from None
     return records
+
+
+def parse_json_document(document: bytes, _: ParseContext) -> ParsedDocument:
+    return ParsedDocument(records=[ParsedRecord(r, i) for i, r in enumerate(parse_canonical_json(document))])

@@ -2,38 +2,124 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
-from services.ingest.canonical_json import parse_canonical_json
+from pydantic import ValidationError
+
+from services.ingest.canonical_json import parse_json_document
+from services.ingest.csv_xlsx import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, parse_csv, parse_xlsx
+from services.ingest.dicom import DICOM_CONTENT_TYPE, parse_dicom
+from services.ingest.fhir import FHIR_CONTENT_TYPE, parse_fhir
+from services.ingest.hl7v2 import HL7_CONTENT_TYPE, parse_hl7v2
+from services.ingest.parsed import Attachment, ParseContext, ParsedDocument, RejectedPart
 from services.ingest.pseudonym import Pseudonymizer
 from services.ingest.records import Envelope, to_canonical
-from shared.errors import RejectedInput
-from shared.schemas import CanonicalRecord, IncomingRecord
+from services.ingest.table_mapping import TableMapping
+from shared.errors import RejectedInput, describe_validation_error
+from shared.schemas import CanonicalRecord
 from shared.schemas.records import SourceFormat
 from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, header
 
-Parser = Callable[[bytes], list[IncomingRecord]]
+Parser = Callable[[bytes, ParseContext], ParsedDocument]
+JSON_CONTENT_TYPE = "application/json"
+MAX_HOSPITAL_ID = 128
 
 PARSERS: dict[str, tuple[SourceFormat, Parser]] = {
-    "application/json": ("json", parse_canonical_json),
+    FHIR_CONTENT_TYPE: ("fhir", parse_fhir),
+    HL7_CONTENT_TYPE: ("hl7v2", parse_hl7v2),
+    CSV_CONTENT_TYPE: ("csv", parse_csv),
+    XLSX_CONTENT_TYPE: ("xlsx", parse_xlsx),
+    JSON_CONTENT_TYPE: ("json", parse_json_document),
+    DICOM_CONTENT_TYPE: ("dicom", parse_dicom),
 }
+ALIASES = {"application/json+fhir": FHIR_CONTENT_TYPE, "application/hl7-v2": HL7_CONTENT_TYPE,
+           "x-application/hl7-v2+er7; charset=utf-8": HL7_CONTENT_TYPE}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What read_document needs beyond the bytes: mapping tables and where claim checks will live."""
+
+    tables: Mapping[str, TableMapping] = field(default_factory=dict)
+    data_root: Path = Path("var/data")
+    claim_check_bytes: int = 16_384
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """The outcome of one document: its records, the parts rejected on their own, and files to store first.
+
+    Iterating yields the records, so ``for record in read_document(...)`` reads as before parts existed.
+    """
+
+    records: list[CanonicalRecord]
+    source_format: SourceFormat
+    content_type: str
+    rejected: list[RejectedPart] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[CanonicalRecord]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> CanonicalRecord:
+        return self.records[index]
 
 
 def sniff_content_type(document: bytes) -> str | None:
-    head = document[:64].lstrip()
+    head = document[:512].lstrip(b"\xef\xbb\xbf \t\r\n\x0b")
+    if document[128:132] == b"DICM":
+        return DICOM_CONTENT_TYPE
+    if head.startswith(b"PK\x03\x04"):
+        return XLSX_CONTENT_TYPE
+    if head.startswith(b"MSH"):
+        return HL7_CONTENT_TYPE
     if head.startswith((b"{", b"[")):
-        return "application/json"
+        return FHIR_CONTENT_TYPE if b'"resourceType"' in document[:4096] else JSON_CONTENT_TYPE
     return None
 
 
+def content_type_of(headers: Mapping[str, str], document: bytes) -> str | None:
+    declared = (header(headers, CONTENT_TYPE) or "").split(";")[0].strip().lower()
+    return ALIASES.get(declared, declared) or sniff_content_type(document)
+
+
+def format_of(headers: Mapping[str, str], document: bytes) -> SourceFormat | None:
+    """The format a document would be parsed as, for metrics and audit; ``None`` when unknown."""
+    content_type = content_type_of(headers, document)
+    return PARSERS[content_type][0] if content_type in PARSERS else None
+
+
 def envelope_of(headers: Mapping[str, str], fallback_id: str, received_at: datetime) -> Envelope:
-    hospital = header(headers, CE_SOURCE)
-    if hospital is None:
+    hospital = (header(headers, CE_SOURCE) or "").strip()
+    if not hospital:
         raise RejectedInput("missing header ce_source: every document must name the hospital that sent it",
                             "missing_source")
-    return Envelope(hospital=hospital.strip(), message_id=header(headers, CE_ID) or fallback_id,
-                    received_at=received_at)
+    if len(hospital) > MAX_HOSPITAL_ID or not hospital.isprintable():
+        raise RejectedInput(f"header ce_source: a hospital id is at most {MAX_HOSPITAL_ID} printable characters",
+                            "missing_source")
+    return Envelope(hospital=hospital, message_id=header(headers, CE_ID) or fallback_id, received_at=received_at)
+
+
+def _parse(parse: Parser, document: bytes, context: ParseContext, source_format: str) -> ParsedDocument:
+    """The parser's result; whatever else a third-party parser raises becomes a reason, never a crash: an
+    exception here would make the consumer retry the same poison message forever."""
+    label = source_format.upper() if source_format != "hl7v2" else "HL7"
+    try:
+        return parse(document, context)
+    except RejectedInput:
+        raise
+    except ValidationError as error:
+        raise RejectedInput(f"{label} {describe_validation_error(error)}", "schema") from None
+    except (RecursionError, MemoryError):
+        raise RejectedInput(f"{label}: too deeply nested or too large to parse", "malformed") from None
+    except Exception as error:
+        raise RejectedInput(f"{label}: the parser failed ({type(error).__name__})", "malformed") from None
 
 
 def read_document(
@@ -42,23 +128,30 @@ def read_document(
     envelope: Envelope,
     pseudonymize: Pseudonymizer,
     max_bytes: int,
-) -> list[CanonicalRecord]:
-    """Every canonical record in ``document``, or ``RejectedInput`` saying why there are none."""
+    options: ReadOptions | None = None,
+) -> Ingested:
+    """Every canonical record in ``document`` (and the parts rejected alone), or ``RejectedInput`` saying why
+    there are none."""
     if len(document) > max_bytes:
         raise RejectedInput(f"document of {len(document)} bytes exceeds the limit of {max_bytes} bytes "
                             "(AIMASS_MAX_MESSAGE_BYTES)", "oversized")
     if not document.strip():
         raise RejectedInput("empty document", "empty")
-    declared = header(headers, CONTENT_TYPE)
-    content_type = (declared or "").split(";")[0].strip().lower() or sniff_content_type(document)
+    content_type = content_type_of(headers, document)
     if content_type is None:
         raise RejectedInput("no content-type header and the format could not be recognised; set content-type "
                             f"to one of: {', '.join(sorted(PARSERS))}", "unknown_format")
     if content_type not in PARSERS:
-        raise RejectedInput(f"unsupported content-type {content_type!r}; supported: {', '.join(sorted(PARSERS))}",
+        raise RejectedInput(f"unsupported content-type {content_type[:80]!r}; supported: {', '.join(sorted(PARSERS))}",
                             "unknown_format")
+    options = options or ReadOptions()
     source_format, parse = PARSERS[content_type]
-    return [
-        to_canonical(incoming, envelope, source_format, pseudonymize, index)
-        for index, incoming in enumerate(parse(document))
-    ]
+    context = ParseContext(envelope.hospital, pseudonymize, options.tables, options.data_root,
+                           options.claim_check_bytes)
+    parsed = _parse(parse, document, context, source_format)
+    try:
+        records = [to_canonical(p.incoming, envelope, source_format, pseudonymize, p.key, p.imaging)
+                   for p in parsed.records]
+    except ValidationError as error:
+        raise RejectedInput(f"{source_format}: {describe_validation_error(error)}", "schema") from None
+    return Ingested(records, source_format, content_type, parsed.rejected, parsed.attachments)

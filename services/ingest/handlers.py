@@ -1,42 +1,87 @@
-"""ingest's subscriber logic: one raw document in, its canonical records (or one dead letter) out."""
+"""ingest's subscriber logic: one raw document in; its records, its rejected parts (each a dead letter) and one
+audit event out, all acknowledged by the broker before the offset is committed."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from time import perf_counter
 
 from aiokafka import ConsumerRecord
 
-from services.ingest.documents import envelope_of, read_document
-from services.ingest.pseudonym import Pseudonymizer
+from services.ingest.audit import audit_id, ingested_event, rejected_event
+from services.ingest.claim_check import FileClaimChecks
+from services.ingest.documents import Ingested, content_type_of, envelope_of, format_of
+from services.ingest.metrics import IngestMetrics
+from services.ingest.parsed import RejectedPart
+from services.ingest.records import Envelope
 from shared.errors import RejectedInput
-from shared.events import DeadLetters, EventPublisher
+from shared.events import DeadLetters, EventPublisher, confirmed
 from shared.metrics import ServiceMetrics
-from shared.topics import decode_headers
+from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, decode_headers
+
+Reader = Callable[[bytes, Mapping[str, str], Envelope], Ingested]
+OFF_LOOP_BYTES = 64 * 1024  # larger documents are parsed in a thread so heartbeats keep going
+
+
+def part_record(raw: ConsumerRecord, part: RejectedPart, message_id: str) -> ConsumerRecord:
+    """The rejected part as if it had been sent alone: its own bytes, content-type and a message id of its own
+    (so a replayed, fixed part is not taken for a duplicate of the document it came from)."""
+    replaced = {CONTENT_TYPE: part.content_type.encode(), CE_ID: f"{message_id}#{part.label}".encode()}
+    headers = [(k, v) for k, v in raw.headers if k not in replaced] + list(replaced.items())
+    return dataclasses.replace(raw, value=part.document, headers=headers)
 
 
 class IngestRaw:
-    def __init__(
-        self,
-        records: EventPublisher,
-        deadletters: DeadLetters,
-        pseudonymize: Pseudonymizer,
-        metrics: ServiceMetrics,
-        max_bytes: int,
-    ) -> None:
+    def __init__(self, records: EventPublisher, audit: EventPublisher, deadletters: DeadLetters,
+                 claim_checks: FileClaimChecks, metrics: ServiceMetrics, ingest_metrics: IngestMetrics,
+                 read: Reader) -> None:
         self.records = records
+        self.audit = audit
         self.deadletters = deadletters
-        self.pseudonymize = pseudonymize
+        self.claim_checks = claim_checks
         self.metrics = metrics
-        self.max_bytes = max_bytes
+        self.ingest_metrics = ingest_metrics
+        self.read = read
 
     async def __call__(self, raw: ConsumerRecord) -> None:
         headers = decode_headers(raw.headers)
         document = raw.value or b""
+        received = datetime.now(UTC)
+        started = perf_counter()
         try:
-            envelope = envelope_of(headers, f"{raw.topic}/{raw.partition}/{raw.offset}", datetime.now(UTC))
-            records = read_document(document, headers, envelope, self.pseudonymize, self.max_bytes)
+            envelope = envelope_of(headers, f"{raw.topic}/{raw.partition}/{raw.offset}", received)
+            if len(document) > OFF_LOOP_BYTES:
+                ingested = await asyncio.to_thread(self.read, document, headers, envelope)
+            else:
+                ingested = self.read(document, headers, envelope)
         except RejectedInput as rejected:
-            await self.deadletters.send(raw, rejected.reason, rejected.reason_class)
+            await self._reject(raw, headers, document, received, rejected, perf_counter() - started)
             return
-        await self.records.publish_many([(r, r.record_id, r.patient) for r in records])
-        self.metrics.counted("emitted", len(records))
+        self.ingest_metrics.received(envelope.hospital, ingested.source_format, len(document), perf_counter() - started)
+        await self.claim_checks.store(ingested.attachments)
+        pending = [await self.records.enqueue(r, event_id=r.record_id, key=r.patient) for r in ingested.records]
+        for part in ingested.rejected:
+            pending.append(await self.deadletters.enqueue(part_record(raw, part, envelope.message_id), part.reason,
+                                                          part.reason_class))
+            self.ingest_metrics.failed(part.reason_class)
+        event = ingested_event(envelope.hospital, envelope.message_id, len(document), received, ingested)
+        pending.append(await self.audit.enqueue(event, event_id=event.audit_id, key=envelope.hospital))
+        await confirmed(pending)
+        self.metrics.counted("emitted", len(ingested.records))
+
+    async def _reject(self, raw: ConsumerRecord, headers: dict[str, str], document: bytes, received: datetime,
+                      rejected: RejectedInput, seconds: float) -> None:
+        hospital = (headers.get(CE_SOURCE) or "").strip()[:128] or "unknown"
+        message_id = headers.get(CE_ID) or f"{raw.topic}/{raw.partition}/{raw.offset}"
+        source_format = format_of(headers, document)
+        self.ingest_metrics.received(hospital, source_format or "unknown", len(document), seconds)
+        self.ingest_metrics.failed(rejected.reason_class)
+        event = rejected_event(hospital, message_id, len(document), received, content_type_of(headers, document),
+                               source_format, rejected.reason)
+        await confirmed([
+            await self.deadletters.enqueue(raw, rejected.reason, rejected.reason_class),
+            await self.audit.enqueue(event, event_id=audit_id(hospital, message_id), key=hospital),
+        ])

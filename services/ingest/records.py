@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from services.ingest.pseudonym import Pseudonymizer, age_in_years, generalized_age
-from shared.schemas import CanonicalRecord, Demographics, IncomingRecord
+from shared.schemas import CanonicalRecord, Demographics, ImagingReference, IncomingRecord
 from shared.schemas.records import SourceFormat
 from shared.topics import derived_event_id
 
@@ -25,8 +26,11 @@ def to_canonical(
     envelope: Envelope,
     source_format: SourceFormat,
     pseudonymize: Pseudonymizer,
-    index: int = 0,
+    index: object = 0,
+    imaging: Sequence[ImagingReference] = (),
 ) -> CanonicalRecord:
+    """``index`` names the record's place in its document (0, "row-7", ...): with the hospital and message id it
+    makes the record id, so a redelivered document yields the same ids."""
     when = incoming.recorded_at or envelope.received_at
     if incoming.birth_date is not None:
         age = age_in_years(incoming.birth_date, when.date())
@@ -45,4 +49,5 @@ def to_canonical(
         demographics=Demographics(age_years=age, sex=incoming.sex),
         observations=incoming.observations,
         conditions=incoming.conditions,
+        imaging=list(imaging),
     )

@@ -17,7 +17,7 @@ AIMASS_CODES = "urn:aimass:code"
 """The project's own code system, for concepts LOINC lacks (e.g. the UCI heart-disease exercise test items)."""
 
 Sex = Literal["male", "female", "other", "unknown"]
-SourceFormat = Literal["fhir", "hl7v2", "csv", "json", "dicom"]
+SourceFormat = Literal["fhir", "hl7v2", "csv", "xlsx", "json", "dicom"]
 NonEmpty = Annotated[str, Field(min_length=1, max_length=256)]
 
 
@@ -58,6 +58,13 @@ class ImagingReference(_Model):
     pixel_mean: float | None = None
     pixel_std: float | None = None
     uri: str | None = Field(None, description="claim check: where ingest stored the pixel data")
+    instance_uid: str | None = Field(None, description="replacement SOP instance UID")
+    pixel_min: float | None = None
+    pixel_max: float | None = None
+    pixel_bytes: int | None = Field(None, ge=0, description="size of the pixel data as received")
+    acquisition: dict[str, float | str] = Field(
+        default_factory=dict, description="acquisition parameters by DICOM keyword, e.g. SliceThickness, KVP"
+    )
 
 
 class Demographics(_Model):

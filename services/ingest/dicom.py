@@ -1,0 +1,186 @@
+"""DICOM Part 10 (pydicom): study, series, modality, body part, acquisition parameters and pixel statistics of one
+instance; its pixel data, if larger than ``claim_check_bytes``, becomes a de-identified file for the data dir (claim
+check) that the record references (pure: the file's bytes are returned, the handler stores them).
+
+De-identification: every person name, the patient module and institution tags and private tags are removed, the
+PatientID becomes the pseudonym and every instance UID (all but DICOM's own 1.2.840.10008 ones) is replaced by a
+keyed UID, so the same study always gets the same replacement and nobody can go back.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import generate_uid
+
+from services.ingest.parsed import Attachment, ParseContext, ParsedDocument, ParsedRecord
+from services.ingest.pseudonym import OLDEST_REPORTED_AGE
+from shared.errors import RejectedInput
+from shared.schemas import ImagingReference, IncomingRecord
+
+DICOM_CONTENT_TYPE = "application/dicom"
+STANDARD_UID_ROOT = "1.2.840.10008."  # DICOM's own UIDs (SOP classes, transfer syntaxes): not about anyone
+IDENTIFYING = (
+    "PatientName", "IssuerOfPatientID", "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames",
+    "PatientBirthDate", "PatientBirthTime", "PatientBirthName", "PatientMotherBirthName", "PatientAddress",
+    "PatientTelephoneNumbers", "PatientTelecomInformation", "MedicalRecordLocator", "PatientComments",
+    "AdditionalPatientHistory", "Occupation", "MilitaryRank", "BranchOfService", "RegionOfResidence",
+    "CountryOfResidence", "InsurancePlanIdentification", "AccessionNumber", "InstitutionName",
+    "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber", "StudyID",
+    "ReferencedPatientSequence", "RequestAttributesSequence", "PatientInsurancePlanCodeSequence",
+    "ResponsiblePerson", "ResponsibleOrganization", "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers",
+)
+ACQUISITION = (
+    "SliceThickness", "SpacingBetweenSlices", "PixelSpacing", "KVP", "ExposureTime", "XRayTubeCurrent",
+    "MagneticFieldStrength", "RepetitionTime", "EchoTime", "FlipAngle", "ImagingFrequency", "BitsAllocated",
+    "BitsStored", "PhotometricInterpretation", "NumberOfFrames", "ContrastBolusAgent",
+)
+SEX = {"M": "male", "F": "female", "O": "other"}
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    return str(value).strip() if value is not None else ""
+
+
+def _uid(context: ParseContext, original: str) -> str:
+    return str(generate_uid(prefix=None, entropy_srcs=[context.pseudonymize(context.hospital, original, "dicom-uid")]))
+
+
+def _age(ds: Dataset) -> tuple[date | None, int | None]:
+    birth = _text(ds, "PatientBirthDate")
+    if len(birth) >= 8 and birth[:8].isdigit():
+        try:
+            return date(int(birth[:4]), int(birth[4:6]), int(birth[6:8])), None
+        except ValueError:
+            pass
+    age = _text(ds, "PatientAge")  # e.g. 061Y, 006M
+    if len(age) == 4 and age[:3].isdigit():
+        return None, int(age[:3]) if age[3] == "Y" else 0
+    return None, None
+
+
+def _when(ds: Dataset) -> datetime | None:
+    for day_key, time_key in (("StudyDate", "StudyTime"), ("AcquisitionDate", "AcquisitionTime"),
+                              ("ContentDate", "ContentTime")):
+        day, clock = _text(ds, day_key), _text(ds, time_key).split(".")[0].ljust(6, "0")[:6]
+        if len(day) == 8 and day.isdigit():
+            try:
+                stamp = f"{day}{clock}" if clock.isdigit() else f"{day}000000"
+                return datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+            except ValueError:
+                continue
+    return None
+
+
+def _acquisition(ds: Dataset) -> dict[str, float | str]:
+    out: dict[str, float | str] = {}
+    for keyword in ACQUISITION:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            continue
+        try:
+            out[keyword] = float(value)
+        except (TypeError, ValueError):
+            out[keyword] = "\\".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)[:64]
+    return out
+
+
+def _pixel_statistics(ds: Dataset) -> dict[str, float]:
+    """Mean, spread and range in modality units (rescale applied); empty when the pixels cannot be decoded here
+    (a compressed transfer syntax without its codec)."""
+    try:
+        pixels = np.asarray(ds.pixel_array, dtype=np.float64)
+    except Exception:  # decoding is optional: a missing codec must not lose the instance
+        return {}
+    if pixels.size == 0:
+        return {}
+    pixels = pixels * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+    return {"pixel_mean": float(pixels.mean()), "pixel_std": float(pixels.std()),
+            "pixel_min": float(pixels.min()), "pixel_max": float(pixels.max())}
+
+
+def deidentify(ds: Dataset, context: ParseContext, pseudonym: str) -> Dataset:
+    """The dataset without who it is about: names, patient and institution tags, private tags; UIDs replaced."""
+
+    def scrub(dataset: Dataset, element: Any) -> None:
+        if element.VR == "PN" or element.keyword in IDENTIFYING:
+            del dataset[element.tag]
+        elif element.VR == "UI" and element.value:
+            values = element.value if isinstance(element.value, list | tuple) else [element.value]
+            replaced = [v if str(v).startswith(STANDARD_UID_ROOT) else _uid(context, str(v)) for v in values]
+            element.value = replaced if len(replaced) > 1 else replaced[0]
+
+    ds.remove_private_tags()
+    ds.walk(scrub)
+    if "SOPInstanceUID" in ds and getattr(ds, "file_meta", None) is not None:
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.PatientID = pseudonym
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = "AI Mass ingest: names, patient and institution tags removed; UIDs keyed"
+    return ds
+
+
+def _read(document: bytes) -> Dataset:
+    try:
+        return pydicom.dcmread(io.BytesIO(document))
+    except InvalidDicomError:
+        raise RejectedInput("DICOM: not a DICOM Part 10 file (no DICM preamble)", "malformed") from None
+    except Exception as error:  # pydicom raises EOFError, struct.error, ValueError ... on truncated files
+        raise RejectedInput(f"DICOM: cannot be read ({type(error).__name__})", "malformed") from None
+
+
+def _instance(ds: Dataset, context: ParseContext) -> ParsedDocument:
+    patient_id = _text(ds, "PatientID")
+    if not patient_id:
+        raise RejectedInput("DICOM (0010,0020) PatientID: empty, so the patient is unknown", "schema")
+    for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
+        if not _text(ds, keyword):
+            raise RejectedInput(f"DICOM {keyword}: missing", "schema")
+    birth, age = _age(ds)
+    pixel_bytes = len(ds.PixelData) if "PixelData" in ds else None
+    statistics = _pixel_statistics(ds) if pixel_bytes else {}
+    rows, columns = ds.get("Rows"), ds.get("Columns")
+    reference = {
+        "study_uid": _uid(context, _text(ds, "StudyInstanceUID")),
+        "series_uid": _uid(context, _text(ds, "SeriesInstanceUID")),
+        "instance_uid": _uid(context, _text(ds, "SOPInstanceUID")) if _text(ds, "SOPInstanceUID") else None,
+        "modality": _text(ds, "Modality")[:16] or None,
+        "body_part": _text(ds, "BodyPartExamined")[:64] or None,
+        "rows": int(rows) if rows is not None else None,
+        "columns": int(columns) if columns is not None else None,
+        "pixel_bytes": pixel_bytes,
+        "acquisition": _acquisition(ds),
+        **statistics,
+    }
+    attachments = []
+    if pixel_bytes is not None and pixel_bytes > context.claim_check_bytes:
+        path = (context.data_root / "imaging" / reference["study_uid"] / reference["series_uid"]
+                / f"{reference['instance_uid'] or 'instance'}.dcm")
+        buffer = io.BytesIO()
+        deidentify(ds, context, context.pseudonymize(context.hospital, patient_id)).save_as(buffer)
+        attachments.append(Attachment(path, buffer.getvalue()))
+        reference["uri"] = path.as_uri() if path.is_absolute() else str(path)
+    incoming = IncomingRecord(
+        patient_id=patient_id[:256], recorded_at=_when(ds), birth_date=birth,
+        age_years=min(age, OLDEST_REPORTED_AGE) if age is not None else None,
+        sex=SEX.get(_text(ds, "PatientSex")[:1].upper(), "unknown"),
+    )
+    record = ParsedRecord(incoming, "instance", (ImagingReference(**reference),))
+    return ParsedDocument(records=[record], attachments=attachments)
+
+
+def parse_dicom(document: bytes, context: ParseContext) -> ParsedDocument:
+    ds = _read(document)
+    try:
+        return _instance(ds, context)
+    except RejectedInput:
+        raise
+    except Exception as error:  # pydicom converts element values lazily: a corrupt one fails only here
+        raise RejectedInput(f"DICOM: an element cannot be decoded ({type(error).__name__})", "malformed") from None
