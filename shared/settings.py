@@ -59,7 +59,6 @@ class Settings(BaseSettings):
     train_retrain_after: int = Field(0, ge=0, description="train retrains a task after this many new labelled "
                                      "records in its store; 0 = off")
 
-    infer_port: int = 8104
     infer_batch_max_records: int = Field(2000, ge=1, description="records infer takes from Kafka per batch")
     infer_batch_timeout_ms: int = Field(20, ge=0, description="how long infer waits to fill a batch")
     infer_cache_ttl_seconds: int = Field(3600, ge=0, description="Redis prediction cache TTL; 0 = no cache")

@@ -1,32 +1,93 @@
-"""infer wiring: ``records.clean`` and ``models.released`` in, ``predictions`` out.
+"""infer wiring: ``records.clean`` (in batches) and ``models.released`` in, ``predictions`` out.
 
-This first version receives and validates both inputs; serving arrives with the infer issue.
+Every active model of a record's task scores it: one onnxruntime call per (batch, model), the Redis cache in
+front, the predictions published and acknowledged before the batch's offsets are committed (at least once).
+Models load from the registry at start and swap on ``models.released`` without a restart.
 """
 
 from __future__ import annotations
 
-from faststream.kafka.annotations import KafkaMessage
+import asyncio
+import logging
 
-from shared.schemas import CleanRecord
+from faststream.kafka.annotations import KafkaMessage
+from faststream.middlewares import AckPolicy
+
+from services.infer.adapters.kafka_out import KafkaEventSender
+from services.infer.adapters.onnx_runtime import OnnxLoader
+from services.infer.adapters.redis_cache import RedisPredictionCache
+from services.infer.adapters.registry_cards import RegistryCards
+from services.infer.catalog import ModelCatalog
+from services.infer.handlers import ApplyModelCard, ScoreCleanBatch, Scorer
+from services.infer.metrics import InferMetrics
+from shared.errors import RejectedInput
+from shared.lag import ConsumerLagExporter
 from shared.schemas.models import ModelCard
 from shared.schemas.predictions import Prediction
 from shared.service import Service
 from shared.settings import Settings
 from shared.topics import Topic
 
+log = logging.getLogger("aimass.infer")
+GROUP = "aimass-infer"
+
 
 def create_service(settings: Settings | None = None) -> Service:
     service = Service("infer", settings)
+    settings = service.settings
+    # Declared for the AsyncAPI document and the topic's schema; the hot path sends through KafkaEventSender.
     service.publisher(Topic.PREDICTIONS, entity="prediction", verb="made", schema=Prediction,
                       description="One prediction per (record, model).")
+    sender = KafkaEventSender(settings, service.name, service.topic(Topic.PREDICTIONS), entity="prediction",
+                              verb="made")
+    metrics = InferMetrics(service.metrics.registry)
+    catalog: ModelCatalog[Scorer] = ModelCatalog()
+    loader = OnnxLoader(settings)
+    registry = RegistryCards(settings)
+    cache = RedisPredictionCache(service.redis, settings.infer_cache_ttl_seconds)
+    score = ScoreCleanBatch(catalog, cache, sender, service.deadletters, service.metrics, metrics)
+    apply_card = ApplyModelCard(catalog, loader, registry, metrics)
+    lag = ConsumerLagExporter(settings, service.name, service.metrics.registry,
+                              {GROUP: [service.topic(Topic.RECORDS_CLEAN)]})
+    service.details["execution_provider"] = lambda: loader.providers[0]
+    service.details["models"] = catalog.summary
+    service.details["cache"] = cache.state
 
-    @service.subscriber(Topic.RECORDS_CLEAN, description="Clean records with their per-task feature vectors.")
+    @service.on_startup
+    async def start() -> None:
+        metrics.provider.labels(loader.providers[0]).set(1)
+        log.info("onnxruntime provider", extra={"provider": loader.providers[0]})
+        await sender.start()
+        for card in await asyncio.to_thread(registry.active):
+            try:
+                await apply_card.load(card)
+            except RejectedInput as rejected:
+                log.error("model not loaded", extra={"task": card.task, "site": card.site,
+                                                     "reason": rejected.reason})
+
+    @service.on_shutdown
+    async def stop() -> None:
+        await lag.stop()
+        await sender.stop()
+
+    service.app.after_startup(lag.start)
+
+    @service.batch_subscriber(Topic.RECORDS_CLEAN, group_id=GROUP, max_records=settings.infer_batch_max_records,
+                              batch_timeout_ms=settings.infer_batch_timeout_ms,
+                              description="Clean records with their per-task feature vectors, in batches.")
     async def on_clean(message: KafkaMessage) -> None:
-        await service.accept(message.raw_message, CleanRecord)
+        await score(message.raw_message)
 
-    @service.subscriber(Topic.MODELS_RELEASED, group_id="aimass-infer-models",
+    # Every replica needs every card (no consumer group); replaying old cards is harmless (see catalog.py).
+    @service.subscriber(Topic.MODELS_RELEASED, group_id=None, ack_policy=AckPolicy.ACK_FIRST,
                         description="Model cards: load, promote or retire models.")
     async def on_model(message: KafkaMessage) -> None:
-        await service.accept(message.raw_message, ModelCard)
+        card = await service.accept(message.raw_message, ModelCard)
+        if card is None:
+            return
+        try:
+            await apply_card(card)
+        except RejectedInput as rejected:
+            await service.deadletters.send(message.raw_message, rejected.reason, rejected.reason_class)
 
     return service

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+
+from services.infer.scoring import (
+    column_order,
+    model_matrix,
+    prediction_id,
+    prediction_json,
+    read_record,
+    rows_by_task,
+)
+from shared.errors import RejectedInput
+from shared.schemas.predictions import Prediction
+from tests.support.models import write_model
+from tests.unit.infer.factories import FEATURES, clean_record
+
+
+def test_a_record_reads_with_its_features_and_flags() -> None:
+    record = read_record(clean_record(1).model_dump_json().encode(), "t")
+    assert record.features["heart"].values == [63.0, None, 150.0]
+    assert record.quality_flags[0].field == "cholesterol"
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    (b"{not json", "not valid JSON"),
+    (b'{"record_id": "r"}', "patient"),
+    (orjson.dumps({"record_id": "r", "patient": "p", "hospital": "h",
+                   "features": {"heart": {"names": ["a", "b"], "values": [1.0]}}}), "features[heart]: 2 names"),
+])
+def test_bad_records_are_rejected_with_a_reason_naming_the_field(value: bytes, reason: str) -> None:
+    with pytest.raises(RejectedInput) as rejected:
+        read_record(value, "t")
+    assert reason in rejected.value.reason
+
+
+def test_records_without_features_add_no_rows() -> None:
+    with_features = read_record(clean_record(1).model_dump_json().encode(), "t")
+    without = read_record(clean_record(2).model_copy(update={"features": {}}).model_dump_json().encode(), "t")
+    tasks = rows_by_task([(0, "a", with_features), (1, "b", without)])
+    assert list(tasks) == ["heart"]
+    assert [s.position for s in tasks["heart"].records] == [0]
+
+
+def test_missing_values_become_nan_and_columns_follow_the_model(settings) -> None:
+    card, _ = write_model(settings, "heart", "pooled", ["max_heart_rate", "age", "not_in_record"])
+    rows = rows_by_task([(0, "a", read_record(clean_record(1).model_dump_json().encode(), "t"))])["heart"]
+    matrix = model_matrix(rows, card)
+    assert matrix.dtype == np.float32
+    assert matrix[0, 0] == 150.0 and matrix[0, 1] == 63.0 and math.isnan(matrix[0, 2])
+    same_order, _ = write_model(settings, "heart", "other", FEATURES)
+    assert column_order(tuple(FEATURES), same_order.features) is None
+    assert math.isnan(model_matrix(rows, same_order)[0, 1])
+
+
+def test_prediction_json_is_a_valid_prediction_with_a_stable_id(settings) -> None:
+    card, _ = write_model(settings, "heart", "pooled", FEATURES, threshold=0.4)
+    record = read_record(clean_record(1).model_dump_json().encode(), "t")
+    scored = rows_by_task([(0, "ce-1", record)])["heart"].records[0]
+    prediction = Prediction.model_validate_json(prediction_json(scored, "heart", card, 0.45, False, 1.25))
+    assert prediction.label == 1 and prediction.model == card.ref and prediction.features == [63.0, None, 150.0]
+    assert prediction.quality_flags == record.quality_flags and prediction.latency_ms == 1.25
+    other, _ = write_model(settings, "heart", "cleveland", FEATURES)
+    assert prediction_id("ce-1", card) == prediction_id("ce-1", card) != prediction_id("ce-1", other)
+    assert prediction_id("ce-1", card) != prediction_id("ce-2", card)
