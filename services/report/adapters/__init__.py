@@ -1,0 +1,1 @@
+"""report's adapters: the model registry read through onnxruntime, and the report store on disk."""

@@ -1,0 +1,32 @@
+"""report's HTTP entrypoint: ``GET /reports/{report_id}`` (HTML, ``?format=pdf``, ``?format=fhir``) and
+``GET /patients/{pseudonym}/reports`` (the patient's reports, newest first)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.report.store import ReportStore
+from shared.http import Request, Response
+
+CONTENT_TYPES = {"html": "text/html; charset=utf-8", "pdf": "application/pdf", "fhir": "application/fhir+json"}
+
+
+class ReportRoutes:
+    def __init__(self, store: ReportStore) -> None:
+        self.store = store
+
+    async def report(self, request: Request) -> Response:
+        report_id = request.params["report_id"]
+        fmt = request.query.get("format", "html")
+        if fmt not in CONTENT_TYPES:
+            return Response.json({"error": f"unknown format {fmt!r}; use html, pdf or fhir"}, 400)
+        body = await asyncio.to_thread(self.store.read, report_id, fmt)
+        if body is None:
+            return Response.json({"error": f"no report {report_id!r}"}, 404)
+        headers = {"content-disposition": f'inline; filename="report-{report_id}.pdf"'} if fmt == "pdf" else {}
+        return Response(body, content_type=CONTENT_TYPES[fmt], headers=headers)
+
+    async def patient_reports(self, request: Request) -> Response:
+        entries = await asyncio.to_thread(self.store.for_patient, request.params["pseudonym"])
+        return Response.json({"patient": request.params["pseudonym"],
+                              "reports": [e.model_dump(mode="json") for e in entries]})

@@ -1,0 +1,49 @@
+"""What report keeps per report, and the ports its service layer talks to (implementations in ``adapters/``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from services.report.attribution import Scorer
+from services.report.view import ReportView
+from shared.schemas.models import ModelCard, ModelRef
+from shared.schemas.reports import ReportMessage
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    html: bytes
+    pdf: bytes
+    fhir: bytes  # the transaction Bundle, JSON
+
+
+class ReportEntry(BaseModel):
+    """One line of a patient's report list (``GET /patients/{pseudonym}/reports``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    report_id: str
+    record_id: str
+    task: str
+    hospital: str
+    created_at: datetime
+    probability: float
+    label: int
+    verdict: str
+    needs_review: bool
+    url: str
+
+
+class ReportStore(Protocol):
+    def save(self, view: ReportView, files: ReportFiles, message: ReportMessage, entry: ReportEntry) -> None: ...
+    def read(self, report_id: str, kind: str) -> bytes | None: ...
+    def for_patient(self, patient: str) -> list[ReportEntry]: ...
+
+
+class ModelSource(Protocol):
+    def card(self, ref: ModelRef) -> ModelCard | None: ...
+    def scorer(self, ref: ModelRef) -> Scorer | None: ...
