@@ -11,8 +11,8 @@ help: ## list the targets
 deps: ## install what is missing (Debian packages, .venv, Kafka jars)
 	@deploy/deps.sh
 
-up: deps ## start Kafka, Redis and the six services in the background
-	@deploy/stack.sh up
+up: deps ## start Kafka, Redis and the six services in the background (INFER_REPLICAS=N: N infer processes)
+	@INFER_REPLICAS="$(INFER_REPLICAS)" deploy/stack.sh up
 
 down: ## stop everything `make up` started
 	@deploy/stack.sh down
