@@ -24,7 +24,7 @@ def create_service(settings: Settings | None = None) -> Service:
     )
     code_book = load_code_book(service.settings.codes_dir)
     cleaner = Cleaner(load_tasks(service.settings.tasks_dir), code_book)
-    seen = RedisSeenEvents(service.redis, "clean", service.settings.dedup_ttl_seconds)
+    seen = RedisSeenEvents(service.redis, service.settings.topic_prefix, service.settings.dedup_ttl_seconds)
     handle = CleanIngested(out, service.deadletters, seen, cleaner, service.metrics,
                            CleanMetrics(service.metrics.registry))
     service.details["code_tables"] = code_book.versions

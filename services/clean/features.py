@@ -16,18 +16,25 @@ class TaskResult:
     implausible: tuple[str, ...]  # feature names whose value was outside the task's plausible range
 
 
-def task_codes(task: TaskSpec) -> set[tuple[str, str]]:
-    codes = {(f.code.system, f.code.code) for f in task.features if f.code is not None}
-    if task.label.kind == "observation":
-        codes.add((task.label.code.system, task.label.code.code))
-    return codes
+MIN_OBSERVED_FRACTION = 0.5
+
+
+def feature_codes(task: TaskSpec) -> set[tuple[str, str]]:
+    return {(f.code.system, f.code.code) for f in task.features if f.code is not None}
 
 
 def applies(record: CanonicalRecord, task: TaskSpec) -> bool:
-    """A task applies to a record carrying at least one of its observations (demographics alone do not count:
-    every record has an age, and a heart-disease record is no breast-cancer case)."""
-    wanted = task_codes(task)
-    return any((o.code.system, o.code.code) in wanted for o in record.observations)
+    """A task applies to a record that carries its label, or at least half of the observations its features read.
+
+    Demographics do not count (every record has an age), nor does one shared vital sign: a blood pressure alone
+    is not a heart-disease work-up, and a model asked about it would answer from imputed values only.
+    """
+    present = {(o.code.system, o.code.code) for o in record.observations}
+    label = task.label.code.system, task.label.code.code
+    if task.label.kind == "observation" and label in present:
+        return True
+    wanted = feature_codes(task)
+    return bool(wanted) and len(wanted & present) >= MIN_OBSERVED_FRACTION * len(wanted)
 
 
 def task_features(record: CanonicalRecord, task: TaskSpec) -> TaskResult:

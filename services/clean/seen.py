@@ -24,13 +24,13 @@ class SeenEvents(Protocol):
 
 
 class RedisSeenEvents:
-    def __init__(self, redis: Redis, scope: str, ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis, namespace: str, ttl_seconds: int) -> None:
         self.redis = redis
-        self.scope = scope
+        self.namespace = namespace.rstrip(".") or "default"  # the topic prefix: one set per deployment's stream
         self.ttl_seconds = ttl_seconds
 
     def _key(self, event_id: str) -> str:
-        return redis_key(self.scope, "seen", event_id)
+        return redis_key("clean", self.namespace, "seen", event_id)
 
     async def seen(self, event_id: str) -> bool:
         return bool(await self.redis.exists(self._key(event_id)))
@@ -39,7 +39,7 @@ class RedisSeenEvents:
         await self.redis.set(self._key(event_id), b"1", ex=self.ttl_seconds)
 
     async def claim_content(self, fingerprint: str, event_id: str) -> bool:
-        key = redis_key(self.scope, "content", fingerprint)
+        key = redis_key("clean", self.namespace, "content", fingerprint)
         if await self.redis.set(key, event_id.encode(), nx=True, ex=self.ttl_seconds):
             return True
         owner = await self.redis.get(key)
