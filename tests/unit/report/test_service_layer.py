@@ -1,0 +1,122 @@
+"""The Reporter on real models and a real store on disk, the publisher faked; the HTTP routes on that store."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pydantic import BaseModel
+
+from services.report.adapters.file_store import FileReportStore
+from services.report.adapters.registry_models import RegistryModels
+from services.report.handlers import Reporter, parse_time, report_id_of
+from services.report.metrics import ReportMetrics
+from services.report.routes import ReportRoutes
+from shared.errors import RejectedInput
+from shared.http import Request
+from shared.metrics import ServiceMetrics
+from shared.schemas.predictions import FusedPrediction
+from shared.settings import Settings
+from shared.tasks import load_tasks
+from tests.unit.report.conftest import SITES
+from tests.unit.report.factories import fused_for, record_from
+
+WHEN = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+
+
+class RecordingPublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[BaseModel, str, str | None]] = []
+
+    async def publish(self, event: BaseModel, *, event_id: str, key: str | None) -> None:
+        self.sent.append((event, event_id, key))
+
+
+def reporter(settings: Settings, out: RecordingPublisher) -> tuple[Reporter, ServiceMetrics]:
+    metrics = ServiceMetrics("report")
+    return Reporter(load_tasks(), RegistryModels(settings), FileReportStore.under(settings), out,  # type: ignore[arg-type]
+                    metrics, ReportMetrics(metrics.registry), "http://127.0.0.1:8106/"), metrics
+
+
+async def test_a_fused_result_becomes_a_stored_report_and_a_message(
+    fresh_settings: Settings, swiss_fused: FusedPrediction
+) -> None:
+    out = RecordingPublisher()
+    service, metrics = reporter(fresh_settings, out)
+    message = await service.on_fused(swiss_fused, WHEN)
+    [(event, event_id, key)] = out.sent
+    assert event == message and event_id == message.report_id == report_id_of(swiss_fused)
+    assert key == swiss_fused.patient  # the contract's key: the pseudonym
+    assert message.url == f"http://127.0.0.1:8106/reports/{message.report_id}"
+    assert message.risk_assessment["resourceType"] == "RiskAssessment"
+    assert message.diagnostic_report is not None
+    store = FileReportStore.under(fresh_settings)
+    assert store.read(message.report_id, "pdf").startswith(b"%PDF")
+    text = metrics.render().decode()
+    for fmt in ("html", "pdf", "fhir"):
+        assert f'aimass_report_rendered_total{{format="{fmt}",task="heart_disease"}} 1.0' in text
+    assert 'aimass_report_render_seconds_count{format="pdf"} 1.0' in text
+
+
+async def test_a_redelivered_result_rerenders_the_same_report(
+    fresh_settings: Settings, swiss_fused: FusedPrediction
+) -> None:
+    out = RecordingPublisher()
+    service, _ = reporter(fresh_settings, out)
+    first = await service.on_fused(swiss_fused, WHEN)
+    html = FileReportStore.under(fresh_settings).read(first.report_id, "html")
+    second = await service.on_fused(swiss_fused, WHEN)
+    assert first == second and out.sent[0][1] == out.sent[1][1]
+    assert FileReportStore.under(fresh_settings).read(first.report_id, "html") == html
+    assert len(FileReportStore.under(fresh_settings).for_patient(swiss_fused.patient)) == 1
+
+
+async def test_a_task_without_a_task_file_is_rejected(fresh_settings: Settings, swiss_fused: FusedPrediction) -> None:
+    service, _ = reporter(fresh_settings, RecordingPublisher())
+    with pytest.raises(RejectedInput, match="task 'nonexistent', which has no task file"):
+        await service.on_fused(swiss_fused.model_copy(update={"task": "nonexistent"}), WHEN)
+
+
+async def test_models_absent_from_the_registry_give_a_report_without_attribution(
+    tmp_path: object, swiss_fused: FusedPrediction
+) -> None:
+    settings = Settings(var_dir=tmp_path)  # type: ignore[arg-type]
+    service, _ = reporter(settings, RecordingPublisher())
+    message = await service.on_fused(swiss_fused, WHEN)
+    view = FileReportStore.under(settings).view(message.report_id)
+    assert view is not None and view.drivers == [] and all(m.auc is None for m in view.models)
+
+
+async def test_routes_serve_each_format_and_a_patients_reports_newest_first(
+    fresh_settings: Settings, swiss_fused: FusedPrediction
+) -> None:
+    service, _ = reporter(fresh_settings, RecordingPublisher())
+    patient = swiss_fused.patient
+    later = fused_for(record_from("cleveland", 3), SITES).model_copy(update={"patient": patient})
+    old = await service.on_fused(swiss_fused, WHEN)
+    new = await service.on_fused(later, WHEN + timedelta(days=30))
+    routes = ReportRoutes(FileReportStore.under(fresh_settings))
+
+    def get(report_id: str, **query: str) -> Request:
+        return Request(f"/reports/{report_id}", {"report_id": report_id}, query)
+
+    html = await routes.report(get(old.report_id))
+    assert html.status == 200 and html.content_type.startswith("text/html") and patient.encode() in html.body
+    pdf = await routes.report(get(old.report_id, format="pdf"))
+    assert pdf.content_type == "application/pdf" and pdf.body.startswith(b"%PDF")
+    fhir = await routes.report(get(old.report_id, format="fhir"))
+    assert json.loads(fhir.body)["resourceType"] == "Bundle"
+    assert (await routes.report(get("no-such-report"))).status == 404
+    assert (await routes.report(get("../../etc"))).status == 404
+    assert (await routes.report(get(old.report_id, format="docx"))).status == 400
+    listing = await routes.patient_reports(Request("", {"pseudonym": patient}, {}))
+    assert [r["report_id"] for r in json.loads(listing.body)["reports"]] == [new.report_id, old.report_id]
+    empty = await routes.patient_reports(Request("", {"pseudonym": "nobody"}, {}))
+    assert json.loads(empty.body)["reports"] == []
+
+
+def test_report_time_comes_from_the_fused_event() -> None:
+    assert parse_time("2026-01-05T09:30:00.000Z") == WHEN
+    assert parse_time("not a time") is None and parse_time(None) is None
+
