@@ -17,7 +17,6 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
-from pydicom.uid import generate_uid
 
 from services.ingest.parsed import Attachment, ParseContext, ParsedDocument, ParsedRecord
 from services.ingest.pseudonym import OLDEST_REPORTED_AGE
@@ -50,7 +49,8 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 
 def _uid(context: ParseContext, original: str) -> str:
-    return str(generate_uid(prefix=None, entropy_srcs=[context.pseudonymize(context.hospital, original, "dicom-uid")]))
+    """A UUID-derived UID (2.25.<128-bit integer>) from the keyed hash of the original: stable, not reversible."""
+    return f"2.25.{int(context.pseudonymize(context.hospital, original, 'dicom-uid'), 16)}"
 
 
 def _age(ds: Dataset) -> tuple[date | None, int | None]:
@@ -123,7 +123,7 @@ def deidentify(ds: Dataset, context: ParseContext, pseudonym: str) -> Dataset:
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.PatientID = pseudonym
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = "AI Mass ingest: names, patient and institution tags removed; UIDs keyed"
+    ds.DeidentificationMethod = "AI Mass: names, patient tags removed; UIDs keyed"
     return ds
 
 

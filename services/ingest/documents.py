@@ -81,6 +81,9 @@ def sniff_content_type(document: bytes) -> str | None:
         return HL7_CONTENT_TYPE
     if head.startswith((b"{", b"[")):
         return FHIR_CONTENT_TYPE if b'"resourceType"' in document[:4096] else JSON_CONTENT_TYPE
+    first_line, _, rest = document[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").partition(b"\n")
+    if rest and first_line.count(b",") >= 2 and first_line.rstrip(b"\r").decode("utf-8", "replace").isprintable():
+        return CSV_CONTENT_TYPE  # a header row of at least three columns
     return None
 
 

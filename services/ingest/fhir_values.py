@@ -91,8 +91,10 @@ def reference_range(element: Any) -> str | None:
     low, high = ranges[0].low, ranges[0].high
     if ranges[0].text:
         return ranges[0].text[:128]
-    bounds = [f"{float(q.value):g}" if q is not None and q.value is not None else "" for q in (low, high)]
-    return "-".join(bounds) if any(bounds) else None
+    low_text, high_text = (f"{float(q.value):g}" if q is not None and q.value is not None else "" for q in (low, high))
+    if low_text and high_text:
+        return f"{low_text}-{high_text}"
+    return f">={low_text}" if low_text else f"<={high_text}" if high_text else None
 
 
 def interpretation(element: Any) -> str | None:
