@@ -44,6 +44,12 @@ def _simulate(args: argparse.Namespace) -> int:
     return asyncio.run(simulate(get_settings(), args.per_hospital, args.timeout))
 
 
+def _quality(args: argparse.Namespace) -> int:
+    from services.cli.quality import quality
+
+    return asyncio.run(quality(get_settings(), args.task, args.timeout))
+
+
 def _not_yet(issue: str) -> argparse._SubParsersAction:  # pragma: no cover - replaced as issues land
     def run(_: argparse.Namespace) -> int:
         print(f"aimass: this command arrives with the {issue} issue and is not available yet", file=sys.stderr)
@@ -86,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--per-hospital", type=int, default=None, help="records per hospital (default: all)")
     simulate.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the results")
     simulate.set_defaults(func=_simulate)
+
+    quality = commands.add_parser("quality", help="per-hospital data quality: missing features, quality flags")
+    quality.add_argument("--task", help="only this task's table (default: every task)")
+    quality.add_argument("--timeout", type=float, default=10.0, help="stop after this many idle seconds")
+    quality.set_defaults(func=_quality)
     from services.cli.train_cli import add_commands as add_train_commands
 
     add_train_commands(commands, get_settings)
