@@ -113,7 +113,11 @@ class ConsumerLagExporter:
             self._admin, self._consumer = admin, consumer
         topics = {topic for topics in self.groups.values() for topic in topics}
         if not all(self._consumer.partitions_for_topic(t) for t in topics):
-            await self._consumer.topics()  # a metadata request: learns the partitions of topics created since
+            # consumer.topics() fetches metadata without keeping it: track the topics on the consumer's own client
+            # and wait for its refresh, which learns the partitions of topics created since.
+            client = self._consumer._client
+            client.set_topics(sorted(topics))
+            await client.force_metadata_update()
         return self._admin, self._consumer
 
     async def _close(self) -> None:
