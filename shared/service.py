@@ -21,6 +21,7 @@ from shared.broker import consumer_options, ensure_topics, make_broker
 from shared.errors import ModelT, RejectedInput, parse_event
 from shared.events import DeadLetters, EventPublisher
 from shared.http import HttpApp, Request, Response
+from shared.lag import ConsumerLagExporter
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
 from shared.redis import make_redis
@@ -45,13 +46,15 @@ class Service:
         self.checks: dict[str, Check] = {"kafka": self._kafka_answers, "redis": self._redis_answers}
         self.details: dict[str, Callable[[], object]] = {}
         self._startup: list[Hook] = [self._create_topics]
-        self._shutdown: list[Hook] = [self._close_redis]
+        self._shutdown: list[Hook] = [self._stop_lag, self._close_redis]
         self._consumed: list[str] = []
         self.published: list[PublishedEvent] = []
         self._asyncapi: tuple[bytes, bytes] | None = None
+        self._lag: ConsumerLagExporter | None = None
         self.app = AsgiFastStream(
             self.broker, on_startup=[self._run_startup], after_shutdown=[self._run_shutdown]
         )
+        self.app.after_startup(self._start_lag)
         self.http = HttpApp(self.app)
         self.http.get("/healthz", self._healthz)
         self.http.get("/readyz", self._readyz)
@@ -119,6 +122,26 @@ class Service:
 
     async def _create_topics(self) -> None:
         await ensure_topics(self.settings)
+
+    def consumer_groups(self) -> dict[str, list[str]]:
+        """Each consumer group of this service and the topics it reads (subscribers without a group are left out:
+        they read every message and have no lag to speak of)."""
+        groups: dict[str, list[str]] = {}
+        for subscriber in self.broker.subscribers:
+            if subscriber.group_id:
+                groups.setdefault(subscriber.group_id, []).extend(subscriber.topic_names)
+        return groups
+
+    async def _start_lag(self) -> None:
+        # aimass_consumer_lag for every group; a service that wired its own exporter keeps it.
+        if "aimass_consumer_lag" in self.metrics.registry._names_to_collectors or not self.consumer_groups():
+            return
+        self._lag = ConsumerLagExporter(self.settings, self.name, self.metrics.registry, self.consumer_groups())
+        await self._lag.start()
+
+    async def _stop_lag(self) -> None:
+        if self._lag is not None:
+            await self._lag.stop()
 
     async def _close_redis(self) -> None:
         await self.redis.aclose()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -11,6 +13,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.group import MemberAssignment
 
+from shared.broker import ensure_topics
 from shared.security import kafka_client_options
 from shared.settings import Settings
 from shared.topics import CE_SOURCE, Topic, topic_name
@@ -21,8 +24,18 @@ GROUP = "aimass-infer"
 
 
 @pytest.fixture
-def two_infers(settings: Settings) -> Iterator[list[ServiceProcess]]:
-    replicas = [ServiceProcess("infer", settings, AIMASS_INFER_PORT=str(free_port())).start() for _ in range(2)]
+def own_settings(settings: Settings) -> Settings:
+    """A topic prefix of its own: the session's other infer process (the `pipeline` fixture) shares the group id
+    and would otherwise hold some of the partitions."""
+    own = settings.model_copy(update={"topic_prefix": f"replicas-{uuid.uuid4().hex[:8]}."})
+    asyncio.run(ensure_topics(own))
+    return own
+
+
+@pytest.fixture
+def two_infers(own_settings: Settings) -> Iterator[list[ServiceProcess]]:
+    replicas = [ServiceProcess("infer", own_settings, AIMASS_INFER_PORT=str(free_port())).start()
+                for _ in range(2)]
     try:
         for replica in replicas:
             replica.wait_ready()
@@ -57,8 +70,9 @@ def received_on(replica: ServiceProcess, topic: str) -> float:
     return sum(float(v) for v in re.findall(pattern, text, flags=re.M))
 
 
-async def test_two_replicas_split_records_clean_and_both_consume(settings: Settings,
+async def test_two_replicas_split_records_clean_and_both_consume(own_settings: Settings,
                                                                  two_infers: list[ServiceProcess]) -> None:
+    settings = own_settings
     topic = topic_name(Topic.RECORDS_CLEAN, settings.topic_prefix)
     deadline = time.monotonic() + 60
     while True:  # the second member's join triggers a rebalance; wait for it to settle
