@@ -1,4 +1,9 @@
-"""``aimass publish``: the hospital side — documents onto ``ingest.raw`` with the contract's headers."""
+"""``aimass publish``: the hospital side — documents onto ``ingest.raw`` with the contract's headers.
+
+Files, folders (every file below them) or ``-`` for one document on stdin. The format comes from ``--format`` or
+from each file's name (a ``.json`` file that holds a FHIR resource is sent as FHIR). Ends with a count of what was
+sent and what failed; the exit status is 1 if anything failed.
+"""
 
 from __future__ import annotations
 
@@ -27,31 +32,41 @@ CONTENT_TYPES = {
     "fhir": "application/fhir+json",
     "hl7v2": "x-application/hl7-v2+er7",
     "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     "json": "application/json",
     "dicom": "application/dicom",
 }
-EXTENSIONS = {".fhir.json": "fhir", ".hl7": "hl7v2", ".er7": "hl7v2", ".csv": "csv", ".json": "json", ".dcm": "dicom"}
+EXTENSIONS = {".fhir.json": "fhir", ".hl7": "hl7v2", ".er7": "hl7v2", ".csv": "csv", ".xlsx": "xlsx",
+              ".json": "json", ".dcm": "dicom"}
+STDIN = "-"
 
 
-def format_of(path: Path, forced: str | None) -> str | None:
+def format_of(path: Path, forced: str | None, body: bytes = b"") -> str | None:
+    """``--format``, else the file's extension; ``None`` lets ingest sniff the format."""
     if forced:
         return forced
     name = path.name.lower()
-    return next((fmt for ext, fmt in EXTENSIONS.items() if name.endswith(ext)), None)
+    found = next((fmt for ext, fmt in EXTENSIONS.items() if name.endswith(ext)), None)
+    if found == "json" and b'"resourceType"' in body[:4096]:
+        return "fhir"
+    return found
 
 
 def expand(paths: list[str]) -> list[Path]:
     files: list[Path] = []
     for item in paths:
         path = Path(item)
-        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")))
+        else:
+            files.append(path)
     return files
 
 
-def document_headers(hospital: str, fmt: str | None) -> list[tuple[str, bytes]]:
+def document_headers(hospital: str, fmt: str | None, message_id: str | None = None) -> list[tuple[str, bytes]]:
     headers = {
         CE_SPECVERSION: "1.0",
-        CE_ID: str(uuid.uuid4()),
+        CE_ID: message_id or str(uuid.uuid4()),
         CE_SOURCE: hospital,
         CE_TYPE: "org.aimass.document.submitted.v1",
         CE_TIME: rfc3339_now(),
@@ -61,19 +76,29 @@ def document_headers(hospital: str, fmt: str | None) -> list[tuple[str, bytes]]:
     return [(k, v.encode()) for k, v in headers.items()]
 
 
-async def publish_files(paths: list[str], hospital: str, forced: str | None, settings: Settings) -> int:
-    topic = topic_name(Topic.INGEST_RAW, settings.topic_prefix)
+def read_documents(paths: list[str], forced: str | None) -> tuple[list[tuple[str, bytes, str | None]], int]:
+    """(name, bytes, format) of every document, and how many could not be read."""
     documents: list[tuple[str, bytes, str | None]] = []
     failed = 0
-    for path in ([] if paths == ["-"] else expand(paths)):
-        try:
-            documents.append((str(path), path.read_bytes(), format_of(path, forced)))
-        except OSError as error:
-            print(f"aimass publish: cannot read {path}: {error.strerror}", file=sys.stderr)
-            failed += 1
-    if paths == ["-"]:
-        documents.append(("<stdin>", sys.stdin.buffer.read(), forced))
+    for item in paths:
+        if item == STDIN:
+            body = sys.stdin.buffer.read()
+            documents.append(("<stdin>", body, format_of(Path("stdin"), forced, body)))
+            continue
+        for path in expand([item]):
+            try:
+                body = path.read_bytes()
+            except OSError as error:
+                print(f"aimass publish: cannot read {path}: {error.strerror}", file=sys.stderr)
+                failed += 1
+                continue
+            documents.append((str(path), body, format_of(path, forced, body)))
+    return documents, failed
 
+
+async def publish_files(paths: list[str], hospital: str, forced: str | None, settings: Settings) -> int:
+    topic = topic_name(Topic.INGEST_RAW, settings.topic_prefix)
+    documents, failed = read_documents(paths, forced)
     client = producer(settings)
     try:
         await client.start()

@@ -12,6 +12,7 @@ from services.ingest.documents import Ingested, ReadOptions, read_document
 from services.ingest.handlers import IngestRaw
 from services.ingest.hospitals import load_tables
 from services.ingest.keys import load_pseudonym_key
+from services.ingest.libraries import quiet_parser_libraries
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pseudonym import Pseudonymizer
 from services.ingest.records import Envelope
@@ -23,6 +24,7 @@ from shared.topics import Topic
 
 
 def create_service(settings: Settings | None = None) -> Service:
+    quiet_parser_libraries()
     service = Service("ingest", settings)
     settings = service.settings
     records = service.publisher(

@@ -33,8 +33,8 @@ def test_a_bundle_with_vitals_and_labs_becomes_one_record_per_encounter() -> Non
 
 
 def test_the_scenario_bundle_carries_the_bp_panel_component_and_the_uci_values() -> None:
-    document = {"patient_id": "CLEVELAND-00001", "encounter_id": "ENC-00001", "recorded_at": "2026-01-05T08:00:00+00:00",
-                "age_years": 63, "sex": "male",
+    document = {"patient_id": "CLEVELAND-00001", "encounter_id": "ENC-00001",
+                "recorded_at": "2026-01-05T08:00:00+00:00", "age_years": 63, "sex": "male",
                 "observations": [
                     {"code": {"system": LOINC, "code": "8480-6"}, "value": 145.0, "unit": "mm[Hg]",
                      "time": "2026-01-05T08:00:00+00:00"},
@@ -44,7 +44,8 @@ def test_the_scenario_bundle_carries_the_bp_panel_component_and_the_uci_values()
                 "conditions": [{"code": {"system": SNOMED, "code": "53741008"}, "status": "active"}]}
     bundle = formats.fhir_bundle(document)
     panel = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
-    assert panel["code"]["coding"][0]["code"] == "85354-9" and panel["component"][0]["code"]["coding"][0]["code"] == "8480-6"
+    assert panel["code"]["coding"][0]["code"] == "85354-9"
+    assert panel["component"][0]["code"]["coding"][0]["code"] == "8480-6"
     [record] = read(json.dumps(bundle).encode(), "cleveland", FHIR)
     assert record.demographics.age_years == 63
     assert by_code(record)["8480-6"].value == 145.0
