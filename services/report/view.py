@@ -79,6 +79,7 @@ class ReportView(_View):
     review_reasons: list[str]
     models: list[ModelLine]
     drivers: list[Driver]
+    drivers_not_shown: int = 0  # smaller influences left out of the table
     attribution: str | None
     attribution_model: ModelRef | None
     not_measured: list[str]
@@ -131,10 +132,12 @@ def build_view(
     models = [ModelLine(site=c.model.site, version=c.model.version, weight=c.weight, probability=c.probability,
                         auc=_auc(card_of(c.model))) for c in sorted(fused.contributions, key=lambda c: -c.weight)]
     drivers: list[Driver] = []
+    hidden = 0
     attribution, model, not_measured = None, None, [g.label for g in groups if value_text(g, fused.features) is None]
     if occlusion is not None:
         model, result = occlusion
         drivers = [Driver(label=i.label, value=i.value, delta=i.delta) for i in result.influences[:DRIVERS_SHOWN]]
+        hidden = len(result.influences) - len(drivers)
         attribution = ATTRIBUTION_METHOD.format(model=f"the {model.site} model {model.version}")
         not_measured = result.not_measured
     return ReportView(
@@ -143,7 +146,7 @@ def build_view(
         positive_label=task.label.positive_label, negative_label=task.label.negative_label,
         probability=fused.probability, label=fused.label, method=fused.method, agreement=fused.agreement,
         needs_review=fused.needs_review, review_reasons=list(fused.review_reasons), models=models, drivers=drivers,
-        attribution=attribution, attribution_model=model, not_measured=not_measured,
+        drivers_not_shown=hidden, attribution=attribution, attribution_model=model, not_measured=not_measured,
         inputs=[_input_line(g, fused.features) for g in groups], quality_flags=list(fused.quality_flags),
     )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, Template, select_autoescape
 
-from services.report.render.pictures import bar_svg, gauge_svg, influence_svg, risk_colour
+from services.report.render.pictures import bar_svg, gauge_svg, influence_svg, points, risk_colour
 from services.report.view import ReportView
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -33,4 +33,5 @@ def render_html(view: ReportView) -> bytes:
         gauge=gauge_svg(view.probability, bool(view.label), f"risk of {view.positive_label}"),
         bar=lambda p: bar_svg(p, p >= 0.5),
         influence=lambda delta: influence_svg(delta, largest),
+        points=points,
     ).encode()

@@ -14,7 +14,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Table, TableStyle
 
 from services.report.render.html import report_time
-from services.report.render.pictures import DOWN, RISK_HIGH, RISK_LOW, TRACK, UP
+from services.report.render.pictures import DOWN, RISK_HIGH, RISK_LOW, TRACK, UP, points
 from services.report.view import ReportView
 
 STYLES = getSampleStyleSheet()
@@ -107,9 +107,10 @@ def _sections(v: ReportView) -> list[Flowable]:
     if v.drivers:
         largest = max(abs(d.delta) for d in v.drivers)
         story.append(_table([["Input", "Recorded value", "Influence", "Change"]]
-                            + [[d.label, d.value, _influence(d.delta, largest), f"{d.delta * 100:+.1f} pts"]
+                            + [[d.label, d.value, _influence(d.delta, largest), points(d.delta)]
                                for d in v.drivers], [52 * mm, 50 * mm, 44 * mm, 24 * mm]))
-        story.append(_p(v.attribution or "", NOTE))
+        hidden = f" {v.drivers_not_shown} smaller influence(s) not shown." if v.drivers_not_shown else ""
+        story.append(_p((v.attribution or "") + hidden, NOTE))
     else:
         story.append(_p("No attribution: no model of this result could be loaded from the registry.", NOTE))
     if v.not_measured:

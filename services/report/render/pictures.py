@@ -58,3 +58,9 @@ def influence_svg(delta: float, largest: float, width: int = 160) -> str:
     return (f'<svg viewBox="0 0 {width} 12" width="{width}" height="12" xmlns="http://www.w3.org/2000/svg">'
             f'<rect x="{x:.1f}" width="{length:.1f}" height="12" fill="{UP if delta >= 0 else DOWN}"/>'
             f'<line x1="{half}" x2="{half}" y1="0" y2="12" stroke="#475467" stroke-width="1"/></svg>')
+
+
+def points(delta: float) -> str:
+    """A probability change in percentage points, signed; no "-0.0" for a change that rounds to nothing."""
+    value = round(delta * 100, 1)
+    return "0.0 pts" if value == 0 else f"{value:+.1f} pts"

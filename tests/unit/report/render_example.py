@@ -1,0 +1,49 @@
+"""Render one example report (real UCI record, models trained on the UCI data) to a folder, for docs/images.
+
+    .venv/bin/python -m tests.unit.report.render_example /tmp/report-example
+    chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=900,2000 \
+        --screenshot=docs/images/report.png /tmp/report-example/report.html
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from services.report.adapters.file_store import FileReportStore
+from services.report.adapters.registry_models import RegistryModels
+from services.report.handlers import Reporter
+from services.report.metrics import ReportMetrics
+from shared.metrics import ServiceMetrics
+from shared.settings import Settings
+from shared.tasks import load_tasks
+from tests.unit.report.factories import WHEN, fused_for, install_models, record_from
+
+SITES = ("pooled", "cleveland", "hungary", "va-long-beach")
+
+
+class _Discard:
+    async def publish(self, event: BaseModel, *, event_id: str, key: str | None) -> None:
+        return None
+
+
+def main(out: Path, hospital: str = "va-long-beach", index: int = 14) -> None:
+    settings = Settings(var_dir=Path(tempfile.mkdtemp()))
+    install_models(settings.data_path / "models", SITES)
+    metrics = ServiceMetrics("report")
+    store = FileReportStore.under(settings)
+    reporter = Reporter(load_tasks(), RegistryModels(settings), store, _Discard(),  # type: ignore[arg-type]
+                        metrics, ReportMetrics(metrics.registry), "http://127.0.0.1:8106")
+    message = asyncio.run(reporter.on_fused(fused_for(record_from(hospital, index), SITES), WHEN))
+    out.mkdir(parents=True, exist_ok=True)
+    for kind, name in (("html", "report.html"), ("pdf", "report.pdf"), ("fhir", "fhir.json")):
+        (out / name).write_bytes(store.read(message.report_id, kind) or b"")
+    print(message.summary)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "report-example"))
