@@ -94,6 +94,8 @@ def rows() -> list[Row]:
             quantiles("aimass_ingest_parse_seconds", "format", title="parse time"),
             Panel("parse failures", [
                 ("sum by (reason) (rate(aimass_ingest_parse_failures_total[5m]))", "{{reason}}")], "ops"),
+            Panel("bytes in by hospital", [
+                ("sum by (hospital) (rate(aimass_ingest_bytes_total[5m]))", "{{hospital}}")], "Bps", width=24),
         ]),
         Row("clean", [
             *common("clean"),
