@@ -76,13 +76,23 @@ def conversion(from_unit: str, to_unit: str, analyte: Analyte | None = None) -> 
     if analyte is not None and analyte.ifcc_master_equation:
         return _ifcc(from_unit, to_unit)
     source, target = ucum_unit(from_unit), ucum_unit(to_unit)
-    quantity = _registry().Quantity
-    zero, one = quantity(0.0, source), quantity(1.0, source)
-    if zero.dimensionality != target.dimensionality:
-        zero, one = _via_molar_mass(zero, target, analyte, from_unit, to_unit), \
-            _via_molar_mass(one, target, analyte, from_unit, to_unit)
-    low, high = zero.to(target).magnitude, one.to(target).magnitude
-    return Affine(float(high - low), float(low))
+    try:
+        low, high, check = (_convert(value, source, target, analyte, from_unit, to_unit) for value in (0.0, 1.0, 10.0))
+    except UnitProblem:
+        raise
+    except Exception:  # pint refuses, e.g. an offset unit (Cel) times a molar mass
+        raise UnitProblem("incompatible_unit", f"unit {from_unit!r} cannot be converted to {to_unit!r}") from None
+    affine = Affine(high - low, low)
+    if not math.isclose(affine.scale * 10.0 + affine.offset, check, rel_tol=1e-9, abs_tol=1e-12):
+        raise UnitProblem("incompatible_unit", f"unit {from_unit!r} is not linear in {to_unit!r} (logarithmic?)")
+    return affine
+
+
+def _convert(value: float, source: Any, target: Any, analyte: Analyte | None, from_unit: str, to_unit: str) -> float:
+    quantity = _registry().Quantity(value, source)
+    if quantity.dimensionality != target.dimensionality:
+        quantity = _via_molar_mass(quantity, target, analyte, from_unit, to_unit)
+    return float(quantity.to(target).magnitude)
 
 
 def _via_molar_mass(value: Any, target: Any, analyte: Analyte | None, from_unit: str, to_unit: str) -> Any:

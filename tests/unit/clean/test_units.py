@@ -58,3 +58,15 @@ def test_hba1c_is_never_converted_as_a_plain_ratio() -> None:
 def test_float_noise_is_rounded_away() -> None:
     assert round_significant(37.00000000000006) == 37.0
     assert round_significant(0.0) == 0.0
+
+
+@pytest.mark.parametrize("unit", ["Cel", "[degF]", "dB", "B[mV]"])
+def test_offset_and_logarithmic_units_never_pass_as_concentrations(unit: str) -> None:
+    with pytest.raises(UnitProblem) as problem:
+        conversion(unit, "mg/dL", ANALYTE["glucose"])
+    assert problem.value.kind == "incompatible_unit"
+
+
+def test_a_logarithmic_unit_is_not_treated_as_linear() -> None:
+    with pytest.raises(UnitProblem, match="not linear"):
+        conversion("dB", "1")
