@@ -49,28 +49,27 @@ def plan_groups(tasks: Mapping[str, TaskRows], models: Mapping[str, Sequence[Loa
     return groups
 
 
-def all_keys(groups: Sequence[ModelGroup[ScorerT]]) -> list[str]:
-    return [key for group in groups for key in group.keys]
-
-
-def apply_cached(groups: Sequence[ModelGroup[ScorerT]], values: Sequence[bytes | None] | None) -> tuple[int, int]:
-    """Fill each group from the cache's answers (``all_keys`` order); returns (hits, misses)."""
-    if values is None:
+def apply_cached(groups: Sequence[ModelGroup[ScorerT]], answers: Sequence[Sequence[bytes | None]] | None,
+                 ) -> tuple[int, int]:
+    """Fill each group from the cache's answers (one list per group, in key order); returns (hits, misses)."""
+    if answers is None:
         return 0, 0
-    offset = hits = 0
-    for group in groups:
-        for i in range(len(group.keys)):
-            probability = decode_probability(values[offset + i])
-            if probability is not None:
-                group.probabilities[i] = probability
-                group.cached[i] = True
-                hits += 1
-        offset += len(group.keys)
-    return hits, len(values) - hits
+    hits = misses = 0
+    for group, values in zip(groups, answers, strict=True):
+        for i, value in enumerate(values):
+            probability = decode_probability(value)
+            if probability is None:
+                misses += 1
+                continue
+            group.probabilities[i] = probability
+            group.cached[i] = True
+            hits += 1
+    return hits, misses
 
 
-def new_cache_entries(groups: Sequence[ModelGroup[ScorerT]]) -> list[tuple[str, bytes]]:
-    return [(group.keys[i], encode_probability(group.probabilities[i])) for group in groups for i in group.misses]
+def new_cache_entries(groups: Sequence[ModelGroup[ScorerT]]) -> list[list[tuple[str, bytes]]]:
+    """What the batch scored, per group, for the cache."""
+    return [[(group.keys[i], encode_probability(group.probabilities[i])) for i in group.misses] for group in groups]
 
 
 @dataclass(frozen=True, slots=True)

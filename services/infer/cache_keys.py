@@ -17,7 +17,9 @@ DIGEST_BYTES = 16
 
 
 def model_prefix(card: ModelCard) -> str:
-    return redis_key("infer", "prediction", card.task, card.site, card.version, "")
+    # The model in braces is a Redis Cluster hash tag: one model's keys share a slot, so one MGET and one
+    # write script per model stay valid on a cluster too.
+    return redis_key("infer", "prediction", "{" + f"{card.task}:{card.site}:{card.version}" + "}", "")
 
 
 def row_digests(matrix: np.ndarray) -> list[str]:

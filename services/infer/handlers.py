@@ -13,7 +13,6 @@ from aiokafka import ConsumerRecord
 
 from services.infer.batch import (
     ModelGroup,
-    all_keys,
     apply_cached,
     build_predictions,
     new_cache_entries,
@@ -26,7 +25,7 @@ from shared.errors import RejectedInput
 from shared.events import DeadLetters, confirmed
 from shared.metrics import ServiceMetrics
 from shared.schemas.models import ModelCard
-from shared.topics import CE_ID, decode_headers, header
+from shared.topics import CE_ID
 
 log = logging.getLogger("aimass.infer")
 
@@ -38,8 +37,10 @@ class Scorer(Protocol):
 class Cache(Protocol):
     @property
     def enabled(self) -> bool: ...
-    async def get_many(self, keys: Sequence[str]) -> list[bytes | None] | None: ...
-    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> bool: ...
+    @property
+    def available(self) -> bool: ...
+    async def get_many(self, groups: Sequence[Sequence[str]]) -> list[list[bytes | None]] | None: ...
+    async def put_many(self, groups: Sequence[Sequence[tuple[str, bytes]]]) -> bool: ...
 
 
 class Sender(Protocol):
@@ -55,7 +56,10 @@ class Registry(Protocol):
 
 
 def event_id_of(raw: ConsumerRecord) -> str:
-    return header(decode_headers(raw.headers), CE_ID) or f"{raw.topic}/{raw.partition}/{raw.offset}"
+    for name, value in raw.headers:
+        if name == CE_ID and value:
+            return value.decode("utf-8", errors="replace")
+    return f"{raw.topic}/{raw.partition}/{raw.offset}"
 
 
 def score_misses(groups: Sequence[ModelGroup[Scorer]]) -> None:
@@ -98,18 +102,18 @@ class ScoreCleanBatch:
         self._count(accepted, groups, built)
 
     async def _score(self, groups: list[ModelGroup[Scorer]]) -> None:
-        keys = all_keys(groups)
-        values = await self.cache.get_many(keys)
-        if values is None and self.cache.enabled:
-            self.infer_metrics.cache.labels("error").inc(len(keys))
-        hits, misses = apply_cached(groups, values)
+        answers = await self.cache.get_many([group.keys for group in groups])
+        if answers is None and self.cache.enabled:
+            self.infer_metrics.cache.labels("error").inc(sum(len(group.keys) for group in groups))
+        hits, misses = apply_cached(groups, answers)
         self.infer_metrics.cache.labels("hit").inc(hits)
         self.infer_metrics.cache.labels("miss").inc(misses)
         await asyncio.to_thread(score_misses, groups)
         for group in groups:
             if len(group.misses):
                 self.infer_metrics.latency.labels(group.rows.task).observe(group.seconds)
-        await self.cache.put_many(new_cache_entries(groups))
+        if self.cache.available:
+            await self.cache.put_many(new_cache_entries(groups))
 
     def _count(self, accepted: Sequence[tuple[int, str, ScoringInput]], groups: Sequence[ModelGroup[Scorer]],
                built: Sequence[object]) -> None:

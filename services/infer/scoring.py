@@ -6,6 +6,7 @@ float32 matrix (NaN = missing, the registry's ONNX convention) so each model run
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,7 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.errors import RejectedInput, parse_event
 from shared.schemas.models import ModelCard
 from shared.schemas.records import QualityFlag, TaskFeatures
-from shared.topics import derived_event_id
+from shared.topics import _EVENT_NAMESPACE
+
+_NAMESPACE = _EVENT_NAMESPACE.bytes
 
 
 class ScoringInput(BaseModel):
@@ -107,8 +110,17 @@ def _reorder(matrix: np.ndarray, order: list[int]) -> np.ndarray:
 
 
 def prediction_id(record_event_id: str, card: ModelCard) -> str:
-    """Stable per (input event, model): a re-delivered record yields the same ids, which fuse de-duplicates."""
-    return derived_event_id("infer", record_event_id, card.task, card.site, card.version)
+    """Stable per (input event, model): a re-delivered record yields the same ids, which fuse de-duplicates.
+
+    The same value as ``shared.topics.derived_event_id("infer", record_event_id, task, site, version)`` (a UUID 5),
+    computed without building ``uuid.UUID`` objects: at five predictions per record that was 5 % of infer's time.
+    """
+    digest = bytearray(hashlib.sha1(
+        _NAMESPACE + f"infer/{record_event_id}/{card.task}/{card.site}/{card.version}".encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def prediction_json(

@@ -25,6 +25,7 @@ from shared.settings import Settings
 from shared.tasks import TaskSpec, feature_vector, label_of, load_tasks
 
 OPSET = 17
+TORCH_FILE = "model.pt"
 _versions = itertools.count()
 
 
@@ -76,6 +77,7 @@ def write_model(settings: Settings, task: str, site: str, features: list[str], *
     directory = model_dir(settings, task, site, new_version(now))
     directory.mkdir(parents=True)
     (directory / MODEL_FILE).write_bytes(onnx)
+    torch.save(scorer.state_dict(), directory / TORCH_FILE)  # for comparisons with torch eager (tests/bench)
     card = ModelCard(task=task, site=site, version=directory.name, status=status, created_at=now,
                      features=features, threshold=threshold, artifact_uri=(directory / MODEL_FILE).resolve().as_uri(),
                      artifact_sha256=hashlib.sha256(onnx).hexdigest(), opset=OPSET, metrics={"auc": 0.5})
@@ -86,6 +88,13 @@ def write_model(settings: Settings, task: str, site: str, features: list[str], *
                 write_card(other.parent, previous.model_copy(update={"status": "retired"}))
     write_card(directory, card)
     return card, scorer
+
+
+def load_torch(settings: Settings, card: ModelCard) -> TinyScorer:
+    scorer = TinyScorer(len(card.features), seed=0)
+    directory = model_dir(settings, card.task, card.site, card.version)
+    scorer.load_state_dict(torch.load(directory / TORCH_FILE, weights_only=True))
+    return scorer.eval()
 
 
 def set_status(settings: Settings, card: ModelCard, status: ModelStatus) -> ModelCard:

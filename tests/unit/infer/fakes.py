@@ -14,17 +14,22 @@ class MemoryCache:
         self.down = False
         self.round_trips = 0
 
-    async def get_many(self, keys: Sequence[str]) -> list[bytes | None] | None:
-        if not self.enabled or self.down or not keys:
+    @property
+    def available(self) -> bool:
+        return self.enabled and not self.down
+
+    async def get_many(self, groups: Sequence[Sequence[str]]) -> list[list[bytes | None]] | None:
+        if not self.enabled or self.down or not any(groups):
             return None
         self.round_trips += 1
-        return [self.values.get(k) for k in keys]
+        return [[self.values.get(k) for k in keys] for keys in groups]
 
-    async def put_many(self, items: Sequence[tuple[str, bytes]]) -> bool:
-        if not self.enabled or self.down or not items:
+    async def put_many(self, groups: Sequence[Sequence[tuple[str, bytes]]]) -> bool:
+        if not self.enabled or self.down or not any(groups):
             return False
         self.round_trips += 1
-        self.values.update(items)
+        for items in groups:
+            self.values.update(items)
         return True
 
 

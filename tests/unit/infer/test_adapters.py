@@ -23,9 +23,9 @@ def test_partitions_match_kafkas_default_partitioner() -> None:
 async def test_an_unreachable_redis_bypasses_the_cache_and_says_so() -> None:
     redis = Redis(port=free_port(), socket_connect_timeout=0.5)
     cache = RedisPredictionCache(redis, ttl_seconds=60, retry_seconds=30)
-    assert await cache.get_many(["aimass:x"]) is None
+    assert await cache.get_many([["aimass:x"]]) is None
     assert cache.state()["state"] == "bypassed" and cache.failures == 1
-    assert await cache.get_many(["aimass:x"]) is None and cache.failures == 1  # no second round trip while bypassed
+    assert await cache.get_many([["aimass:x"]]) is None and cache.failures == 1  # no second round trip while bypassed
     assert RedisPredictionCache(redis, ttl_seconds=0).state() == {"state": "off"}
     await redis.aclose()
 
@@ -38,7 +38,7 @@ def test_cache_keys_name_the_model_version_and_hash_the_vector(settings) -> None
     digests = row_digests(rows)
     assert digests[0] == digests[1] != digests[2]
     [key, *_] = cache_keys(card, digests)
-    assert key.startswith(f"aimass:infer:prediction:heart:pooled:{card.version}:") and "nan" not in key
+    assert key.startswith(f"aimass:infer:prediction:{{heart:pooled:{card.version}}}:") and "nan" not in key
     assert decode_probability(encode_probability(0.25)) == 0.25
     assert decode_probability(b"garbage") is None and decode_probability(b"2.0") is None
 

@@ -16,6 +16,7 @@ from services.infer.scoring import (
 )
 from shared.errors import RejectedInput
 from shared.schemas.predictions import Prediction
+from shared.topics import derived_event_id
 from tests.support.models import write_model
 from tests.unit.infer.factories import FEATURES, clean_record
 
@@ -67,3 +68,4 @@ def test_prediction_json_is_a_valid_prediction_with_a_stable_id(settings) -> Non
     other, _ = write_model(settings, "heart", "cleveland", FEATURES)
     assert prediction_id("ce-1", card) == prediction_id("ce-1", card) != prediction_id("ce-1", other)
     assert prediction_id("ce-1", card) != prediction_id("ce-2", card)
+    assert prediction_id("ce-1", card) == derived_event_id("infer", "ce-1", card.task, card.site, card.version)
