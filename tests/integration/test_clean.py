@@ -131,6 +131,12 @@ async def test_the_four_hospitals_come_out_with_comparable_features(
     assert {parsed(m).hospital for m in found} == {"cleveland", "hungary", "va-long-beach", "switzerland"}
 
 
+def test_readiness_names_the_code_tables_and_tasks_in_use(clean: ServiceProcess) -> None:
+    body = httpx.get(f"{clean.url}/readyz", timeout=5).json()
+    assert set(body["code_tables"]) == {"*", "cleveland", "hungary", "switzerland", "va-long-beach"}
+    assert "heart_disease" in body["tasks"]
+
+
 async def test_duplicates_by_id_and_by_content_give_one_output_across_a_restart(
         clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader) -> None:
     doc = unique(heart_document())
