@@ -122,3 +122,14 @@ def test_diagnostic_report_wraps_the_assessment(view: ReportView) -> None:
     Bundle.model_validate(bundle)
     assert [e["request"]["url"] for e in bundle["entry"]] == ["RiskAssessment/r-1", "DiagnosticReport/dr-1"]
     json.dumps(bundle)  # plain JSON all the way down
+
+
+def test_influences_beyond_the_table_are_counted(view: ReportView) -> None:
+    measured = sum(1 for line in view.inputs if line.text is not None)
+    assert view.drivers_not_shown == measured - len(view.drivers)
+
+
+def test_points_never_read_minus_zero() -> None:
+    from services.report.render.pictures import points
+
+    assert points(-0.00004) == "0.0 pts" and points(0.1123) == "+11.2 pts" and points(-0.05) == "-5.0 pts"
