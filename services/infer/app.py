@@ -13,6 +13,7 @@ import logging
 from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
+from services.infer.adapters.kafka_in import fast_tolerant_batch_parser
 from services.infer.adapters.kafka_out import KafkaEventSender
 from services.infer.adapters.onnx_runtime import OnnxLoader
 from services.infer.adapters.redis_cache import RedisPredictionCache
@@ -73,7 +74,7 @@ def create_service(settings: Settings | None = None) -> Service:
     service.app.after_startup(lag.start)
 
     @service.batch_subscriber(Topic.RECORDS_CLEAN, group_id=GROUP, max_records=settings.infer_batch_max_records,
-                              batch_timeout_ms=settings.infer_batch_timeout_ms,
+                              batch_timeout_ms=settings.infer_batch_timeout_ms, parser=fast_tolerant_batch_parser,
                               description="Clean records with their per-task feature vectors, in batches.")
     async def on_clean(message: KafkaMessage) -> None:
         await score(message.raw_message)

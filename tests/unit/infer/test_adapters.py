@@ -53,3 +53,19 @@ def test_registry_cards_refuse_paths_outside_the_registry(settings) -> None:
 def test_lag_counts_from_the_commit_or_from_the_beginning() -> None:
     a, b = TopicPartition("t", 0), TopicPartition("t", 1)
     assert lag_of({a: 100, b: 50}, {a: 90}, {b: 10}) == {a: 10, b: 40}
+
+
+async def test_the_fast_batch_parser_falls_back_for_headers_it_cannot_decode() -> None:
+    from faststream.kafka.message import KafkaAckableMessage
+    from faststream.kafka.parser import AioKafkaBatchParser
+
+    from services.infer.adapters.kafka_in import fast_tolerant_batch_parser
+    from tests.unit.infer.factories import raw
+
+    parser = AioKafkaBatchParser(msg_class=KafkaAckableMessage, regex=None)
+    good = raw(b"{}", ce_id="ce-1")
+    bad = raw(b"{}", offset=1)
+    bad.headers = [("ce_id", b"\xff\xfe"), ("x", None)]
+    for batch in ((good,), (good, bad)):
+        message = await fast_tolerant_batch_parser(batch, parser.parse_batch)
+        assert message.raw_message is batch
