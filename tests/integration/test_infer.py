@@ -203,3 +203,18 @@ async def test_redis_stopped_mid_stream_predictions_continue_without_the_cache(
         await client.stop()
         await reader.close()
         process.stop()
+
+
+async def test_consumer_lag_of_its_group_is_exported(settings, infer) -> None:
+    topic = topic_name(Topic.RECORDS_CLEAN, settings.topic_prefix)
+    series = [f'aimass_consumer_lag{{group="aimass-infer",partition="{p}",service="infer",topic="{topic}"}}'
+              for p in range(settings.topic_partitions)]
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        text = httpx.get(f"{infer.url}/metrics", timeout=5).text
+        found = [line for line in text.splitlines() if line.split(" ")[0] in series]
+        if len(found) == len(series):
+            break
+        assert asyncio.get_running_loop().time() < deadline, f"lag series missing: {found}"
+        await asyncio.sleep(0.5)
+    assert all(float(line.split()[-1]) >= 0 for line in found)
