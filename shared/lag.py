@@ -5,7 +5,8 @@
 beginning offset (all of it is still to be read). A failed refresh keeps the last values and logs once per
 outage: lag is observability, never a reason for a service to fail.
 
-Wiring, in a service's ``app.py``::
+``shared.service.Service`` starts one for every consumer group its subscribers declare (after the broker is up)
+and stops it on shutdown; a service that needs something else registers its own exporter on its registry first::
 
     lag = ConsumerLagExporter(service.settings, service.name, service.metrics.registry,
                               {"aimass-infer": [service.topic(Topic.RECORDS_CLEAN)]})

@@ -22,7 +22,6 @@ from services.infer.catalog import ModelCatalog
 from services.infer.handlers import ApplyModelCard, ScoreCleanBatch, Scorer
 from services.infer.metrics import InferMetrics
 from shared.errors import RejectedInput
-from shared.lag import ConsumerLagExporter
 from shared.schemas.models import ModelCard
 from shared.schemas.predictions import Prediction
 from shared.service import Service
@@ -48,8 +47,6 @@ def create_service(settings: Settings | None = None) -> Service:
     cache = RedisPredictionCache(service.redis, settings.infer_cache_ttl_seconds)
     score = ScoreCleanBatch(catalog, cache, sender, service.deadletters, service.metrics, metrics)
     apply_card = ApplyModelCard(catalog, loader, registry, metrics)
-    lag = ConsumerLagExporter(settings, service.name, service.metrics.registry,
-                              {GROUP: [service.topic(Topic.RECORDS_CLEAN)]})
     service.details["execution_provider"] = lambda: loader.providers[0]
     service.details["models"] = catalog.summary
     service.details["cache"] = cache.state
@@ -68,10 +65,7 @@ def create_service(settings: Settings | None = None) -> Service:
 
     @service.on_shutdown
     async def stop() -> None:
-        await lag.stop()
         await sender.stop()
-
-    service.app.after_startup(lag.start)
 
     @service.batch_subscriber(Topic.RECORDS_CLEAN, group_id=GROUP, max_records=settings.infer_batch_max_records,
                               batch_timeout_ms=settings.infer_batch_timeout_ms, parser=fast_tolerant_batch_parser,
