@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaConnectionError
@@ -54,7 +55,8 @@ async def _at_end(settings: Settings, *topics: Topic) -> AIOKafkaConsumer:
 
 
 async def simulate(settings: Settings, per_hospital: int | None, wait_seconds: float) -> int:
-    documents = records_by_hospital(per_hospital)
+    # Encounters dated from now: a second run is new clinical data, not a duplicate clean would rightly drop.
+    documents = records_by_hospital(per_hospital, start=datetime.now(UTC).replace(microsecond=0))
     progress = Progress()
     client = producer(settings)
     try:

@@ -84,9 +84,12 @@ def canonical_record(row: dict[str, Any], when: datetime) -> dict[str, Any]:
     }
 
 
-def records_by_hospital(limit_per_hospital: int | None = None) -> dict[str, list[dict[str, Any]]]:
+def records_by_hospital(
+    limit_per_hospital: int | None = None, start: datetime | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Documents per hospital; encounters are an hour apart from ``start`` (a fixed day unless given)."""
     frame = load_heart_disease()
-    start = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    start = start or datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
     out: dict[str, list[dict[str, Any]]] = {h: [] for h in HOSPITALS.values()}
     for position, row in enumerate(frame.to_dict("records")):
         hospital = HOSPITALS[row["dataset"]]
