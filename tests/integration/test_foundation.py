@@ -126,24 +126,27 @@ async def test_clean_emits_a_duplicate_ce_id_once_even_across_a_restart(settings
     ingested = topic_name(Topic.RECORDS_INGESTED, settings.topic_prefix)
     patient = f"p-{uuid.uuid4().hex[:12]}"
 
-    def canonical(record_id: str) -> bytes:
+    def canonical(record_id: str, recorded_at: str) -> bytes:
+        # Different encounters differ in content too: clean also drops the same content under a new id.
         return json.dumps({"record_id": record_id, "patient": patient, "hospital": "hungary",
-                           "received_at": "2026-11-29T10:00:00Z", "source_format": "json"}).encode()
+                           "recorded_at": recorded_at, "received_at": "2026-11-29T10:00:00Z",
+                           "source_format": "json"}).encode()
 
     first, sentinel = str(uuid.uuid4()), str(uuid.uuid4())
+    first_body = canonical(first, "2026-11-01T08:00:00Z")
     reader = await TopicReader(settings, Topic.RECORDS_CLEAN).open()
     client = await producer(settings)
     try:
         meta = [(CE_ID, first.encode()), ("content-type", b"application/json")]
-        await client.send_and_wait(ingested, canonical(first), key=patient.encode(), headers=meta)
+        await client.send_and_wait(ingested, first_body, key=patient.encode(), headers=meta)
         await reader.wait_for(lambda r: record_id_of(r) == first)
 
         pipeline["clean"].stop()
         pipeline["clean"].start().wait_ready()
 
         # Same key, same partition, in order: once the sentinel is out, a re-emitted duplicate would be too.
-        await client.send_and_wait(ingested, canonical(first), key=patient.encode(), headers=meta)
-        await client.send_and_wait(ingested, canonical(sentinel), key=patient.encode(),
+        await client.send_and_wait(ingested, first_body, key=patient.encode(), headers=meta)
+        await client.send_and_wait(ingested, canonical(sentinel, "2026-11-02T08:00:00Z"), key=patient.encode(),
                                    headers=[(CE_ID, sentinel.encode()), ("content-type", b"application/json")])
         await reader.wait_for(lambda r: record_id_of(r) == sentinel, timeout=15.0)
     finally:
