@@ -37,6 +37,14 @@ def with_models(settings: Settings, sites: tuple[str, ...]) -> dict[str, ModelCa
 
 
 @pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Its own prefix, ports and registry: the session's six-service pipeline runs an infer of its own."""
+    own = settings_for(tmp_path_factory.mktemp("infer"), f"inf-{uuid.uuid4().hex[:8]}.")
+    asyncio.run(ensure_topics(own))
+    return own
+
+
+@pytest.fixture(scope="module")
 def records() -> list[CleanRecord]:
     return heart_clean_records(limit_per_hospital=40)
 

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -29,10 +30,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateStack]:
         yield stack
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def documents() -> list[tuple[str, bytes]]:
-    """The 920 real UCI records as (hospital, canonical JSON document)."""
-    return [(h, json.dumps(d).encode()) for h, docs in records_by_hospital().items() for d in docs]
+    """The 920 real UCI records as (hospital, canonical JSON document), dated afresh for each test: clean drops the
+    same content under a new event id, and both tests share one stack."""
+    start = datetime.now(UTC).replace(microsecond=0)
+    return [(h, json.dumps(d).encode()) for h, docs in records_by_hospital(start=start).items() for d in docs]
 
 
 class Ledger:

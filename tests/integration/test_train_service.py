@@ -3,6 +3,7 @@ a task file only, is materialized from records.clean, trained on request, releas
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -18,6 +19,7 @@ import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.metrics import roc_auc_score
 
+from shared.broker import ensure_topics
 from shared.registry import INPUT_NAME, read_card
 from shared.schemas import CleanRecord
 from shared.schemas.models import ModelCard
@@ -26,6 +28,7 @@ from shared.tasks import feature_vector, label_of, load_task
 from shared.topics import CE_ID, CONTENT_TYPE, DLQ_ERROR, DLQ_ORIGINAL_TOPIC, Topic, decode_headers, topic_name
 from tests.support.kafka import TopicReader, producer, wait_until
 from tests.support.processes import ServiceProcess
+from tests.support.processes import test_settings as settings_for
 
 pytestmark = pytest.mark.integration
 
@@ -71,6 +74,14 @@ def diabetes_records() -> list[CleanRecord]:
             "hospital": ["clinic-north", "clinic-south"][index % 2], "received_at": now.isoformat(),
             "source_format": "json", "demographics": {"age_years": int(row["age"])}, "observations": observations}))
     return records
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Its own prefix, ports and registry: the session's six-service pipeline runs a train of its own."""
+    own = settings_for(tmp_path_factory.mktemp("train"), f"trn-{uuid.uuid4().hex[:8]}.")
+    asyncio.run(ensure_topics(own))
+    return own
 
 
 @pytest.fixture
