@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from aiokafka import ConsumerRecord
+
 
 class Topic(StrEnum):
     """Contract topics, without the deployment's prefix (see ``topic_name``)."""
@@ -90,3 +92,16 @@ def decode_headers(raw: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
 def header(headers: Mapping[str, str], name: str) -> str | None:
     value = headers.get(name)
     return value if value else None
+
+
+def record_position(record: ConsumerRecord) -> str:
+    """``topic/partition/offset``: stable across re-deliveries, the fallback id of a message without ``ce_id``."""
+    return f"{record.topic}/{record.partition}/{record.offset}"
+
+
+def event_id_of(record: ConsumerRecord) -> str:
+    """The message's ``ce_id``, else its position in the log."""
+    for name, value in record.headers:
+        if name == CE_ID and value:
+            return value.decode("utf-8", errors="replace")
+    return record_position(record)

@@ -15,7 +15,7 @@ from shared.errors import RejectedInput, parse_event
 from shared.events import DeadLetters, EventPublisher
 from shared.metrics import ServiceMetrics
 from shared.schemas import CanonicalRecord
-from shared.topics import CE_ID, decode_headers, derived_event_id, header
+from shared.topics import derived_event_id, event_id_of
 
 log = logging.getLogger("aimass.clean")
 
@@ -31,7 +31,7 @@ class CleanIngested:
         self.clean_metrics = clean_metrics
 
     async def __call__(self, raw: ConsumerRecord) -> None:
-        event_id = header(decode_headers(raw.headers), CE_ID) or f"{raw.topic}/{raw.partition}/{raw.offset}"
+        event_id = event_id_of(raw)
         if await self.seen.seen(event_id):
             self._duplicate("event_id")
             return

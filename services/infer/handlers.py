@@ -25,7 +25,7 @@ from shared.errors import RejectedInput
 from shared.events import DeadLetters, confirmed
 from shared.metrics import ServiceMetrics
 from shared.schemas.models import ModelCard
-from shared.topics import CE_ID
+from shared.topics import event_id_of
 
 log = logging.getLogger("aimass.infer")
 
@@ -55,11 +55,6 @@ class Registry(Protocol):
     def cards(self, task: str, site: str) -> list[ModelCard]: ...
 
 
-def event_id_of(raw: ConsumerRecord) -> str:
-    for name, value in raw.headers:
-        if name == CE_ID and value:
-            return value.decode("utf-8", errors="replace")
-    return f"{raw.topic}/{raw.partition}/{raw.offset}"
 
 
 def score_misses(groups: Sequence[ModelGroup[Scorer]]) -> None:

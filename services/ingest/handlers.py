@@ -20,7 +20,7 @@ from services.ingest.records import Envelope
 from shared.errors import RejectedInput
 from shared.events import DeadLetters, EventPublisher, confirmed
 from shared.metrics import ServiceMetrics
-from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, decode_headers
+from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, decode_headers, record_position
 
 Reader = Callable[[bytes, Mapping[str, str], Envelope], Ingested]
 OFF_LOOP_BYTES = 64 * 1024  # larger documents are parsed in a thread so heartbeats keep going
@@ -52,7 +52,7 @@ class IngestRaw:
         received = datetime.now(UTC)
         started = perf_counter()
         try:
-            envelope = envelope_of(headers, f"{raw.topic}/{raw.partition}/{raw.offset}", received)
+            envelope = envelope_of(headers, record_position(raw), received)
             if len(document) > OFF_LOOP_BYTES:
                 ingested = await asyncio.to_thread(self.read, document, headers, envelope)
             else:
@@ -75,7 +75,7 @@ class IngestRaw:
     async def _reject(self, raw: ConsumerRecord, headers: dict[str, str], document: bytes, received: datetime,
                       rejected: RejectedInput, seconds: float) -> None:
         hospital = (headers.get(CE_SOURCE) or "").strip()[:128] or "unknown"
-        message_id = headers.get(CE_ID) or f"{raw.topic}/{raw.partition}/{raw.offset}"
+        message_id = headers.get(CE_ID) or record_position(raw)
         source_format = format_of(headers, document)
         self.ingest_metrics.received(hospital, source_format or "unknown", len(document), seconds)
         self.ingest_metrics.failed(rejected.reason_class)

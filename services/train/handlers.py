@@ -19,7 +19,7 @@ from shared.metrics import ServiceMetrics
 from shared.schemas import CleanRecord
 from shared.schemas.models import ModelCard, TrainRequest
 from shared.tasks import TaskSpec, feature_vector, label_of
-from shared.topics import CE_ID, decode_headers, derived_event_id, header
+from shared.topics import derived_event_id, event_id_of
 
 log = logging.getLogger("aimass.train")
 
@@ -41,9 +41,6 @@ def stored_record(record: CleanRecord, task: TaskSpec) -> StoredRecord:
                         received_at=record.received_at.isoformat(), feature_names=task.feature_names,
                         values=values, label=label)
 
-
-def _event_id(raw: ConsumerRecord) -> str:
-    return header(decode_headers(raw.headers), CE_ID) or f"{raw.topic}/{raw.partition}/{raw.offset}"
 
 
 class StoreCleanRecord:
@@ -71,7 +68,7 @@ class StoreCleanRecord:
                 added += 1
                 self.train_metrics.store_records.labels(task.name, record.hospital).inc()
                 if row.label is not None:
-                    await self._count_for_retraining(task.name, _event_id(raw))
+                    await self._count_for_retraining(task.name, event_id_of(raw))
         self.metrics.counted("stored" if added else "duplicate")
 
     async def _count_for_retraining(self, task: str, event_id: str) -> None:
@@ -114,7 +111,7 @@ class TrainRequested:
             await self.deadletters.send(raw, f"training of {task}/{site} not released: {failed}", "parity")
             return
         self.train_metrics.duration.labels(task).observe(time.monotonic() - started)
-        parent = _event_id(raw)
+        parent = event_id_of(raw)
         await self.cards.publish_many([
             (card, derived_event_id("train", parent, card.site, card.version, card.status), f"{card.task}/{card.site}")
             for card in released

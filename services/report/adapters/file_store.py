@@ -8,13 +8,12 @@ report listed for a patient is always complete.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from services.report.store import ReportEntry, ReportFiles
 from services.report.view import ReportView
+from shared.files import write_atomically
 from shared.schemas.reports import ReportMessage
 from shared.settings import Settings
 
@@ -22,12 +21,6 @@ SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 FILES = {"html": "report.html", "pdf": "report.pdf", "fhir": "fhir.json"}
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
 
 
 def safe(identifier: str) -> bool:
@@ -46,10 +39,11 @@ class FileReportStore:
     def save(self, view: ReportView, files: ReportFiles, message: ReportMessage, entry: ReportEntry) -> None:
         folder = self.root / view.report_id
         for kind, name in FILES.items():
-            _write(folder / name, getattr(files, kind))
-        _write(folder / "view.json", view.model_dump_json(indent=1).encode())
-        _write(folder / "message.json", message.model_dump_json().encode())
-        _write(self.root / "by-patient" / view.patient / f"{view.report_id}.json", entry.model_dump_json().encode())
+            write_atomically(folder / name, getattr(files, kind))
+        write_atomically(folder / "view.json", view.model_dump_json(indent=1).encode())
+        write_atomically(folder / "message.json", message.model_dump_json().encode())
+        index_entry = self.root / "by-patient" / view.patient / f"{view.report_id}.json"
+        write_atomically(index_entry, entry.model_dump_json().encode())
 
     def read(self, report_id: str, kind: str) -> bytes | None:
         if not safe(report_id) or kind not in FILES:

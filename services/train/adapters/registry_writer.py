@@ -8,11 +8,10 @@ so the caller can publish it on ``models.released``.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.files import write_atomically
 from shared.registry import CARD_FILE, MODEL_FILE, read_card
 from shared.schemas.models import ModelCard, ModelStatus
 
@@ -27,13 +26,6 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Readers (infer watches the registry) never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
 
 
 def write_card(directory: Path, card: ModelCard) -> None:

@@ -23,8 +23,8 @@ from urllib.parse import quote, unquote
 
 import pandas as pd
 
-from services.train.adapters.registry_writer import write_atomically
 from services.train.dataset import Dataset, Row, assemble
+from shared.files import write_atomically
 
 STORE_FOLDER = "train-store"
 """The store's folder under the data dir."""
