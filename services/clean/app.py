@@ -1,4 +1,4 @@
-"""clean wiring: ``records.ingested`` → ``records.clean`` (+ ``deadletter``)."""
+"""clean wiring: ``records.ingested`` (in batches) → ``records.clean`` (+ ``deadletter``)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from shared.settings import Settings
 from shared.tasks import load_tasks
 from shared.topics import Topic
 
+# Up to 500 records per batch (two Redis round trips and one wait for the broker's acks each); a batch waits at
+# most 10 ms for more records, so a lone record is not held back.
+MAX_BATCH = 500
+BATCH_TIMEOUT_MS = 10
+
 
 def create_service(settings: Settings | None = None) -> Service:
     service = Service("clean", settings)
@@ -30,7 +35,8 @@ def create_service(settings: Settings | None = None) -> Service:
     service.details["code_tables"] = code_book.versions
     service.details["tasks"] = lambda: sorted(cleaner.tasks)
 
-    @service.subscriber(Topic.RECORDS_INGESTED, description="Pseudonymized canonical records from ingest.")
+    @service.batch_subscriber(Topic.RECORDS_INGESTED, max_records=MAX_BATCH, batch_timeout_ms=BATCH_TIMEOUT_MS,
+                              description="Pseudonymized canonical records from ingest, in batches.")
     async def on_ingested(message: KafkaMessage) -> None:
         await handle(message.raw_message)
 

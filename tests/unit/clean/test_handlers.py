@@ -1,49 +1,70 @@
-"""The subscriber on in-memory ports: duplicates by id and by content, a crash between claim and publish."""
+"""The batch subscriber on in-memory ports: duplicates by id and by content (across batches and inside one), a
+crash between claim and acknowledgement, dead letters, metrics counted once per successful batch."""
 
+import asyncio
 import json
+from collections.abc import Sequence
 
 import pytest
 from aiokafka import ConsumerRecord
 
+from services.clean.dedup import Candidate, Verdict, first_of_each_event, verdicts
 from services.clean.handlers import CleanIngested
 from services.clean.metrics import CleanMetrics
 from shared.metrics import ServiceMetrics
 from shared.schemas import CleanRecord
+from shared.topics import derived_event_id
 from tests.unit.clean.factories import cleaner, heart_document, record_of
 
 
 class MemorySeen:
+    """The Redis scripts' semantics on two dicts: judged in batch order, claims named by their event."""
+
     def __init__(self) -> None:
         self.events: set[str] = set()
         self.contents: dict[str, str] = {}
+        self.calls = 0
 
-    async def seen(self, event_id: str) -> bool:
-        return event_id in self.events
+    async def judge(self, candidates: Sequence[Candidate]) -> list[Verdict]:
+        self.calls += 1
+        judged = {}
+        for position in first_of_each_event(candidates):
+            candidate = candidates[position]
+            if candidate.event_id in self.events:
+                judged[position] = Verdict.EVENT_ID
+            elif self.contents.setdefault(candidate.fingerprint, candidate.event_id) == candidate.event_id:
+                judged[position] = Verdict.NEW
+            else:
+                judged[position] = Verdict.CONTENT
+        return verdicts(candidates, judged)
 
-    async def remember(self, event_id: str) -> None:
-        self.events.add(event_id)
-
-    async def claim_content(self, fingerprint: str, event_id: str) -> bool:
-        return self.contents.setdefault(fingerprint, event_id) == event_id
+    async def remember(self, event_ids: Sequence[str]) -> None:
+        self.events.update(event_ids)
 
 
 class Publisher:
+    """Enqueue hands back the broker's future; ``fail`` makes that many acknowledgements fail."""
+
     def __init__(self, fail: int = 0) -> None:
         self.published: list[tuple[CleanRecord, str]] = []
         self.fail = fail
 
-    async def publish(self, event: CleanRecord, *, event_id: str, key: str | None) -> None:
+    async def enqueue(self, event: CleanRecord, *, event_id: str, key: str | None) -> asyncio.Future[None]:
+        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.fail:
             self.fail -= 1
-            raise ConnectionError("broker unavailable")
-        self.published.append((event, event_id))
+            acknowledged.set_exception(ConnectionError("broker unavailable"))
+        else:
+            self.published.append((event, event_id))
+            acknowledged.set_result(None)
+        return acknowledged
 
 
 class DeadLetters:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
-    async def send(self, record: ConsumerRecord, reason: str, reason_class: str) -> None:
+    async def enqueue(self, record: ConsumerRecord, reason: str, reason_class: str) -> None:
         self.sent.append(reason)
 
 
@@ -64,41 +85,67 @@ def duplicates(metrics: ServiceMetrics, kind: str) -> float:
     return metrics.registry.get_sample_value("aimass_clean_duplicates_total", {"kind": kind}) or 0.0
 
 
+def emitted(metrics: ServiceMetrics) -> float:
+    return metrics.registry.get_sample_value("aimass_events_total", {"service": "clean", "outcome": "emitted"}) or 0
+
+
 async def test_the_same_event_twice_and_the_same_content_under_a_new_id_give_one_output() -> None:
     handler, _, out, _, metrics = make()
-    await handler(message("e-1", "m-1"))
-    await handler(message("e-1", "m-1", offset=1))
-    await handler(message("e-2", "m-2", offset=2))
+    await handler([message("e-1", "m-1")])
+    await handler([message("e-1", "m-1", offset=1)])
+    await handler([message("e-2", "m-2", offset=2)])
     assert len(out.published) == 1
     assert duplicates(metrics, "event_id") == 1 and duplicates(metrics, "content") == 1
     assert metrics.registry.get_sample_value("aimass_clean_records_total", {"hospital": "cleveland"}) == 1
 
 
-async def test_a_crash_between_claim_and_publish_still_emits_on_redelivery() -> None:
-    handler, _, out, _, _ = make(fail=1)
+async def test_inside_one_batch_the_first_of_an_event_or_a_content_wins() -> None:
+    handler, seen, out, _, metrics = make()
+    await handler([message("e-1", "m-1"), message("e-1", "m-1", offset=1), message("e-2", "m-2", offset=2),
+                   message("e-3", "m-3", offset=3, chol=250.0)])
+    assert [event_id for _, event_id in out.published] == [derived_event_id("clean", "e-1"),
+                                                           derived_event_id("clean", "e-3")]
+    assert duplicates(metrics, "event_id") == 1 and duplicates(metrics, "content") == 1
+    assert seen.calls == 1 and seen.events == {"e-1", "e-3"}
+    assert emitted(metrics) == 2
+
+
+async def test_a_failed_acknowledgement_fails_the_batch_and_its_redelivery_emits_the_same_ids() -> None:
+    handler, seen, out, _, metrics = make(fail=1)
+    batch = [message("e-1", "m-1"), message("e-2", "m-2", offset=1, chol=250.0)]
     with pytest.raises(ConnectionError):
-        await handler(message("e-1", "m-1"))
-    await handler(message("e-1", "m-1"))
-    [(record, _)] = out.published
-    assert record.hospital == "cleveland"
+        await handler(batch)
+    assert not seen.events  # nothing remembered: the batch is not committed and comes again
+    assert emitted(metrics) == 0 and duplicates(metrics, "content") == 0
+    await handler(batch)  # the same batch again: its content claims are its own
+    assert [event_id for _, event_id in out.published][-2:] == [derived_event_id("clean", "e-1"),
+                                                                derived_event_id("clean", "e-2")]
+    assert seen.events == {"e-1", "e-2"} and emitted(metrics) == 2
+    assert duplicates(metrics, "content") == 0
 
 
 async def test_other_content_is_not_a_duplicate() -> None:
     handler, _, out, _, _ = make()
-    await handler(message("e-1", "m-1"))
-    await handler(message("e-2", "m-2", chol=250.0))
+    await handler([message("e-1", "m-1"), message("e-2", "m-2", offset=1, chol=250.0)])
     assert len(out.published) == 2
 
 
 async def test_metrics_count_conversions_and_implausible_values() -> None:
     handler, _, _, _, metrics = make()
-    await handler(message("e-1", "m-1", chol=0.0))
+    await handler([message("e-1", "m-1", chol=0.0)])
     assert metrics.registry.get_sample_value("aimass_clean_implausible_total",
                                              {"hospital": "cleveland", "feature": "cholesterol"}) == 1
 
 
-async def test_a_value_that_is_not_a_record_is_dead_lettered() -> None:
+async def test_a_value_that_is_not_a_record_is_dead_lettered_and_the_rest_of_the_batch_goes_on() -> None:
     handler, _, out, dead, _ = make()
     bad = ConsumerRecord("t.records.ingested", 0, 0, 0, 0, None, json.dumps({"x": 1}).encode(), None, 0, 0, [])
-    await handler(bad)
-    assert not out.published and "not a valid CanonicalRecord" in dead.sent[0]
+    await handler([bad, message("e-1", "m-1", offset=1)])
+    assert len(out.published) == 1 and "not a valid CanonicalRecord" in dead.sent[0]
+
+
+def test_repeats_of_an_event_id_are_judged_without_asking_redis() -> None:
+    batch = [Candidate("a", "f1"), Candidate("b", "f2"), Candidate("a", "f3"), Candidate("c", "f1")]
+    assert first_of_each_event(batch) == [0, 1, 3]
+    judged = {0: Verdict.NEW, 1: Verdict.NEW, 3: Verdict.CONTENT}
+    assert verdicts(batch, judged) == [Verdict.NEW, Verdict.NEW, Verdict.EVENT_ID, Verdict.CONTENT]
