@@ -11,6 +11,7 @@ import csv
 import io
 import math
 import re
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,7 @@ CSV_CONTENT_TYPE = "text/csv"
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SEX_WORDS = {"male", "female", "other", "unknown"}
 MAX_ROWS = 100_000
+MAX_XLSX_UNCOMPRESSED = 64 * 1024 * 1024  # a workbook is a zip: a small one can inflate to gigabytes (zip bomb)
 _LINE = re.compile(r"line (\d+)")
 
 
@@ -54,7 +56,21 @@ def _read_csv(document: bytes, mapping: TableMapping) -> pd.DataFrame:
         raise RejectedInput(f"CSV: cannot be read{where} ({type(error).__name__})", "malformed") from None
 
 
+def _check_inflated_size(document: bytes) -> None:
+    """Rejects a workbook whose parts declare more than ``MAX_XLSX_UNCOMPRESSED`` bytes; zipfile holds each part to
+    its declared size when reading, so the declaration cannot lie."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(document)) as archive:
+            declared = sum(part.file_size for part in archive.infolist())
+    except Exception:  # not a zip at all: pandas says so below, with the usual reason
+        return
+    if declared > MAX_XLSX_UNCOMPRESSED:
+        raise RejectedInput(f"XLSX: the workbook expands to {declared} bytes, more than the limit of "
+                            f"{MAX_XLSX_UNCOMPRESSED}", "oversized")
+
+
 def _read_xlsx(document: bytes, mapping: TableMapping) -> pd.DataFrame:
+    _check_inflated_size(document)
     try:
         frame = pd.read_excel(io.BytesIO(document), sheet_name=mapping.sheet, dtype=str, engine="openpyxl",
                               keep_default_na=False, nrows=MAX_ROWS + 1)

@@ -10,6 +10,7 @@ keyed UID, so the same study always gets the same replacement and nobody can go 
 from __future__ import annotations
 
 import io
+import zlib
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from services.ingest.parsed import Attachment, ParseContext, ParsedDocument, ParsedRecord
 from services.ingest.pseudonym import OLDEST_REPORTED_AGE
@@ -41,6 +44,10 @@ ACQUISITION = (
     "BitsStored", "PhotometricInterpretation", "NumberOfFrames", "ContrastBolusAgent",
 )
 SEX = {"M": "male", "F": "female", "O": "other"}
+# Bounds against decompression bombs: a deflated dataset of half a megabyte can declare gigabytes of zeros, and a few
+# bytes can declare 65535 x 65535 pixels that a codec would allocate before finding out the data is not there.
+MAX_INFLATED_BYTES = 64 * 1024 * 1024
+MAX_STATISTICS_PIXELS = 16 * 1024 * 1024
 
 
 def _text(ds: Dataset, keyword: str) -> str:
@@ -92,9 +99,20 @@ def _acquisition(ds: Dataset) -> dict[str, float | str]:
     return out
 
 
+def _declared_pixels(ds: Dataset) -> int | None:
+    try:
+        return (int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * max(int(ds.get("NumberOfFrames") or 1), 1)
+                * max(int(ds.get("SamplesPerPixel") or 1), 1))
+    except (TypeError, ValueError):
+        return None
+
+
 def _pixel_statistics(ds: Dataset) -> dict[str, float]:
     """Mean, spread and range in modality units (rescale applied); empty when the pixels cannot be decoded here
-    (a compressed transfer syntax without its codec)."""
+    (a compressed transfer syntax without its codec) or are declared too many to decode."""
+    declared = _declared_pixels(ds)
+    if declared is None or declared > MAX_STATISTICS_PIXELS:
+        return {}
     try:
         pixels = np.asarray(ds.pixel_array, dtype=np.float64)
     except Exception:  # decoding is optional: a missing codec must not lose the instance
@@ -127,7 +145,28 @@ def deidentify(ds: Dataset, context: ParseContext, pseudonym: str) -> Dataset:
     return ds
 
 
+def _check_inflated_size(document: bytes) -> None:
+    """pydicom inflates a deflated dataset whole; inflate it here first, stopping at ``MAX_INFLATED_BYTES``."""
+    stream = io.BytesIO(document)
+    try:
+        read_preamble(stream, False)
+        deflated = _read_file_meta_info(stream).get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian
+    except Exception:  # not readable as Part 10: dcmread says why, below
+        return
+    if not deflated:
+        return
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(stream.read(), MAX_INFLATED_BYTES + 1)
+    except zlib.error:
+        raise RejectedInput("DICOM: the deflated dataset is corrupt", "malformed") from None
+    if len(inflated) > MAX_INFLATED_BYTES:
+        raise RejectedInput(f"DICOM: the deflated dataset expands to more than {MAX_INFLATED_BYTES} bytes",
+                            "oversized")
+
+
 def _read(document: bytes) -> Dataset:
+    _check_inflated_size(document)
     try:
         return pydicom.dcmread(io.BytesIO(document))
     except InvalidDicomError:

@@ -24,6 +24,9 @@ from shared.schemas import IncomingRecord, Observation
 HL7_CONTENT_TYPE = "x-application/hl7-v2+er7"
 SUPPORTED_EVENTS = {("ADT", "A01"), ("ADT", "A04"), ("ADT", "A08"), ("ORU", "R01")}
 _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
+# python-hl7 makes an object per field, component and repetition (~450 bytes, ~5 µs each): a 5 MB field of "A^A^..."
+# would take a gigabyte and a quarter of a minute. Real documents at the 2 MB message limit stay well below this.
+MAX_DELIMITERS = 500_000
 
 
 @dataclass
@@ -141,8 +144,16 @@ def _obx_part(patient: _Patient, obx: Any, number: int, problem: Exception, wher
     return RejectedPart(f"obx-{number}", reason, reason_class, text.encode(), HL7_CONTENT_TYPE)
 
 
+def _bounded(text: str) -> str:
+    delimiters = sum(text.count(c) for c in set(text[3:8]) | set("|^~\\&"))
+    if delimiters > MAX_DELIMITERS:
+        raise RejectedInput(f"HL7: more than {MAX_DELIMITERS} fields, components and repetitions in one document "
+                            "(too many to parse; split the document)", "oversized")
+    return text
+
+
 def parse_hl7v2(document: bytes, _: ParseContext) -> ParsedDocument:
-    messages = split_messages(_decode(document))
+    messages = split_messages(_bounded(_decode(document)))
     if len(messages) == 1:
         records, rejected = _read_message(messages[0], "HL7", "message-0")
     else:
