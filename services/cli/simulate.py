@@ -1,51 +1,62 @@
-"""``aimass simulate``: four real hospitals publish their patients; follow them through the platform.
+"""``aimass simulate``: four real hospitals publish their patients; the platform trains, scores, fuses, reports.
 
-Every document gets a fresh ``ce_id``; the records it must become are known in advance (ingest derives record ids
-from the hospital and ``ce_id``), so the summary counts exactly this run's results, whatever else is on the topics.
+1. Training patients (four formats), pydicom's CT and MR files and a few broken messages go to ``ingest.raw``;
+   the run waits until clean has every record and every broken message has its dead letter.
+2. One model per hospital on that hospital's records and a pooled one, trained from the records as they came out
+   of clean (train's own code, in this process), released on ``models.released``; the run waits until infer and
+   fuse serve them.
+3. The held-out patients go in; every model scores them, fuse combines, report writes; the run waits for every
+   report and prints the summary.
+
+Every message gets a fresh ``ce_id`` and ingest's audit event names the records each became, so the run counts
+exactly its own results, whatever else is on the topics.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sys
 import time
-import uuid
-from collections import Counter
-from dataclasses import dataclass, field
+import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from tqdm import tqdm
 
 from services.cli.kafka import kafka_unreachable, producer
-from services.cli.publish import CONTENT_TYPES
+from services.cli.scenario import plan, summary
 from services.cli.scenario.heart import records_by_hospital
+from services.cli.scenario.outcome import FOLLOWED, Outcome
+from services.cli.train_cli import publish_cards, train_sites
+from shared.schemas.models import ModelCard
 from shared.security import kafka_client_options
 from shared.settings import Settings
-from shared.topics import CE_ID, DLQ_ERROR, Topic, decode_headers, derived_event_id, topic_name
+from shared.topics import CE_ID, CE_SOURCE, CE_SPECVERSION, CE_TYPE, CONTENT_TYPE, Topic, decode_headers, topic_name
 
-BROKEN = [
-    ("cleveland", b'{"patient_id": "CLEVELAND-99999", "observations": [', "truncated JSON"),
-    ("hungary", b'{"observations": []}', "no patient_id"),
-    ("switzerland", b"\xff\xfe not text at all", "not UTF-8"),
-    ("va-long-beach", b'{"patient_id": "VA-1", "age_years": -4}', "negative age"),
-]
+TASK = "heart_disease"
+SUBMITTED = b"org.aimass.document.submitted.v1"
 
 
-@dataclass
-class Progress:
-    expected: dict[str, str] = field(default_factory=dict)  # record id -> hospital
-    broken: set[str] = field(default_factory=set)  # ce_id of each broken document
-    cleaned: Counter[str] = field(default_factory=Counter)
-    deadletters: list[str] = field(default_factory=list)
+class Unfinished(Exception):
+    """A phase did not complete in time; the message says which service to look at."""
+
+
+def dicom_samples() -> dict[str, bytes]:
+    from pydicom.data import get_testdata_file
+
+    return {name: Path(str(get_testdata_file(name))).read_bytes() for name in plan.DICOM_FILES}
 
 
 async def _at_end(settings: Settings, *topics: Topic) -> AIOKafkaConsumer:
     """A consumer of ``topics`` positioned at their current end, so it sees only what comes after."""
     names = [topic_name(t, settings.topic_prefix) for t in topics]
     consumer = AIOKafkaConsumer(*names, **kafka_client_options(settings), enable_auto_commit=False,
-                                auto_offset_reset="latest")
+                                auto_offset_reset="latest", max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
     while not consumer.assignment():  # the first poll joins and assigns; records it returns predate this run
         await consumer.getmany(timeout_ms=100)
@@ -54,82 +65,137 @@ async def _at_end(settings: Settings, *topics: Topic) -> AIOKafkaConsumer:
     return consumer
 
 
+async def _follow(watcher: AIOKafkaConsumer, outcome: Outcome, settings: Settings) -> None:
+    topics = {topic_name(t, settings.topic_prefix): t for t in FOLLOWED}
+    while True:
+        for partition, records in (await watcher.getmany(timeout_ms=200)).items():
+            for record in records:
+                outcome.observe(topics[partition.topic], decode_headers(record.headers), record.value or b"",
+                                record.timestamp)
+
+
+async def _publish(client: AIOKafkaProducer, settings: Settings, messages: list[plan.Message], outcome: Outcome,
+                   description: str) -> None:
+    raw = topic_name(Topic.INGEST_RAW, settings.topic_prefix)
+    with tqdm(total=len(messages), desc=description, unit="msg", disable=None, leave=False) as bar:
+        for message in messages:
+            headers = [(CE_SPECVERSION, b"1.0"), (CE_ID, message.ce_id.encode()),
+                       (CE_SOURCE, message.hospital.encode()), (CE_TYPE, SUBMITTED),
+                       (CONTENT_TYPE, message.content_type.encode())]
+            outcome.sent_at[message.ce_id] = time.time()
+            await client.send(raw, message.body, headers=headers)
+            bar.update()
+        await client.flush()
+
+
+async def _until(done: Callable[[], int], total: int, description: str, seconds: float, problem: str) -> None:
+    deadline = time.monotonic() + seconds
+    with tqdm(total=total, desc=description, unit="rec", disable=None, leave=False) as bar:
+        while (count := done()) < total:
+            bar.update(count - bar.n)
+            if time.monotonic() > deadline:
+                raise Unfinished(f"{count} of {total} {problem} after {seconds:.0f} s")
+            await asyncio.sleep(0.2)
+        bar.update(total - bar.n)
+
+
+def _ready_detail(settings: Settings, service: str, detail: str) -> dict[str, list[str]]:
+    try:
+        with urllib.request.urlopen(f"{settings.public_url(service)}/readyz", timeout=3) as response:
+            body = json.loads(response.read())
+    except OSError:
+        return {}
+    return body.get(detail) or {}
+
+
+async def _serving(settings: Settings, cards: list[ModelCard], seconds: float) -> set[tuple[str, str]]:
+    """Wait until infer and fuse both serve every released version; then infer's active (site, version)s."""
+    wanted = {f"{c.site}/{c.version}" for c in cards if c.status == "active" and c.task == TASK}
+    deadline = time.monotonic() + seconds
+    while True:
+        infer = set(_ready_detail(settings, "infer", "models").get(TASK, []))
+        fuse = set(_ready_detail(settings, "fuse", "expected_models").get(TASK, []))
+        fuse = {ref.split("/", 1)[1] if ref.startswith(f"{TASK}/") else ref for ref in fuse}
+        if wanted <= infer and wanted <= fuse:
+            return {tuple(ref.split("/", 1)) for ref in infer}  # type: ignore[misc]
+        if time.monotonic() > deadline:
+            lagging = [name for name, serves in (("infer", infer), ("fuse", fuse)) if not wanted <= serves]
+            raise Unfinished(f"{' and '.join(lagging)} did not load the new models in {seconds:.0f} s "
+                             f"(see {settings.public_url(lagging[0])}/readyz and var/log/{lagging[0]}.log)")
+        await asyncio.sleep(0.3)
+
+
+def _train(outcome: Outcome, settings: Settings) -> tuple[list[ModelCard], dict[str, str]]:
+    from services.train.dataset import POOLED, Row, assemble
+    from services.train.task_catalog import TaskCatalog
+
+    task = TaskCatalog(settings.tasks_dir).get(TASK)
+    if task is None:
+        raise Unfinished(f"no task file for {TASK} in {settings.tasks_dir} (AIMASS_TASKS_DIR)")
+    rows = [Row(r.record_id, r.hospital, list(f.values), f.label)
+            for r in outcome.training_records() if (f := r.features.get(TASK)) is not None and f.label is not None]
+    data = assemble(task.feature_names, rows)
+    return train_sites(task, data, [*data.site_names, POOLED], settings, say=tqdm.write)
+
+
 async def simulate(settings: Settings, per_hospital: int | None, wait_seconds: float) -> int:
+    started = time.monotonic()
     # Encounters dated from now: a second run is new clinical data, not a duplicate clean would rightly drop.
-    documents = records_by_hospital(per_hospital, start=datetime.now(UTC).replace(microsecond=0))
-    progress = Progress()
+    documents = records_by_hospital(per_hospital, start=datetime.now(UTC).replace(microsecond=0), spread=True)
+    scenario = plan.build(documents, dicom_samples())
+    outcome = Outcome(scenario, TASK)
     client = producer(settings)
     try:
         await client.start()
-        watcher = await _at_end(settings, Topic.RECORDS_CLEAN, Topic.DEADLETTER)
+        watcher = await _at_end(settings, *FOLLOWED)
     except KafkaConnectionError:
         print(kafka_unreachable(settings), file=sys.stderr)
         return 1
-    raw = topic_name(Topic.INGEST_RAW, settings.topic_prefix)
-    started = time.monotonic()
-    total = sum(len(v) for v in documents.values())
+    follower = asyncio.create_task(_follow(watcher, outcome, settings))
+    cards: list[ModelCard] = []
+    refused: dict[str, str] = {}
+    timings = dict(training_phase=0.0, training_models=0.0, held_out_phase=0.0)
+    problem = ""
     try:
-        with tqdm(total=total + len(BROKEN), desc="hospitals publishing", unit="doc", disable=None) as bar:
-            for hospital, records in documents.items():
-                for record in records:
-                    ce_id = str(uuid.uuid4())
-                    progress.expected[derived_event_id("ingest", f"{hospital}/{ce_id}", 0)] = hospital
-                    await client.send(raw, json.dumps(record).encode(), headers=_headers(hospital, ce_id))
-                    bar.update()
-            for hospital, body, _ in BROKEN:
-                ce_id = str(uuid.uuid4())
-                progress.broken.add(ce_id)
-                await client.send(raw, body, headers=_headers(hospital, ce_id))
-                bar.update()
-            await client.flush()
-        await _follow(watcher, progress, total, wait_seconds)
+        phase = time.monotonic()
+        first = [*scenario.training, *scenario.imaging, *scenario.broken]
+        await _publish(client, settings, first, outcome, "hospitals sending")
+        await _until(lambda: outcome.audited(first), len(first), "ingest", wait_seconds,
+                     "messages audited by ingest (var/log/ingest.log)")
+        await _until(lambda: outcome.cleaned("training"), len(outcome.records_of("training")), "clean",
+                     wait_seconds, "training records through clean (var/log/clean.log)")
+        await _until(outcome.broken_answered, len(scenario.broken), "dead letters", wait_seconds,
+                     "broken messages dead-lettered (var/log/ingest.log)")
+        timings["training_phase"] = time.monotonic() - phase
+
+        phase = time.monotonic()
+        cards, refused = await asyncio.to_thread(_train, outcome, settings)
+        timings["training_models"] = time.monotonic() - phase
+        if not await publish_cards(cards, settings):
+            raise Unfinished("the model cards could not be published on models.released")
+        outcome.released_versions = await _serving(settings, cards, wait_seconds)
+
+        phase = time.monotonic()
+        await _publish(client, settings, scenario.held_out, outcome, "held-out patients")
+        await _until(lambda: outcome.audited(scenario.held_out), len(scenario.held_out), "ingest", wait_seconds,
+                     "held-out messages audited by ingest (var/log/ingest.log)")
+        await _until(lambda: outcome.cleaned("held-out"), len(outcome.records_of("held-out")), "clean",
+                     wait_seconds, "held-out records through clean (var/log/clean.log)")
+        await _until(outcome.reported, len(outcome.scored()), "scored, fused, reported", wait_seconds,
+                     "held-out records reported (var/log/infer.log, fuse.log, report.log)")
+        timings["held_out_phase"] = time.monotonic() - phase
+    except Unfinished as unfinished:
+        problem = str(unfinished)
     finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
         await client.stop()
         await watcher.stop()
-    _summary(documents, progress, time.monotonic() - started, settings)
-    return 0 if sum(progress.cleaned.values()) == total and len(progress.deadletters) == len(BROKEN) else 1
-
-
-def _headers(hospital: str, ce_id: str) -> list[tuple[str, bytes]]:
-    return [("ce_specversion", b"1.0"), ("ce_id", ce_id.encode()), ("ce_source", hospital.encode()),
-            ("ce_type", b"org.aimass.document.submitted.v1"), ("content-type", CONTENT_TYPES["json"].encode())]
-
-
-async def _follow(watcher: AIOKafkaConsumer, progress: Progress, total: int, wait_seconds: float) -> None:
-    deadline = time.monotonic() + wait_seconds
-    with tqdm(total=total + len(progress.broken), desc="through ingest and clean", unit="rec", disable=None) as bar:
-        while time.monotonic() < deadline and (
-            sum(progress.cleaned.values()) < total or len(progress.deadletters) < len(progress.broken)
-        ):
-            batches = await watcher.getmany(timeout_ms=500)
-            for partition, records in batches.items():
-                for record in records:
-                    if partition.topic.endswith(Topic.DEADLETTER.value):
-                        headers = decode_headers(record.headers)
-                        if headers.get(CE_ID) in progress.broken:
-                            progress.deadletters.append(headers.get(DLQ_ERROR, "?"))
-                            bar.update()
-                        continue
-                    record_id = json.loads(record.value).get("record_id")
-                    hospital = progress.expected.get(record_id)
-                    if hospital:
-                        progress.cleaned[hospital] += 1
-                        bar.update()
-
-
-def _summary(documents: dict[str, list[dict]], progress: Progress, seconds: float, settings: Settings) -> None:
-    print("\nAI Mass demo — four hospitals, real UCI heart-disease records\n")
-    print(f"  {'hospital':<15}{'published':>10}{'clean':>8}")
-    for hospital, records in documents.items():
-        print(f"  {hospital:<15}{len(records):>10}{progress.cleaned[hospital]:>8}")
-    total = sum(progress.cleaned.values())
-    print(f"\n  {total} records through ingest and clean in {seconds:.1f} s ({total / max(seconds, 1e-9):.0f}/s)")
-    print(f"\n  dead letters ({len(progress.deadletters)} of {len(BROKEN)} broken documents):")
-    for reason in progress.deadletters:
-        print(f"    - {reason}")
-    print("\n  where to look next:")
-    print("    make status                     each part of the stack and its health")
-    print(f"    {settings.public_url('ingest')}/metrics   Prometheus metrics (ports 8101-8106)")
-    print("    .venv/bin/aimass tail records.clean --from-beginning --max 1")
-    print("    .venv/bin/aimass tail deadletter --from-beginning")
-    print("    make down                       stop everything\n")
+    print(summary.render(outcome, cards, refused, summary.Timings(time.monotonic() - started, **timings),
+                         settings.public_url("report"), settings.public_url("infer")))
+    if problem:
+        print(f"aimass simulate: not finished: {problem}; `make status` and `make logs` show what each service "
+              "is doing", file=sys.stderr)
+        return 1
+    return 0

@@ -73,16 +73,19 @@ def _dataset(task_name: str, source: str | None, settings: Settings) -> tuple[Ta
     return task, assemble(task.feature_names, rows)
 
 
-def train_command(args: argparse.Namespace, settings: Settings) -> int:
+def train_sites(task: TaskSpec, data: Dataset, sites: Sequence[str], settings: Settings,
+                say: Callable[[str], None] = print) -> tuple[list[ModelCard], dict[str, str]]:
+    """Train and release one model per site (``pooled`` = every site), a progress bar each; returns the changed
+    cards and, per site that could not be trained, why."""
     from services.train.dataset import POOLED
     from services.train.failures import NotTrainable
     from services.train.jobs import train_and_release
 
-    task, data = _dataset(args.task, args.from_dataset, settings)
-    sites = [*data.site_names, POOLED] if args.every_site else [args.site or POOLED]
     released: list[ModelCard] = []
+    refused: dict[str, str] = {}
     for site in sites:
-        with tqdm(total=1, desc=f"{task.name}/{site}", unit="trial", file=sys.stderr) as bar:
+        with tqdm(total=1, desc=f"training {task.name}/{site}", unit="trial", file=sys.stderr,
+                  leave=False) as bar:
             def progress(done: int, planned: int, bar: tqdm = bar) -> None:
                 bar.total = planned
                 bar.update(done - bar.n)
@@ -91,16 +94,29 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
             try:
                 cards = train_and_release(task, data, None if site == POOLED else site,
                                           registry_root(settings), progress)
-            except NotTrainable as refused:
-                print(f"aimass: {refused.reason}", file=sys.stderr)
-                return 1
+            except NotTrainable as why:
+                refused[site] = why.reason
+                continue
         card = cards[-1]
         cross = " ".join(f"{k}={v:.3f}" for k, v in card.cross_site.items())
-        print(f"{card.task}/{card.site}/{card.version}  {time.monotonic() - started:.1f} s  "
-              f"auc={card.metrics.get('auc', float('nan')):.3f}  "
-              f"f1={card.metrics['f1']:.3f}  brier={card.metrics['brier']:.3f}  ece={card.metrics['ece']:.3f}  "
-              f"cross-site: {cross}")
+        say(f"{card.task}/{card.site}/{card.version}  {time.monotonic() - started:.1f} s  "
+            f"auc={card.metrics.get('auc', float('nan')):.3f}  "
+            f"f1={card.metrics['f1']:.3f}  brier={card.metrics['brier']:.3f}  ece={card.metrics['ece']:.3f}  "
+            f"cross-site: {cross}")
         released.extend(cards)
+    return released, refused
+
+
+def train_command(args: argparse.Namespace, settings: Settings) -> int:
+    from services.train.dataset import POOLED
+
+    task, data = _dataset(args.task, args.from_dataset, settings)
+    sites = [*data.site_names, POOLED] if args.every_site else [args.site or POOLED]
+    released, refused = train_sites(task, data, sites, settings)
+    for reason in refused.values():
+        print(f"aimass: {reason}", file=sys.stderr)
+    if refused:
+        return 1
     if args.no_publish:
         return 0
     return 0 if asyncio.run(publish_cards(released, settings)) else 1

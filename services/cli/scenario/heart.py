@@ -85,15 +85,25 @@ def canonical_record(row: dict[str, Any], when: datetime) -> dict[str, Any]:
 
 
 def records_by_hospital(
-    limit_per_hospital: int | None = None, start: datetime | None = None
+    limit_per_hospital: int | None = None, start: datetime | None = None, spread: bool = False
 ) -> dict[str, list[dict[str, Any]]]:
-    """Documents per hospital; encounters are an hour apart from ``start`` (a fixed day unless given)."""
+    """Documents per hospital; encounters are an hour apart from ``start`` (a fixed day unless given).
+
+    With a limit, the first rows of each hospital, or with ``spread`` rows evenly spaced over its whole list (the
+    UCI files are partly sorted by diagnosis: Hungary's first 60 patients are all healthy).
+    """
     frame = load_heart_disease()
     start = start or datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
-    out: dict[str, list[dict[str, Any]]] = {h: [] for h in HOSPITALS.values()}
+    rows: dict[str, list[tuple[int, dict[str, Any]]]] = {h: [] for h in HOSPITALS.values()}
     for position, row in enumerate(frame.to_dict("records")):
-        hospital = HOSPITALS[row["dataset"]]
-        if limit_per_hospital is not None and len(out[hospital]) >= limit_per_hospital:
-            continue
-        out[hospital].append(canonical_record(row, start + timedelta(hours=position)))
+        rows[HOSPITALS[row["dataset"]]].append((position, row))
+    out: dict[str, list[dict[str, Any]]] = {}
+    for hospital, numbered in rows.items():
+        if limit_per_hospital is not None and limit_per_hospital < len(numbered):
+            if spread:
+                step = len(numbered) / limit_per_hospital
+                numbered = [numbered[int(i * step)] for i in range(limit_per_hospital)]
+            else:
+                numbered = numbered[:limit_per_hospital]
+        out[hospital] = [canonical_record(row, start + timedelta(hours=position)) for position, row in numbered]
     return out
