@@ -1,11 +1,11 @@
-"""ingest's subscriber logic: one raw document in; its records, its rejected parts (each a dead letter) and one
-audit event out, all acknowledged by the broker before the offset is committed."""
+"""ingest's subscriber logic: a batch of raw documents in; for each, its records, its rejected parts (each a dead
+letter) and one audit event out, all acknowledged by the broker before the batch's offsets are committed."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from time import perf_counter
 
@@ -46,7 +46,21 @@ class IngestRaw:
         self.ingest_metrics = ingest_metrics
         self.read = read
 
-    async def __call__(self, raw: ConsumerRecord) -> None:
+    async def __call__(self, batch: Sequence[ConsumerRecord]) -> None:
+        """One batch from ``ingest.raw``: every document read and its outputs enqueued, then one wait for all the
+        acknowledgements before the batch's offsets are committed. Bad input never raises (it becomes dead
+        letters); anything that does raise re-delivers the whole batch, and the derived event ids absorb the
+        duplicates of what was already sent."""
+        pending: list[Awaitable[object] | None] = []
+        emitted = 0
+        for raw in batch:
+            emitted += await self._ingest(raw, pending)
+            await asyncio.sleep(0)  # the producer ships what was enqueued while the next document is read
+        await confirmed(pending)
+        self.metrics.counted("emitted", emitted)
+
+    async def _ingest(self, raw: ConsumerRecord, pending: list[Awaitable[object] | None]) -> int:
+        """Enqueues the document's records, rejected parts and audit event; returns how many records."""
         headers = decode_headers(raw.headers)
         document = raw.value or b""
         received = datetime.now(UTC)
@@ -58,22 +72,21 @@ class IngestRaw:
             else:
                 ingested = self.read(document, headers, envelope)
         except RejectedInput as rejected:
-            await self._reject(raw, headers, document, received, rejected, perf_counter() - started)
-            return
+            pending.extend(await self._reject(raw, headers, document, received, rejected, perf_counter() - started))
+            return 0
         self.ingest_metrics.received(envelope.hospital, ingested.source_format, len(document), perf_counter() - started)
         await self.claim_checks.store(ingested.attachments)
-        pending = [await self.records.enqueue(r, event_id=r.record_id, key=r.patient) for r in ingested.records]
+        pending.extend([await self.records.enqueue(r, event_id=r.record_id, key=r.patient) for r in ingested.records])
         for part in ingested.rejected:
             pending.append(await self.deadletters.enqueue(part_record(raw, part, envelope.message_id), part.reason,
                                                           part.reason_class))
             self.ingest_metrics.failed(part.reason_class)
         event = ingested_event(envelope.hospital, envelope.message_id, len(document), received, ingested)
         pending.append(await self.audit.enqueue(event, event_id=event.audit_id, key=envelope.hospital))
-        await confirmed(pending)
-        self.metrics.counted("emitted", len(ingested.records))
+        return len(ingested.records)
 
     async def _reject(self, raw: ConsumerRecord, headers: dict[str, str], document: bytes, received: datetime,
-                      rejected: RejectedInput, seconds: float) -> None:
+                      rejected: RejectedInput, seconds: float) -> list[Awaitable[object] | None]:
         hospital = (headers.get(CE_SOURCE) or "").strip()[:128] or "unknown"
         message_id = headers.get(CE_ID) or record_position(raw)
         source_format = format_of(headers, document)
@@ -81,7 +94,7 @@ class IngestRaw:
         self.ingest_metrics.failed(rejected.reason_class)
         event = rejected_event(hospital, message_id, len(document), received, content_type_of(headers, document),
                                source_format, rejected.reason)
-        await confirmed([
+        return [
             await self.deadletters.enqueue(raw, rejected.reason, rejected.reason_class),
             await self.audit.enqueue(event, event_id=audit_id(hospital, message_id), key=hospital),
-        ])
+        ]

