@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -138,24 +139,33 @@ def _train(outcome: Outcome, settings: Settings) -> tuple[list[ModelCard], dict[
     return train_sites(task, data, [*data.site_names, POOLED], settings, say=tqdm.write)
 
 
-async def simulate(settings: Settings, per_hospital: int | None, wait_seconds: float) -> int:
-    started = time.monotonic()
+@dataclass
+class Run:
+    """What one play of the scenario produced; ``problem`` says what did not finish, if anything."""
+
+    outcome: Outcome
+    cards: list[ModelCard] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
+        ("training_phase", "training_models", "held_out_phase"), 0.0))
+    problem: str = ""
+
+
+async def play(settings: Settings, per_hospital: int | None, wait_seconds: float) -> Run | None:
+    """The whole scenario against the running platform; ``None`` when Kafka cannot be reached."""
     # Encounters dated from now: a second run is new clinical data, not a duplicate clean would rightly drop.
     documents = records_by_hospital(per_hospital, start=datetime.now(UTC).replace(microsecond=0), spread=True)
     scenario = plan.build(documents, dicom_samples())
-    outcome = Outcome(scenario, TASK)
+    run = Run(Outcome(scenario, TASK))
+    outcome = run.outcome
     client = producer(settings)
     try:
         await client.start()
         watcher = await _at_end(settings, *FOLLOWED)
     except KafkaConnectionError:
         print(kafka_unreachable(settings), file=sys.stderr)
-        return 1
+        return None
     follower = asyncio.create_task(_follow(watcher, outcome, settings))
-    cards: list[ModelCard] = []
-    refused: dict[str, str] = {}
-    timings = dict(training_phase=0.0, training_models=0.0, held_out_phase=0.0)
-    problem = ""
     try:
         phase = time.monotonic()
         first = [*scenario.training, *scenario.imaging, *scenario.broken]
@@ -166,14 +176,14 @@ async def simulate(settings: Settings, per_hospital: int | None, wait_seconds: f
                      wait_seconds, "training records through clean (var/log/clean.log)")
         await _until(outcome.broken_answered, len(scenario.broken), "dead letters", wait_seconds,
                      "broken messages dead-lettered (var/log/ingest.log)")
-        timings["training_phase"] = time.monotonic() - phase
+        run.timings["training_phase"] = time.monotonic() - phase
 
         phase = time.monotonic()
-        cards, refused = await asyncio.to_thread(_train, outcome, settings)
-        timings["training_models"] = time.monotonic() - phase
-        if not await publish_cards(cards, settings):
+        run.cards, run.refused = await asyncio.to_thread(_train, outcome, settings)
+        run.timings["training_models"] = time.monotonic() - phase
+        if not await publish_cards(run.cards, settings):
             raise Unfinished("the model cards could not be published on models.released")
-        outcome.released_versions = await _serving(settings, cards, wait_seconds)
+        outcome.released_versions = await _serving(settings, run.cards, wait_seconds)
 
         phase = time.monotonic()
         await _publish(client, settings, scenario.held_out, outcome, "held-out patients")
@@ -183,19 +193,28 @@ async def simulate(settings: Settings, per_hospital: int | None, wait_seconds: f
                      wait_seconds, "held-out records through clean (var/log/clean.log)")
         await _until(outcome.reported, len(outcome.scored()), "scored, fused, reported", wait_seconds,
                      "held-out records reported (var/log/infer.log, fuse.log, report.log)")
-        timings["held_out_phase"] = time.monotonic() - phase
+        run.timings["held_out_phase"] = time.monotonic() - phase
     except Unfinished as unfinished:
-        problem = str(unfinished)
+        run.problem = str(unfinished)
     finally:
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await follower
         await client.stop()
         await watcher.stop()
-    print(summary.render(outcome, cards, refused, summary.Timings(time.monotonic() - started, **timings),
-                         settings.public_url("report"), settings.public_url("infer")))
-    if problem:
-        print(f"aimass simulate: not finished: {problem}; `make status` and `make logs` show what each service "
+    return run
+
+
+async def simulate(settings: Settings, per_hospital: int | None, wait_seconds: float) -> int:
+    started = time.monotonic()
+    run = await play(settings, per_hospital, wait_seconds)
+    if run is None:
+        return 1
+    timings = summary.Timings(time.monotonic() - started, **run.timings)
+    print(summary.render(run.outcome, run.cards, run.refused, timings, settings.public_url("report"),
+                         settings.public_url("infer")))
+    if run.problem:
+        print(f"aimass simulate: not finished: {run.problem}; `make status` and `make logs` show what each service "
               "is doing", file=sys.stderr)
         return 1
     return 0

@@ -1,0 +1,110 @@
+"""`make demo`'s scenario on a smaller slice, through all six services as real processes on the real broker.
+
+Four hospitals in four formats, DICOM and broken messages; models trained per hospital and pooled from the streamed
+records; held-out patients scored by every model, fused and reported. Then nothing that identified a patient on the
+way in may appear on any topic, in any log or in any metric label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from services.cli.scenario import summary
+from services.cli.simulate import Run, play
+from shared.broker import ensure_topics
+from shared.settings import Settings
+from tests.support.processes import ServiceProcess, start_all
+from tests.support.processes import test_settings as settings_for
+
+PER_HOSPITAL = 60
+SERVICES = ["ingest", "clean", "train", "infer", "fuse", "report"]
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    settings = settings_for(tmp_path_factory.mktemp("demo"), f"e2e-{uuid.uuid4().hex[:8]}.")
+    asyncio.run(ensure_topics(settings))
+    return settings
+
+
+@pytest.fixture(scope="module")
+def platform(settings: Settings) -> Iterator[dict[str, ServiceProcess]]:
+    processes = start_all(SERVICES, settings)
+    yield processes
+    for process in processes.values():
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def run(settings: Settings, platform: dict[str, ServiceProcess]) -> Run:
+    played = asyncio.run(play(settings, PER_HOSPITAL, wait_seconds=240))
+    assert played is not None, "Kafka unreachable"
+    assert not played.problem, played.problem
+    return played
+
+
+def test_every_held_out_patient_gets_a_fused_result_and_a_readable_report(run: Run, settings: Settings) -> None:
+    outcome = run.outcome
+    held_out = outcome.scored()
+    assert len(held_out) >= 4 * PER_HOSPITAL // 5 - 4, "about a fifth of each hospital is held out"
+    assert {outcome.clean[r].hospital for r in held_out} == {"cleveland", "hungary", "va-long-beach", "switzerland"}
+    assert set(held_out) <= set(outcome.reports), "a held-out record without a report"
+    trained = {c.site for c in run.cards if c.status == "active"}
+    assert trained == {"cleveland", "hungary", "va-long-beach", "switzerland", "pooled"}, run.refused
+    for record_id in held_out:
+        sites = {c.model.site for c in outcome.fused[record_id].contributions}
+        assert sites == trained, f"{record_id} fused from {sites}"
+    some = outcome.reports[held_out[0]]
+    page = httpx.get(some.url, timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert some.patient in page.text and outcome.clean[held_out[0]].patient == some.patient
+
+
+def test_the_four_formats_and_dicom_arrive_and_the_broken_messages_are_dead_lettered_with_reasons(run: Run) -> None:
+    outcome = run.outcome
+    arrived = {(h, f): (records, clean) for h, f, _, records, _, clean in outcome.per_hospital_and_format()}
+    for hospital, fmt in [("cleveland", "fhir"), ("hungary", "hl7v2"), ("va-long-beach", "csv"),
+                          ("switzerland", "json"), ("cleveland", "dicom")]:
+        records, clean = arrived[hospital, fmt]
+        assert records > 0 and clean > 0, f"{hospital} {fmt}: {records} records, {clean} clean"
+    assert outcome.broken_answered() == len(outcome.scenario.broken) == 6
+    reasons = {(d.message.format, d.message.expect): d.reason for d in outcome.deadletters}
+    by_expectation = {expect: reason for (_, expect), reason in reasons.items()}
+    assert "UTF-8" in by_expectation["bytes that are not UTF-8"]
+    assert "age_years" in by_expectation["a negative age"]
+    assert "resting_bp_mmhg" in by_expectation["a CSV row with 'high' as the blood pressure"]
+    assert "PID" in by_expectation["an ORU without a PID segment: whose results are these?"]
+    assert "entry[" in by_expectation[
+        "one Observation whose value is not a number: that entry alone is dead-lettered"]
+    assert all(d.service == "ingest" for d in outcome.deadletters)
+
+
+def test_the_summary_shows_every_section_with_this_runs_numbers(run: Run, settings: Settings) -> None:
+    outcome = run.outcome
+    timings = summary.Timings(sum(run.timings.values()), **run.timings)
+    text = summary.render(outcome, run.cards, run.refused, timings, settings.public_url("report"),
+                          settings.public_url("infer"))
+    for heading in ("What the hospitals sent", "Dead letters: 6 of 6", "Data quality", "Cross-site AUC",
+                    "Held-out patients", "Throughput", "Where to look next"):
+        assert heading in text
+    _, rows, counts = outcome.auc_table()
+    fused = dict(rows)["fused"]["all"]
+    assert fused is not None and 0.5 < fused <= 1.0, "fused AUC over the held-out patients"
+    assert f"{fused:.3f}" in text
+    assert sorted(outcome.reports.values(), key=lambda r: r.record_id)[0].url in text
+    assert counts["all n"] == len(outcome.scored())
+
+
+def test_no_identifier_that_went_in_comes_out_anywhere(run: Run, settings: Settings,
+                                                       platform: dict[str, ServiceProcess]) -> None:
+    from tests.support.phi import scan
+
+    identifiers = run.outcome.scenario.identifiers
+    assert len(identifiers) > 4 * PER_HOSPITAL  # names, MRNs, phones, birth dates, streets
+    hits = asyncio.run(scan(settings, identifiers, [p.url for p in platform.values()]))
+    assert not hits, hits[:5]
