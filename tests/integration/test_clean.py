@@ -1,7 +1,9 @@
-"""clean as a real process on the real broker and Redis: units, duplicates across a restart, quality flags."""
+"""clean as a real process on the real broker and Redis: units, quality flags, duplicates inside a burst and across
+a restart, a crashed batch re-emitted under the same derived ids."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -10,13 +12,17 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from redis.asyncio import Redis
 
+from services.clean.dedup import Candidate, Verdict
+from services.clean.fingerprint import content_fingerprint
+from services.clean.seen import RedisSeenEvents
 from services.cli.scenario.heart import records_by_hospital
 from shared.schemas import CanonicalRecord, CleanRecord
 from shared.schemas.records import LOINC
 from shared.settings import Settings
 from shared.tasks import feature_value, load_tasks
-from shared.topics import Topic, cloudevent_headers, event_type, topic_name
+from shared.topics import Topic, cloudevent_headers, derived_event_id, event_type, topic_name
 from tests.support.kafka import TopicReader, producer
 from tests.support.processes import ServiceProcess, free_port
 from tests.unit.clean.factories import GLUCOSE_MG_PER_MMOL, SENDS, document, heart_document, record_of
@@ -51,11 +57,20 @@ def unique(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "patient_id": f"P-{uuid.uuid4().hex[:12]}"}
 
 
-async def send(kafka: AIOKafkaProducer, settings: Settings, record: CanonicalRecord, ce_id: str) -> None:
+async def enqueue(kafka: AIOKafkaProducer, settings: Settings, record: CanonicalRecord,
+                  ce_id: str) -> asyncio.Future[object]:
     headers = cloudevent_headers(service="ingest", type_=event_type("record", "ingested"), event_id=ce_id)
-    await kafka.send_and_wait(topic_name(Topic.RECORDS_INGESTED, settings.topic_prefix),
-                              record.model_dump_json().encode(), key=record.patient.encode(),
-                              headers=[(k, v.encode()) for k, v in headers.items()])
+    return await kafka.send(topic_name(Topic.RECORDS_INGESTED, settings.topic_prefix),
+                            record.model_dump_json().encode(), key=record.patient.encode(),
+                            headers=[(k, v.encode()) for k, v in headers.items()])
+
+
+async def send(kafka: AIOKafkaProducer, settings: Settings, record: CanonicalRecord, ce_id: str) -> None:
+    await (await enqueue(kafka, settings, record, ce_id))
+
+
+def headers(message: ConsumerRecord) -> dict[str, str]:
+    return {k: v.decode() for k, v in message.headers}
 
 
 def of_patient(patient: str):
@@ -135,6 +150,46 @@ def test_readiness_names_the_code_tables_and_tasks_in_use(clean: ServiceProcess)
     body = httpx.get(f"{clean.url}/readyz", timeout=5).json()
     assert set(body["code_tables"]) == {"*", "cleveland", "hungary", "switzerland", "va-long-beach"}
     assert "heart_disease" in body["tasks"]
+
+
+async def test_a_burst_comes_out_once_per_record_with_duplicates_inside_it_dropped(
+        clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader) -> None:
+    docs = [unique(heart_document(chol=200.0 + n)) for n in range(60)]
+    records = [(record_of(doc, "cleveland", f"m-{uuid.uuid4()}"), str(uuid.uuid4())) for doc in docs]
+    resent = record_of(docs[1], "cleveland", f"m-{uuid.uuid4()}")  # same content, new message and event id
+    burst = [*records, records[0], (resent, str(uuid.uuid4()))]
+    await asyncio.gather(*[await enqueue(kafka, settings, record, ce_id) for record, ce_id in burst])
+    wanted = {record.record_id: ce_id for record, ce_id in records}
+    found = await cleaned.wait_for(lambda m: json.loads(m.value)["record_id"] in wanted, count=60, timeout=60)
+    assert sorted(parsed(m).record_id for m in found) == sorted(wanted)
+    assert {headers(m)["ce_id"] for m in found} == {derived_event_id("clean", ce_id) for ce_id in wanted.values()}
+    # Same patients, so the same partitions, after the duplicates: once these are out, the duplicates were handled.
+    barriers = [record_of({**doc, "recorded_at": "2026-02-01T00:00:00+00:00"}, "cleveland", f"m-{uuid.uuid4()}")
+                for doc in docs[:2]]
+    for barrier in barriers:
+        await send(kafka, settings, barrier, str(uuid.uuid4()))
+    ids = {barrier.record_id for barrier in barriers}
+    await cleaned.wait_for(lambda m: json.loads(m.value)["record_id"] in ids, count=2, timeout=30)
+    assert len([m for m in cleaned.records if json.loads(m.value)["record_id"] in wanted]) == 60
+    assert not [m for m in cleaned.records if json.loads(m.value)["record_id"] == resent.record_id]
+
+
+async def test_a_batch_claimed_but_never_remembered_is_emitted_under_the_same_derived_ids(
+        clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader) -> None:
+    records = [(record_of(unique(heart_document()), "cleveland", f"m-{uuid.uuid4()}"), str(uuid.uuid4()))
+               for _ in range(5)]
+    redis = Redis.from_url(settings.redis_url.get_secret_value())
+    try:  # what a process that crashed before the broker's acks left behind: the claims, not the memory
+        crashed = RedisSeenEvents(redis, settings.topic_prefix, settings.dedup_ttl_seconds)
+        claims = [Candidate(ce_id, content_fingerprint(record)) for record, ce_id in records]
+        assert set(await crashed.judge(claims)) == {Verdict.NEW}
+    finally:
+        await redis.aclose()
+    for record, ce_id in records:
+        await send(kafka, settings, record, ce_id)
+    wanted = {record.record_id: ce_id for record, ce_id in records}
+    found = await cleaned.wait_for(lambda m: json.loads(m.value)["record_id"] in wanted, count=5, timeout=30)
+    assert {headers(m)["ce_id"] for m in found} == {derived_event_id("clean", ce_id) for ce_id in wanted.values()}
 
 
 async def test_duplicates_by_id_and_by_content_give_one_output_across_a_restart(
