@@ -28,6 +28,7 @@ from shared.errors import RejectedInput
 TOTAL_INPUTS = int(os.environ.get("AIMASS_FUZZ_INPUTS", "3000"))
 SECONDS_PER_INPUT = float(os.environ.get("AIMASS_FUZZ_SECONDS", "5"))
 MEMORY_MB_PER_INPUT = int(os.environ.get("AIMASS_FUZZ_MEMORY_MB", "256"))
+REPORT_EVERY = 5_000  # inputs between two writes of the report, so a long run shows its progress
 
 
 def _peak_rss_mb() -> float:
@@ -58,6 +59,7 @@ class FuzzRun:
     targets: dict[str, TargetCount] = field(default_factory=dict)
     crashes: list[Crash] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    report: Path | None = None
 
     @property
     def inputs(self) -> int:
@@ -84,6 +86,8 @@ class FuzzRun:
         grown = _peak_rss_mb() - rss_before
         if grown > MEMORY_MB_PER_INPUT:
             self._crash(target, "memory", f"peak RSS +{grown:.0f} MiB > {MEMORY_MB_PER_INPUT} MiB", sample)
+        if self.report is not None and self.inputs % REPORT_EVERY == 0:
+            self.write(self.report)
 
     def _crash(self, target: str, kind: str, where: str, sample: bytes) -> None:
         self.crashes.append(Crash(target, kind, where, repr(sample[:300])))

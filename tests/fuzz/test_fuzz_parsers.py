@@ -24,7 +24,7 @@ from tests.fuzz.seeds import clean_seeds, ingest_seeds, seeds_of
 
 # Share of the inputs per target (percent).
 SHARES = {"fhir": 14, "hl7": 14, "csv": 9, "xlsx": 5, "json": 9, "dicom": 10, "any": 12, "headers": 12, "clean": 15}
-RUN = FuzzRun()
+RUN = FuzzRun(report=Path(os.environ["AIMASS_FUZZ_REPORT"]) if os.environ.get("AIMASS_FUZZ_REPORT") else None)
 HOSPITALS = ["cleveland", "hungary", "va-long-beach", "switzerland"]
 CONTENT_TYPES = [*PARSERS, None, "application/octet-stream", "text/plain"]
 
@@ -37,8 +37,8 @@ def fuzz(target: str) -> settings:
 @pytest.fixture(scope="module", autouse=True)
 def report() -> Iterator[FuzzRun]:
     yield RUN
-    if os.environ.get("AIMASS_FUZZ_REPORT"):
-        RUN.write(Path(os.environ["AIMASS_FUZZ_REPORT"]))
+    if RUN.report is not None:
+        RUN.write(RUN.report)
 
 
 def feed(target: str, body: bytes, headers: dict[str, str]) -> None:
