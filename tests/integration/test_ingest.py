@@ -10,14 +10,16 @@ import random
 import shutil
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 import pydicom
 import pytest
+from aiokafka import ConsumerRecord
 from pydicom.data import get_testdata_file
 
 from services.cli.scenario import formats
@@ -94,6 +96,17 @@ async def publish(settings: Settings, documents: list[tuple[str, bytes, str | No
     return ids
 
 
+async def distinct(reader: TopicReader, key: Callable[[ConsumerRecord], str], wanted: set[str], timeout: float
+                   ) -> dict[str, ConsumerRecord]:
+    """The last record of each wanted key; duplicates (at least once: a re-delivered batch) count once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = {key(r): r for r in reader.records if key(r) in wanted}
+        if len(found) == len(wanted):
+            return found
+        await reader.wait_for(lambda _: True, len(reader.records) + 1, max(deadline - time.monotonic(), 0.0))
+
+
 async def outcome(settings: Settings, message_ids: list[str], timeout: float = 30.0
                   ) -> tuple[dict[str, dict], dict[str, CanonicalRecord]]:
     """The audit event of each message and every record they produced (by record id)."""
@@ -101,13 +114,11 @@ async def outcome(settings: Settings, message_ids: list[str], timeout: float = 3
     await audit.open()
     await records.open()
     try:
-        wanted = set(message_ids)
-        found = await audit.wait_for(lambda r: json.loads(r.value)["message_id"] in wanted, len(wanted), timeout)
-        events = {json.loads(r.value)["message_id"]: json.loads(r.value) for r in found}
+        found = await distinct(audit, lambda r: json.loads(r.value)["message_id"], set(message_ids), timeout)
+        events = {i: json.loads(r.value) for i, r in found.items()}
         record_ids = {i for e in events.values() for i in e["record_ids"]}
-        got = await records.wait_for(lambda r: json.loads(r.value)["record_id"] in record_ids, len(record_ids),
-                                     timeout)
-        return events, {json.loads(r.value)["record_id"]: CanonicalRecord.model_validate_json(r.value) for r in got}
+        got = await distinct(records, lambda r: json.loads(r.value)["record_id"], record_ids, timeout)
+        return events, {i: CanonicalRecord.model_validate_json(r.value) for i, r in got.items()}
     finally:
         await audit.close()
         await records.close()
@@ -244,6 +255,91 @@ async def test_a_burst_of_garbage_is_dead_lettered_and_the_service_stays_ready(i
     assert httpx.get(f"{ingest.url}/readyz", timeout=5).status_code == 200
     metrics = httpx.get(f"{ingest.url}/metrics", timeout=5).text
     assert "aimass_ingest_parse_failures_total{reason=" in metrics and ingest.process.poll() is None
+
+
+Headers = list[tuple[str, bytes | None]]
+
+
+async def publish_at_once(settings: Settings, documents: list[tuple[Headers, bytes, int | None]]) -> None:
+    """Sends (headers, body, partition) documents without waiting between them, so that ingest reads them in few
+    batches."""
+    client = await producer(settings)
+    try:
+        topic = topic_name(Topic.INGEST_RAW, settings.topic_prefix)
+        await asyncio.gather(*[await client.send(topic, body, headers=headers, partition=partition)
+                               for headers, body, partition in documents])
+    finally:
+        await client.stop()
+
+
+def canonical(patient: str, age: int) -> bytes:
+    return json.dumps({"patient_id": patient, "age_years": age, "sex": "female"}).encode()
+
+
+def sent_by(hospital: str, message_id: str, content_type: bytes | None = JSON.encode(), **extra: bytes | None
+            ) -> Headers:
+    return [(CE_SOURCE, hospital.encode()), (CE_ID, message_id.encode()), ("content-type", content_type),
+            *extra.items()]
+
+
+async def test_a_batch_mixing_good_and_bad_documents(ingest_settings, ingest) -> None:
+    run = uuid.uuid4().hex[:8]
+    good = {f"{run}-good-{n}": canonical(f"CH-BATCH-{n}", 30 + n) for n in range(20)}
+    bad = {f"{run}-garbage": b"garbage {{{", f"{run}-empty": b"", f"{run}-hl7": b"MSH|^~\\&|broken",
+           f"{run}-no-type": b"\x00\x01\x02 not a document"}
+    documents: list[tuple[Headers, bytes, int | None]] = [
+        (sent_by("switzerland", i, x_trace=b"\xff\xfe not utf-8", x_empty=None), body, None)
+        for i, body in good.items()]
+    documents += [(sent_by("hungary", i, None if i.endswith("no-type") else JSON.encode()), body, None)
+                  for i, body in bad.items()]
+    IDENTIFIERS.update(f"CH-BATCH-{n}" for n in range(20))
+    await publish_at_once(ingest_settings, random.Random(7).sample(documents, len(documents)))
+
+    events, records = await outcome(ingest_settings, [*good, *bad])
+    assert {i: events[i]["outcome"] for i in good} == dict.fromkeys(good, "ingested")
+    assert {i: events[i]["outcome"] for i in bad} == dict.fromkeys(bad, "rejected")
+    assert sorted(r.demographics.age_years for r in records.values()) == list(range(30, 50))
+    dead = await TopicReader(ingest_settings, Topic.DEADLETTER).open()
+    try:
+        letters = await dead.wait_for(lambda r: decode_headers(r.headers).get(CE_ID) in bad, len(bad), 30)
+    finally:
+        await dead.close()
+    assert sorted(decode_headers(r.headers)[CE_ID] for r in letters) == sorted(bad)
+    assert {r.value for r in letters} == set(bad.values())
+    assert all(decode_headers(r.headers)[DLQ_ERROR] for r in letters)
+    assert httpx.get(f"{ingest.url}/readyz", timeout=5).status_code == 200 and ingest.process.poll() is None
+
+
+async def test_a_batch_that_fails_midway_is_delivered_again_whole(hospitals_dir, tmp_path) -> None:
+    """The claim-check folder cannot be created (a file is in its way): the CT image raises, the whole batch is
+    nacked and re-delivered until the folder is fixed; then every document of every partition arrives."""
+    own = settings_for(tmp_path, f"it-ingest-retry-{uuid.uuid4().hex[:8]}.")
+    await ensure_topics(own)
+    own.data_path.mkdir(parents=True)
+    (own.data_path / "imaging").write_bytes(b"in the way")
+    ct = [(sent_by("cleveland", "ct", DICOM.encode()), shipped("CT_small.dcm"), 0)]
+    others = [(sent_by("switzerland", f"doc-{p}-{n}"), canonical(f"CH-RETRY-{p}-{n}", 20 + n), p)
+              for n in range(10) for p in range(own.topic_partitions)]
+    IDENTIFIERS.update(f"CH-RETRY-{p}-{n}" for n in range(10) for p in range(own.topic_partitions))
+    await publish_at_once(own, ct + others)  # all there before ingest starts: its first batch holds them all
+
+    process = ServiceProcess("ingest", own, AIMASS_HOSPITALS_DIR=str(hospitals_dir)).start()
+    try:
+        process.wait_ready()
+        deadline = asyncio.get_running_loop().time() + 30
+        while process.log_path.read_text(errors="replace").count("handler failed") < 2:
+            assert asyncio.get_running_loop().time() < deadline, "the failing batch was not retried"
+            await asyncio.sleep(0.2)
+        (own.data_path / "imaging").unlink()
+        events, records = await outcome(own, ["ct"] + [f"doc-{p}-{n}" for n in range(10)
+                                                       for p in range(own.topic_partitions)], timeout=60)
+        assert all(e["outcome"] == "ingested" for e in events.values()) and len(events) == 31
+        assert sorted(r.demographics.age_years for r in records.values() if r.hospital == "switzerland") == sorted(
+            20 + n for n in range(10) for _ in range(own.topic_partitions))
+        [ct_record] = [r for r in records.values() if r.hospital == "cleveland"]
+        assert stored_claim_check(ct_record.imaging[0].uri, own.data_path).Rows == 128
+    finally:
+        process.stop()
 
 
 def cli(settings: Settings, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
