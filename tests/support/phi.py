@@ -1,0 +1,193 @@
+"""A PHI scanner for tests: finds the identifiers that went into a run in everything the run left behind.
+
+Usage (from an async test, after the run has settled)::
+
+    from tests.support.phi import scan, describe
+    identifiers = [s for document in sent for s in formats.identity(document).strings()]
+    hits = await scan(identifiers, settings, metrics_urls=[f"{p.url}/metrics" for p in processes.values()])
+    assert hits == [], describe(hits)
+
+``scan(identifiers, settings, metrics_urls=(), var_dir=None, ignore_case=True, inputs_too=False) -> list[Hit]``
+looks in three places:
+
+- **topics**: every topic whose name starts with ``settings.topic_prefix``, every partition from its beginning up to
+  its end offset at the time of the scan: each record's key, value, and header names and values.
+  Two topics hold what hospitals sent, by contract, and are not PHI leaks: ``ingest.raw`` (the input) is skipped and
+  of ``deadletter`` only the headers the project adds (``aimass-*``) are scanned, since its value, key and original
+  headers are the rejected message unchanged (for ``aimass replay``). ``inputs_too=True`` scans them whole.
+- **logs**: every file under ``var_dir`` (default ``settings.var_dir``) whose name contains ``.log``, or that lies in
+  a folder named ``log`` or ``logs``; a hit names the file and line.
+- **metric labels**: every label value of every sample on each URL of ``metrics_urls`` (Prometheus text format).
+
+``Hit(identifier, place, where)``: ``place`` is ``"topic"``, ``"log"`` or ``"metric"``; ``where`` says exactly where
+(``<topic>[<partition>]@<offset> value|key|header <name>``, ``<file>:<line>``, ``<url> <metric>{<label>}``).
+
+Matching is one pass per text: all identifiers in one compiled regular expression (an alternation, longest first), as
+UTF-8 bytes and in their JSON-escaped forms (``\\u00e9``), case-insensitive by default (a name in capitals is still
+a name). ``PhiMatcher`` is the matcher alone, for texts of your own. ``scan_blocking`` is ``scan`` for sync code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.security import kafka_client_options
+from shared.settings import Settings
+from shared.topics import DLQ_HEADERS, Topic, topic_name
+
+LOG_FOLDERS = {"log", "logs"}
+
+
+@dataclass(frozen=True, order=True)
+class Hit:
+    identifier: str
+    place: str  # "topic" | "log" | "metric"
+    where: str
+
+
+def _forms(identifier: str) -> set[bytes]:
+    """The byte strings in which ``identifier`` can appear: as UTF-8, and JSON-escaped (ASCII or not)."""
+    return {identifier.encode(), json.dumps(identifier)[1:-1].encode(),
+            json.dumps(identifier, ensure_ascii=False)[1:-1].encode()}
+
+
+class PhiMatcher:
+    """All identifiers at once: ``find(data)`` yields (identifier, offset) for every occurrence in one pass."""
+
+    def __init__(self, identifiers: Iterable[str], ignore_case: bool = True) -> None:
+        self.ignore_case = ignore_case
+        self._identifier_of: dict[bytes, str] = {}
+        for identifier in {i.strip() for i in identifiers if i and i.strip()}:
+            for form in _forms(identifier):
+                self._identifier_of[self._fold(form)] = identifier
+        alternation = b"|".join(re.escape(f) for f in sorted(self._identifier_of, key=len, reverse=True))
+        self._pattern = re.compile(alternation, re.IGNORECASE if ignore_case else 0) if alternation else None
+
+    def _fold(self, data: bytes) -> bytes:
+        return data.lower() if self.ignore_case else data
+
+    def find(self, data: bytes | str) -> Iterator[tuple[str, int]]:
+        if self._pattern is None or not data:
+            return
+        raw = data.encode("utf-8", "replace") if isinstance(data, str) else data
+        for match in self._pattern.finditer(raw):
+            yield self._identifier_of[self._fold(match.group(0))], match.start()
+
+    def found(self, data: bytes | str) -> set[str]:
+        return {identifier for identifier, _ in self.find(data)}
+
+
+def _is_log(path: Path, root: Path) -> bool:
+    return path.is_file() and (".log" in path.name or bool(LOG_FOLDERS & set(path.relative_to(root).parts[:-1])))
+
+
+def scan_logs(matcher: PhiMatcher, var_dir: Path) -> list[Hit]:
+    hits = []
+    for path in sorted(p for p in var_dir.rglob("*") if _is_log(p, var_dir)):
+        data = path.read_bytes()
+        for identifier, offset in matcher.find(data):
+            line = data.count(b"\n", 0, offset) + 1
+            hits.append(Hit(identifier, "log", f"{path}:{line}"))
+    return hits
+
+
+def scan_metrics_text(matcher: PhiMatcher, text: str, source: str) -> list[Hit]:
+    hits = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            for label, value in sample.labels.items():
+                hits += [Hit(i, "metric", f"{source} {sample.name}{{{label}}}") for i in matcher.found(value)]
+    return hits
+
+
+async def scan_metrics(matcher: PhiMatcher, urls: Iterable[str]) -> list[Hit]:
+    hits = []
+    async with httpx.AsyncClient(timeout=10) as client:
+        for url in urls:
+            response = await client.get(url)
+            response.raise_for_status()
+            hits += scan_metrics_text(matcher, response.text, url)
+    return hits
+
+
+def _record_hits(matcher: PhiMatcher, record: object, where: str, whole: bool) -> list[Hit]:
+    hits = []
+    parts: list[tuple[str, bytes | None]] = []
+    if whole:
+        parts += [("value", record.value), ("key", record.key)]  # type: ignore[attr-defined]
+    for name, value in record.headers:  # type: ignore[attr-defined]
+        if whole or name in DLQ_HEADERS:
+            parts += [(f"header name {name!r}", name.encode("utf-8", "replace")), (f"header {name}", value)]
+    for label, data in parts:
+        hits += [Hit(i, "topic", f"{where} {label}") for i in matcher.found(data or b"")]
+    return hits
+
+
+async def _partitions(settings: Settings, inputs_too: bool) -> list[TopicPartition]:
+    """Every partition of every topic with the prefix (but ``ingest.raw`` unless ``inputs_too``)."""
+    raw = topic_name(Topic.INGEST_RAW, settings.topic_prefix)
+    admin = AIOKafkaAdminClient(**kafka_client_options(settings), request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        topics = await admin.describe_topics()
+    finally:
+        await admin.close()
+    return sorted(TopicPartition(t["topic"], p["partition"]) for t in topics for p in t["partitions"]
+                  if t["topic"].startswith(settings.topic_prefix) and (inputs_too or t["topic"] != raw))
+
+
+async def scan_topics(matcher: PhiMatcher, settings: Settings, inputs_too: bool = False) -> list[Hit]:
+    dead = topic_name(Topic.DEADLETTER, settings.topic_prefix)
+    partitions = await _partitions(settings, inputs_too)
+    if not partitions:
+        return []
+    consumer = AIOKafkaConsumer(**kafka_client_options(settings), enable_auto_commit=False, group_id=None,
+                                max_partition_fetch_bytes=16 * 1024 * 1024)
+    await consumer.start()
+    hits: list[Hit] = []
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        pending = {tp for tp in partitions if ends[tp] > 0}
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    where = f"{tp.topic}[{tp.partition}]@{record.offset}"
+                    hits += _record_hits(matcher, record, where, whole=inputs_too or tp.topic != dead)
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+    finally:
+        await consumer.stop()
+    return hits
+
+
+async def scan(identifiers: Iterable[str], settings: Settings, metrics_urls: Iterable[str] = (),
+               var_dir: Path | None = None, ignore_case: bool = True, inputs_too: bool = False) -> list[Hit]:
+    """Every place an identifier was found in the run's topics, logs and metric labels (see the module docstring)."""
+    matcher = PhiMatcher(identifiers, ignore_case)
+    hits = await scan_topics(matcher, settings, inputs_too)
+    hits += scan_logs(matcher, var_dir or settings.var_dir)
+    hits += await scan_metrics(matcher, metrics_urls)
+    return sorted(hits)
+
+
+def scan_blocking(identifiers: Iterable[str], settings: Settings, **options: object) -> list[Hit]:
+    """``scan`` for code that runs no event loop."""
+    return asyncio.run(scan(identifiers, settings, **options))  # type: ignore[arg-type]
+
+
+def describe(hits: list[Hit], limit: int = 20) -> str:
+    """The hits as lines for an assertion message: what was found where (the identifiers are synthetic)."""
+    lines = [f"{h.place}: {h.identifier!r} at {h.where}" for h in hits[:limit]]
+    return "\n".join([f"{len(hits)} PHI hits", *lines, *(["..."] if len(hits) > limit else [])])
