@@ -53,6 +53,7 @@ class Cleaner:
                 features[name] = result.features
                 flags.extend(result.flags)
                 implausible.extend(result.implausible)
-        record_out = CleanRecord(**kept, quality_flags=flags, features=features)
+        # Every part was validated above: copying skips validating the whole record a second time.
+        record_out = normalized_record.model_copy(update={"quality_flags": flags, "features": features})
         conversions = [n.conversion for n in normalized if n.conversion is not None]
         return Cleaned(record_out, conversions, implausible)

@@ -106,6 +106,7 @@ def normalize_observation(
     changed = (code.system, code.code) != (observation.code.system, observation.code.code) \
         or value != observation.value or unit != observation.unit
     as_sent = AsSent(code=observation.code, value=observation.value, unit=observation.unit) if changed else None
-    clean = CleanObservation(**{**dict(observation), "code": code, "value_code": value_code, "value": value,
+    # ``__dict__`` holds the fields; ``dict(observation)`` would first probe for ``.keys`` (an exception each time).
+    clean = CleanObservation(**{**observation.__dict__, "code": code, "value_code": value_code, "value": value,
                                 "unit": unit, "as_sent": as_sent})
     return NormalizedObservation(clean, tuple(flags), converted, implausible)
