@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +27,9 @@ from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, header
 Parser = Callable[[bytes, ParseContext], ParsedDocument]
 JSON_CONTENT_TYPE = "application/json"
 MAX_HOSPITAL_ID = 128
+# A hospital id names files, metric labels and pseudonym keys: plain ASCII, so that a header cannot carry a path
+# ("../"), a line break, a control character or bytes that were not UTF-8 (decoded as U+FFFD) into any of them.
+HOSPITAL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 
 PARSERS: dict[str, tuple[SourceFormat, Parser]] = {
     FHIR_CONTENT_TYPE: ("fhir", parse_fhir),
@@ -103,9 +107,9 @@ def envelope_of(headers: Mapping[str, str], fallback_id: str, received_at: datet
     if not hospital:
         raise RejectedInput("missing header ce_source: every document must name the hospital that sent it",
                             "missing_source")
-    if len(hospital) > MAX_HOSPITAL_ID or not hospital.isprintable():
-        raise RejectedInput(f"header ce_source: a hospital id is at most {MAX_HOSPITAL_ID} printable characters",
-                            "missing_source")
+    if len(hospital) > MAX_HOSPITAL_ID or not HOSPITAL_ID.fullmatch(hospital) or ".." in hospital:
+        raise RejectedInput(f"header ce_source: a hospital id is 1 to {MAX_HOSPITAL_ID} ASCII letters, digits, '.', "
+                            "'_', ':' or '-', starting with a letter or digit, without '..'", "missing_source")
     return Envelope(hospital=hospital, message_id=header(headers, CE_ID) or fallback_id, received_at=received_at)
 
 
