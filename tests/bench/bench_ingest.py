@@ -74,6 +74,7 @@ async def run(settings: Settings) -> str:
             size = sum(len(d) for d in documents) // len(documents)
             lines.append(f"| {name} | {size:,} bytes | {per_second:,.0f} | {records:,.0f} |")
     lines += ["", "One core, `read_document` alone (parse, validate, pseudonymize, canonical records; for DICOM also "
-              "pixel statistics and, for CT, the de-identified claim-check file in memory). The service adds one "
-              "acknowledged Kafka round trip per document for its records, dead letters and audit event.", ""]
+              "pixel statistics and, for CT, the de-identified claim-check file in memory). The service adds the "
+              "Kafka sends of each document's records, dead letters and audit event, acknowledged once per batch "
+              "(see bench_ingest_kafka).", ""]
     return "\n".join(lines)
