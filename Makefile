@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTEST_ARGS ?=
 
-.PHONY: help deps up down status logs test test-unit demo bench lint format
+.PHONY: help deps up down status logs test test-unit demo bench lint format chaos
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test-unit: deps ## unit tests only: no broker needed
 
 demo: up ## the four-hospital scenario end to end; leaves the stack running
 	@.venv/bin/aimass simulate
+
+chaos: deps ## crash without loss: kill -9 each service, restart Kafka, stop Redis (5,000 records each, own broker)
+	@deploy/chaos.sh $(PYTEST_ARGS)
 
 bench: deps ## throughput and latency; results go to docs/benchmarks.md
 	@deploy/bench.sh $(BENCH)

@@ -1,7 +1,8 @@
 """One private Kafka + Redis and the five streaming services as real processes, shared by every chaos test.
 
-Each test sends its own batch of documents, so one stack serves them all. Size: ``AIMASS_CHAOS_RECORDS`` (default
-600, the fast variant in `make test`; `make chaos` runs 5,000).
+Each test sends its own batch of documents, so one stack serves them all. ``AIMASS_CHAOS_RECORDS``: records per
+batch (default 120, the fast variant in `make test`; `make chaos` sends 5,000); ``AIMASS_CHAOS_KILLS``: kills per
+victim (default 1; `make chaos`: 3).
 """
 
 from __future__ import annotations

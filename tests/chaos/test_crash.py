@@ -17,6 +17,7 @@ from tests.chaos.pipeline import (
     OUTPUT_OF,
     STREAMING_SERVICES,
     Pipeline,
+    drain_timeout,
     kills_per_run,
     records_per_run,
     wait_until,
@@ -29,7 +30,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 async def reached(tally: TopicTally, count: int) -> None:
     await wait_until(
-        lambda: tally.messages >= count, 120, lambda: f"{tally.messages} of {count} on {tally.name}", tally
+        lambda: tally.messages >= count,
+        drain_timeout(count),
+        lambda: f"{tally.messages} of {count} on {tally.name}",
+        tally,
     )
 
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.chaos.documents import heart_documents
-from tests.chaos.pipeline import Pipeline, records_per_run, wait_until, write_summary
+from tests.chaos.pipeline import Pipeline, drain_timeout, records_per_run, wait_until, write_summary
 from tests.chaos.tally import TopicTally
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -24,7 +24,12 @@ OUTAGE_SECONDS = 3.0
 
 async def progressed(fused: TopicTally, count: int) -> None:
     """Until ``count`` fused results of the batch are out: the fault then strikes a pipeline at work."""
-    await wait_until(lambda: len(fused.records) >= count, 120, lambda: f"{len(fused.records)} of {count} fused", fused)
+    await wait_until(
+        lambda: len(fused.records) >= count,
+        drain_timeout(count),
+        lambda: f"{len(fused.records)} of {count} fused",
+        fused,
+    )
 
 
 async def test_broker_restart_and_redis_outage_mid_stream_lose_nothing(pipeline: Pipeline) -> None:
