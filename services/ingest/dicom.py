@@ -146,7 +146,8 @@ def deidentify(ds: Dataset, context: ParseContext, pseudonym: str) -> Dataset:
 
 
 def _check_inflated_size(document: bytes) -> None:
-    """pydicom inflates a deflated dataset whole; inflate it here first, stopping at ``MAX_INFLATED_BYTES``."""
+    """pydicom inflates a deflated dataset whole; inflate it here first, stopping at ``MAX_INFLATED_BYTES``.
+    (``_read_file_meta_info`` is pydicom's own reader of the file meta group, unchanged since pydicom 1.)"""
     stream = io.BytesIO(document)
     try:
         read_preamble(stream, False)
