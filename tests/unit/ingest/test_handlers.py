@@ -25,13 +25,18 @@ from tests.unit.ingest.support import TABLES, fixture, pseudonymize
 class Acknowledgements:
     """Every enqueue gets a future the test resolves; ``sent`` keeps what was enqueued, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, at_once: bool = False) -> None:
+        self.at_once = at_once
         self.sent: list[tuple[str, object]] = []
         self.futures: list[asyncio.Future[None]] = []
+        self.grown = asyncio.Event()
 
     def _pending(self, kind: str, item: object) -> asyncio.Future[None]:
         self.sent.append((kind, item))
+        self.grown.set()
         self.futures.append(asyncio.get_running_loop().create_future())
+        if self.at_once:
+            self.futures[-1].set_result(None)
         return self.futures[-1]
 
     def acknowledge_all(self) -> None:
@@ -59,8 +64,19 @@ class FakeDeadLetters:
         return self.acks._pending("dead", (record, reason))
 
 
-def handler(tmp_path, read=None) -> tuple[IngestRaw, Acknowledgements, ServiceMetrics]:
-    acks = Acknowledgements()
+async def enqueued(acks: Acknowledgements, count: int, running: asyncio.Task[None]) -> None:
+    """Until ``count`` outputs were enqueued (or the handler ended): no fixed sleep on a busy machine."""
+    async with asyncio.timeout(30):
+        while len(acks.sent) < count and not running.done():
+            acks.grown.clear()
+            grown = asyncio.ensure_future(acks.grown.wait())
+            await asyncio.wait([running, grown], return_when=asyncio.FIRST_COMPLETED)
+            grown.cancel()
+    await asyncio.sleep(0.05)  # time to enqueue more than expected or to return early, if it would
+
+
+def handler(tmp_path, read=None, at_once: bool = False) -> tuple[IngestRaw, Acknowledgements, ServiceMetrics]:
+    acks = Acknowledgements(at_once)
     metrics = ServiceMetrics("ingest")
     options = ReadOptions(tables=TABLES, data_root=tmp_path, claim_check_bytes=16_384)
     read = read or partial(read_document, pseudonymize=pseudonymize, max_bytes=2_000_000, options=options)
@@ -91,7 +107,7 @@ MIXED = (
 async def test_a_mixed_batch_yields_the_good_records_and_a_dead_letter_per_bad_document(tmp_path) -> None:
     handle, acks, metrics = handler(tmp_path)
     running = asyncio.create_task(handle(MIXED))
-    await asyncio.sleep(0.1)
+    await enqueued(acks, 12, running)
     # everything of the batch is enqueued, and the handler waits for the acknowledgements before returning
     assert len(acks.sent) == 4 + 3 + 5 and not running.done()
     acks.acknowledge_all()
@@ -113,7 +129,8 @@ async def test_a_mixed_batch_yields_the_good_records_and_a_dead_letter_per_bad_d
 async def test_the_batch_is_not_done_until_every_acknowledgement_came(tmp_path) -> None:
     handle, acks, _ = handler(tmp_path)
     running = asyncio.create_task(handle(MIXED[:1] + MIXED[4:]))
-    await asyncio.sleep(0.1)
+    await enqueued(acks, 4, running)
+    assert not running.done()
     acks.futures[0].set_exception(ConnectionError("broker gone"))
     with pytest.raises(ConnectionError):  # raised: FastStream nacks the batch and it is delivered again
         await asyncio.wait_for(running, 1)
@@ -151,9 +168,7 @@ async def test_a_large_document_is_read_in_a_worker_thread(tmp_path) -> None:
 
     large = formats.csv_rows(records_by_hospital()["va-long-beach"] * 3).encode()
     assert len(large) > 64 * 1024
-    handle, acks, _ = handler(tmp_path, read)
-    running = asyncio.create_task(handle((raw(0, large, "va-long-beach", "text/csv"), MIXED[0])))
-    await asyncio.sleep(0.5)
-    acks.acknowledge_all()
-    await asyncio.wait_for(running, 5)
+    handle, acks, _ = handler(tmp_path, read, at_once=True)
+    await handle((raw(0, large, "va-long-beach", "text/csv"), MIXED[0]))
+    assert len(acks.of("record")) == 601
     assert threads[0] != "MainThread" and threads[1] == "MainThread"
