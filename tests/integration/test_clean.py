@@ -18,6 +18,7 @@ from services.clean.dedup import Candidate, Verdict
 from services.clean.fingerprint import content_fingerprint
 from services.clean.seen import RedisSeenEvents
 from services.cli.scenario.heart import records_by_hospital
+from shared.broker import ensure_topics
 from shared.schemas import CanonicalRecord, CleanRecord
 from shared.schemas.records import LOINC
 from shared.settings import Settings
@@ -25,9 +26,18 @@ from shared.tasks import feature_value, load_tasks
 from shared.topics import Topic, cloudevent_headers, derived_event_id, event_type, topic_name
 from tests.support.kafka import TopicReader, producer
 from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import test_settings as settings_for
 from tests.unit.clean.factories import GLUCOSE_MG_PER_MMOL, SENDS, document, heart_document, record_of
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """This module's own prefix and ports: its clean must not share partitions with the session pipeline's."""
+    own = settings_for(tmp_path_factory.mktemp("clean"), f"cln-{uuid.uuid4().hex[:8]}.")
+    asyncio.run(ensure_topics(own))
+    return own
 
 
 @pytest.fixture(scope="module")
