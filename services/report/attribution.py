@@ -40,16 +40,18 @@ def as_matrix(features: Sequence[float | None]) -> np.ndarray:
     return np.array([[np.nan if v is None else v for v in features]], dtype=np.float32)
 
 
-def occlusion(score: Scorer, features: Sequence[float | None], groups: Sequence[InputGroup]) -> Occlusion:
-    """One batched model call: the record as it is, then once per measured input with that input occluded."""
-    x = as_matrix(features)
-    measured = [g for g in groups if any(present(features[i]) for i in g.indices)]
-    rows = [x[0]]
+def _occluded_rows(x: np.ndarray, measured: Sequence[InputGroup]) -> np.ndarray:
+    """The record as it is, then once per measured input with that input occluded."""
+    rows = [x]
     for group in measured:
-        row = x[0].copy()
+        row = x.copy()
         row[list(group.indices)] = np.nan
         rows.append(row)
-    probabilities = np.asarray(score(np.stack(rows)), dtype=np.float64).reshape(-1)
+    return np.stack(rows)
+
+
+def _read(probabilities: np.ndarray, features: Sequence[float | None], groups: Sequence[InputGroup],
+          measured: Sequence[InputGroup]) -> Occlusion:
     base = float(probabilities[0])
     influences = [
         Influence(g.label, value_text(g, features) or "partly recorded", base - float(p))
@@ -58,6 +60,25 @@ def occlusion(score: Scorer, features: Sequence[float | None], groups: Sequence[
     influences.sort(key=lambda i: abs(i.delta), reverse=True)
     not_measured = [g.label for g in groups if g not in measured]
     return Occlusion(base, influences, not_measured)
+
+
+def occlusions(score: Scorer, cases: Sequence[tuple[Sequence[float | None], Sequence[InputGroup]]]
+               ) -> list[Occlusion]:
+    """Each case's (features, inputs) occluded, every row of every case in one model call."""
+    measured = [[g for g in groups if any(present(features[i]) for i in g.indices)] for features, groups in cases]
+    blocks = [_occluded_rows(as_matrix(features)[0], m) for (features, _), m in zip(cases, measured, strict=True)]
+    if not blocks:
+        return []
+    probabilities = np.asarray(score(np.concatenate(blocks)), dtype=np.float64).reshape(-1)
+    ends = np.cumsum([len(b) for b in blocks])
+    return [_read(probabilities[end - len(block):end], features, groups, m)
+            for (features, groups), m, block, end in zip(cases, measured, blocks, ends, strict=True)]
+
+
+def occlusion(score: Scorer, features: Sequence[float | None], groups: Sequence[InputGroup]) -> Occlusion:
+    """One batched model call: the record as it is, then once per measured input with that input occluded."""
+    [result] = occlusions(score, [(features, groups)])
+    return result
 
 
 def explanation_candidates(contributions: Sequence[Contribution]) -> list[ModelRef]:

@@ -1,4 +1,9 @@
-"""report's service layer: a fused result becomes a stored, rendered report and a message on ``reports``.
+"""report's service layer: fused results become stored, rendered reports and messages on ``reports``.
+
+Fused results arrive in batches (``ReportFusedBatch``): the attribution of every result in the batch runs as one
+onnxruntime call per model, the rendering runs off the event loop, and the batch returns only after every report
+message and dead letter is acknowledged, so the commit that follows never skips an unpublished report. A raise
+(disk, broker) re-delivers the whole batch, which is safe because reports are made again identically.
 
 The report id is derived from (record, task), so a re-delivered fused result re-renders the same report under the
 same id and re-publishes the same ``ce_id``: one report per result, whatever the delivery count. The report's time is
@@ -10,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from services.report.attribution import Occlusion, explanation_candidates, occlusion
+from aiokafka import ConsumerRecord
+
+from services.report.attribution import Occlusion, Scorer, explanation_candidates, occlusions
 from services.report.inputs import input_groups
 from services.report.metrics import ReportMetrics
 from services.report.render.fhir import diagnostic_report, risk_assessment, transaction
@@ -22,14 +29,14 @@ from services.report.render.html import render_html
 from services.report.render.pdf import render_pdf
 from services.report.store import ModelSource, ReportEntry, ReportFiles, ReportStore
 from services.report.view import ReportView, build_view, check_features
-from shared.errors import RejectedInput
-from shared.events import EventPublisher
+from shared.errors import RejectedInput, parse_event
+from shared.events import DeadLetters, EventPublisher, confirmed
 from shared.metrics import ServiceMetrics
 from shared.schemas.models import ModelRef
 from shared.schemas.predictions import FusedPrediction
 from shared.schemas.reports import ReportMessage
 from shared.tasks import TaskSpec
-from shared.topics import derived_event_id
+from shared.topics import CE_TIME, decode_headers, derived_event_id
 
 T = TypeVar("T")
 
@@ -43,6 +50,10 @@ def parse_time(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
     except ValueError:
         return None
+
+
+Explanation = tuple[ModelRef, Occlusion] | None
+Outcome = ReportMessage | RejectedInput
 
 
 class Reporter:
@@ -67,40 +78,85 @@ class Reporter:
         self.clock = clock
 
     async def on_fused(self, fused: FusedPrediction, fused_at: datetime | None = None) -> ReportMessage:
-        # Rendering (ONNX, PDF) is CPU work: off the event loop, so health checks and HTTP stay responsive.
-        message = await asyncio.to_thread(self.report, fused, fused_at or self.clock())
-        await self.out.publish(message, event_id=message.report_id, key=message.patient)
+        """One fused result, published before returning (the service itself goes through ``ReportFusedBatch``)."""
+        # Rendering (ONNX, FHIR validation) is CPU work: off the event loop, so health checks and HTTP stay responsive.
+        [outcome] = await asyncio.to_thread(self.report_many, [(fused, fused_at or self.clock())])
+        if isinstance(outcome, RejectedInput):
+            raise outcome
+        await self.out.publish(outcome, event_id=outcome.report_id, key=outcome.patient)
         self.metrics.counted("emitted")
-        return message
+        return outcome
 
-    def report(self, fused: FusedPrediction, created_at: datetime) -> ReportMessage:
+    def report_many(self, items: Sequence[tuple[FusedPrediction, datetime]]) -> list[Outcome]:
+        """Each fused result's report, made and stored; a ``RejectedInput`` in place of one that cannot be."""
+        outcomes: list[Outcome | TaskSpec] = [self._task_for(fused) for fused, _ in items]
+        valid = [(index, task) for index, task in enumerate(outcomes) if isinstance(task, TaskSpec)]
+        explanations = self._explain([(items[index][0], task) for index, task in valid])
+        for (index, task), explanation in zip(valid, explanations, strict=True):
+            outcomes[index] = self._report(items[index][0], task, items[index][1], explanation)
+        return outcomes  # type: ignore[return-value]  # every TaskSpec was replaced by its report
+
+    def pdf(self, report_id: str) -> bytes | None:
+        """The report as PDF: the one kept for its view, else rendered from the stored view now and kept."""
+        kept = self.store.read(report_id, "pdf")
+        if kept is not None:
+            return kept
+        view = self.store.view(report_id)
+        if view is None:
+            return None
+        pdf = self._timed("pdf", view.task, lambda: render_pdf(view))
+        self.store.keep_pdf(view, pdf)
+        return pdf
+
+    def _task_for(self, fused: FusedPrediction) -> TaskSpec | RejectedInput:
         task = self.tasks.get(fused.task)
         if task is None:
-            raise RejectedInput(f"fused result for task {fused.task!r}, which has no task file among: "
-                                f"{', '.join(sorted(self.tasks)) or 'none'}", "unknown_task")
-        check_features(fused, task)
+            return RejectedInput(f"fused result for task {fused.task!r}, which has no task file among: "
+                                 f"{', '.join(sorted(self.tasks)) or 'none'}", "unknown_task")
+        try:
+            check_features(fused, task)
+        except RejectedInput as rejected:
+            return rejected
+        return task
+
+    def _report(self, fused: FusedPrediction, task: TaskSpec, created_at: datetime,
+                explanation: Explanation) -> ReportMessage:
         report_id = report_id_of(fused)
-        view = build_view(report_id, fused, task, created_at, self.models.card, self._explain(fused, task))
+        view = build_view(report_id, fused, task, created_at, self.models.card, explanation)
         url = f"{self.base_url}/reports/{report_id}"
         assessment = self._timed("fhir", task.name, lambda: risk_assessment(view))
         report = diagnostic_report(view, derived_event_id("report", fused.record_id, fused.task, "diagnostic"), url)
         bundle = json.dumps(transaction([assessment, report]), indent=1).encode()
-        files = ReportFiles(html=self._timed("html", task.name, lambda: render_html(view)),
-                            pdf=self._timed("pdf", task.name, lambda: render_pdf(view)), fhir=bundle)
+        files = ReportFiles(html=self._timed("html", task.name, lambda: render_html(view)), fhir=bundle)
         message = ReportMessage(report_id=report_id, record_id=fused.record_id, patient=fused.patient,
                                 task=fused.task, summary=view.summary, risk_assessment=assessment,
                                 diagnostic_report=report, url=url)
         self.store.save(view, files, message, self._entry(view, url))
         return message
 
-    def _explain(self, fused: FusedPrediction, task: TaskSpec) -> tuple[ModelRef, Occlusion] | None:
-        if not fused.features:
-            return None
-        for ref in explanation_candidates(fused.contributions):
-            score = self.models.scorer(ref)
-            if score is not None:
-                return ref, occlusion(score, fused.features, input_groups(task))
-        return None
+    def _explain(self, cases: Sequence[tuple[FusedPrediction, TaskSpec]]) -> list[Explanation]:
+        """Which model explains each result (see ``explanation_candidates``), and the occlusion of every result
+        explained by one model in one call of that model."""
+        scorers: dict[ModelRef, Scorer | None] = {}
+        by_model: dict[tuple[ModelRef, str], list[int]] = {}
+        for index, (fused, task) in enumerate(cases):
+            if not fused.features:
+                continue
+            for ref in explanation_candidates(fused.contributions):
+                if ref not in scorers:
+                    scorers[ref] = self.models.scorer(ref)
+                if scorers[ref] is not None:
+                    by_model.setdefault((ref, task.name), []).append(index)
+                    break
+        explanations: list[Explanation] = [None] * len(cases)
+        for (ref, _), indices in by_model.items():
+            groups = input_groups(cases[indices[0]][1])
+            score = scorers[ref]
+            assert score is not None
+            for index, result in zip(indices, occlusions(score, [(cases[i][0].features, groups) for i in indices]),
+                                     strict=True):
+                explanations[index] = (ref, result)
+        return explanations
 
     def _timed(self, fmt: str, task: str, render: Callable[[], T]) -> T:
         start = time.perf_counter()
@@ -114,3 +170,37 @@ class Reporter:
         return ReportEntry(report_id=view.report_id, record_id=view.record_id, task=view.task,
                            hospital=view.hospital, created_at=view.created_at, probability=view.probability,
                            label=view.label, verdict=view.verdict, needs_review=view.needs_review, url=url)
+
+
+class ReportFusedBatch:
+    """The subscriber's logic: a batch of ``predictions.fused`` records in, their reports published out."""
+
+    def __init__(self, reporter: Reporter, out: EventPublisher, deadletters: DeadLetters,
+                 metrics: ServiceMetrics) -> None:
+        self.reporter = reporter
+        self.out = out
+        self.deadletters = deadletters
+        self.metrics = metrics
+
+    async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
+        pending: list[Awaitable[object] | None] = []
+        accepted: list[tuple[ConsumerRecord, FusedPrediction, datetime]] = []
+        for record in records:
+            try:
+                fused = parse_event(record.value, FusedPrediction, record.topic)
+            except RejectedInput as rejected:
+                pending.append(await self.deadletters.enqueue(record, rejected.reason, rejected.reason_class))
+                continue
+            fused_at = parse_time(decode_headers(record.headers).get(CE_TIME)) or self.reporter.clock()
+            accepted.append((record, fused, fused_at))
+        self.metrics.counted("received", len(accepted))
+        outcomes = await asyncio.to_thread(self.reporter.report_many, [(f, at) for _, f, at in accepted])
+        emitted = 0
+        for (record, _, _), outcome in zip(accepted, outcomes, strict=True):
+            if isinstance(outcome, RejectedInput):
+                pending.append(await self.deadletters.enqueue(record, outcome.reason, outcome.reason_class))
+            else:
+                pending.append(await self.out.enqueue(outcome, event_id=outcome.report_id, key=outcome.patient))
+                emitted += 1
+        await confirmed(pending)
+        self.metrics.counted("emitted", emitted)

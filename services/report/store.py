@@ -16,8 +16,9 @@ from shared.schemas.reports import ReportMessage
 
 @dataclass(frozen=True)
 class ReportFiles:
+    """What is rendered when the report is made; the PDF is rendered from the stored view on first request."""
+
     html: bytes
-    pdf: bytes
     fhir: bytes  # the transaction Bundle, JSON
 
 
@@ -40,7 +41,10 @@ class ReportEntry(BaseModel):
 
 class ReportStore(Protocol):
     def save(self, view: ReportView, files: ReportFiles, message: ReportMessage, entry: ReportEntry) -> None: ...
-    def read(self, report_id: str, kind: str) -> bytes | None: ...
+    def read(self, report_id: str, kind: str) -> bytes | None:
+        """``html``, ``fhir``, or ``pdf`` when one was kept for the report's current view; else ``None``."""
+    def view(self, report_id: str) -> ReportView | None: ...
+    def keep_pdf(self, view: ReportView, pdf: bytes) -> None: ...
     def for_patient(self, patient: str) -> list[ReportEntry]: ...
 
 

@@ -1,4 +1,7 @@
-"""Model cards and ONNX models from the shared registry (``shared/registry.py``), read-only, sessions cached."""
+"""Model cards and ONNX models from the shared registry (``shared/registry.py``), read-only, sessions cached.
+
+Every report reads the cards of its models (for their AUC): a card is parsed once and read again only when its
+file changes (train rewrites a card whole when it promotes or retires the model)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from shared.schemas.models import ModelCard, ModelRef
 from shared.settings import Settings
 
 log = logging.getLogger("aimass.report")
+MAX_CARDS = 1024
 
 
 class RegistryModels:
@@ -22,19 +26,30 @@ class RegistryModels:
         self.settings = settings
         self.max_sessions = max_sessions
         self._sessions: OrderedDict[ModelRef, ort.InferenceSession] = OrderedDict()
+        self._cards: dict[ModelRef, tuple[tuple[int, int, int], ModelCard]] = {}
 
     def _directory(self, ref: ModelRef) -> Path:
         return model_dir(self.settings, ref.task, ref.site, ref.version)
 
     def card(self, ref: ModelRef) -> ModelCard | None:
         directory = self._directory(ref)
-        if not (directory / CARD_FILE).is_file():
-            return None
         try:
-            return read_card(directory)
-        except ValueError:
+            stat = (directory / CARD_FILE).stat()
+        except OSError:
+            return None
+        changed = (stat.st_mtime_ns, stat.st_ino, stat.st_size)
+        cached = self._cards.get(ref)
+        if cached is not None and cached[0] == changed:
+            return cached[1]
+        try:
+            card = read_card(directory)
+        except (ValueError, OSError):
             log.warning("unreadable model card", extra={"task": ref.task, "site": ref.site, "version": ref.version})
             return None
+        if len(self._cards) >= MAX_CARDS:
+            self._cards.clear()
+        self._cards[ref] = (changed, card)
+        return card
 
     def _session(self, ref: ModelRef) -> ort.InferenceSession | None:
         if ref in self._sessions:

@@ -40,8 +40,9 @@ def main(out: Path, hospital: str = "va-long-beach", index: int = 14) -> None:
                         metrics, ReportMetrics(metrics.registry), "http://127.0.0.1:8106")
     message = asyncio.run(reporter.on_fused(fused_for(record_from(hospital, index), SITES), WHEN))
     out.mkdir(parents=True, exist_ok=True)
-    for kind, name in (("html", "report.html"), ("pdf", "report.pdf"), ("fhir", "fhir.json")):
+    for kind, name in (("html", "report.html"), ("fhir", "fhir.json")):
         (out / name).write_bytes(store.read(message.report_id, kind) or b"")
+    (out / "report.pdf").write_bytes(reporter.pdf(message.report_id) or b"")  # rendered on demand
     print(message.summary)
 
 

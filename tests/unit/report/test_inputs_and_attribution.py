@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from services.report.adapters.registry_models import RegistryModels
-from services.report.attribution import explanation_candidates, occlusion
+from services.report.attribution import explanation_candidates, occlusion, occlusions
 from services.report.inputs import input_groups, value_text
 from shared.schemas.models import ModelRef
 from shared.schemas.predictions import Contribution
 from shared.settings import Settings
-from tests.unit.report.factories import TASK, VERSION, heart_task, record_from
+from tests.unit.report.factories import TASK, VERSION, heart_records, heart_task, record_from
 
 
 def test_one_hot_features_of_one_code_form_one_input() -> None:
@@ -74,6 +74,25 @@ def test_occlusion_on_a_real_model_matches_its_own_prediction(registry_settings:
     assert any(abs(i.delta) > 0.01 for i in result.influences)  # a trained model depends on its inputs
 
 
+def test_occlusions_of_many_records_in_one_call_equal_each_alone(registry_settings: Settings) -> None:
+    """Stacking every record's rows into one model call changes nothing: same influences, to the last bit."""
+    groups = input_groups(heart_task())
+    model = RegistryModels(registry_settings).scorer(ModelRef(task=TASK, site="cleveland", version=VERSION))
+    assert model is not None
+    calls = []
+
+    def score(x: np.ndarray) -> np.ndarray:
+        calls.append(len(x))
+        return model(x)
+
+    records = [r.features for r in heart_records()[::23]]  # all four hospitals, with and without gaps
+    alone = [occlusion(model, features, groups) for features in records]
+    together = occlusions(score, [(features, groups) for features in records])
+    assert len(calls) == 1 and calls[0] == sum(1 + len(o.influences) for o in alone)
+    assert together == alone
+    assert occlusions(score, []) == []
+
+
 def test_explained_model_is_pooled_first_then_heaviest() -> None:
     def c(site: str, weight: float) -> Contribution:
         return Contribution(model=ModelRef(task=TASK, site=site, version="v"), probability=0.5, weight=weight)
@@ -88,3 +107,22 @@ def test_a_model_missing_from_the_registry_has_no_scorer(registry_settings: Sett
     assert models.scorer(ModelRef(task=TASK, site="nowhere", version="v1")) is None
     assert models.card(ModelRef(task=TASK, site="nowhere", version="v1")) is None
     assert models.card(ModelRef(task=TASK, site="hungary", version=VERSION)).metrics["auc"] > 0.6
+
+
+def test_a_card_is_read_again_when_its_file_changes(fresh_settings: Settings) -> None:
+    ref = ModelRef(task=TASK, site="fresh", version=VERSION)
+    directory = fresh_settings.data_path / "registry-copy"
+    models = RegistryModels(fresh_settings.model_copy(update={"data_dir": directory}))
+    card_path = directory / "models" / TASK / "fresh" / VERSION / "card.json"
+    card_path.parent.mkdir(parents=True)
+    card = RegistryModels(fresh_settings).card(ModelRef(task=TASK, site="hungary", version=VERSION))
+    assert card is not None
+    card_path.write_text(card.model_copy(update={"site": "fresh"}).model_dump_json())
+    assert models.card(ref) == models.card(ref) == card.model_copy(update={"site": "fresh"})
+    retired = card.model_copy(update={"site": "fresh", "status": "retired", "metrics": {"auc": 0.51}})
+    replacement = card_path.with_suffix(".tmp")
+    replacement.write_text(retired.model_dump_json(indent=2))
+    replacement.replace(card_path)  # as train writes a card: whole, then renamed over the old one
+    assert models.card(ref) == retired
+    card_path.unlink()
+    assert models.card(ref) is None

@@ -52,11 +52,14 @@ async def test_a_fused_result_becomes_a_stored_report_and_a_message(
     assert message.risk_assessment["resourceType"] == "RiskAssessment"
     assert message.diagnostic_report is not None
     store = FileReportStore.under(fresh_settings)
-    assert store.read(message.report_id, "pdf").startswith(b"%PDF")
+    assert store.read(message.report_id, "html").startswith(b"<!DOCTYPE html>")
+    assert store.read(message.report_id, "pdf") is None  # rendered when first asked for, not per result
     text = metrics.render().decode()
-    for fmt in ("html", "pdf", "fhir"):
+    for fmt in ("html", "fhir"):
         assert f'aimass_report_rendered_total{{format="{fmt}",task="heart_disease"}} 1.0' in text
-    assert 'aimass_report_render_seconds_count{format="pdf"} 1.0' in text
+    assert 'aimass_report_render_seconds_count{format="pdf"} 0.0' in text
+    assert service.pdf(message.report_id).startswith(b"%PDF")
+    assert 'aimass_report_render_seconds_count{format="pdf"} 1.0' in metrics.render().decode()
 
 
 async def test_a_redelivered_result_rerenders_the_same_report(
@@ -96,7 +99,7 @@ async def test_routes_serve_each_format_and_a_patients_reports_newest_first(
     later = fused_for(record_from("cleveland", 3), SITES).model_copy(update={"patient": patient})
     old = await service.on_fused(swiss_fused, WHEN)
     new = await service.on_fused(later, WHEN + timedelta(days=30))
-    routes = ReportRoutes(FileReportStore.under(fresh_settings))
+    routes = ReportRoutes(FileReportStore.under(fresh_settings), service.pdf)
 
     def get(report_id: str, **query: str) -> Request:
         return Request(f"/reports/{report_id}", {"report_id": report_id}, query)
@@ -109,6 +112,8 @@ async def test_routes_serve_each_format_and_a_patients_reports_newest_first(
     assert json.loads(fhir.body)["resourceType"] == "Bundle"
     assert (await routes.report(get("no-such-report"))).status == 404
     assert (await routes.report(get("../../etc"))).status == 404
+    assert (await routes.report(get("no-such-report", format="pdf"))).status == 404
+    assert (await routes.report(get("../../etc", format="pdf"))).status == 404
     assert (await routes.report(get(old.report_id, format="docx"))).status == 400
     listing = await routes.patient_reports(Request("", {"pseudonym": patient}, {}))
     assert [r["report_id"] for r in json.loads(listing.body)["reports"]] == [new.report_id, old.report_id]
