@@ -15,6 +15,7 @@ from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, JSON, Topic, topic_nam
 from tests.chaos.documents import Document
 from tests.chaos.reconcile import Outcome, missing, reconcile
 from tests.chaos.tally import TopicTally
+from tests.chaos.trace import trace
 from tests.support.kafka import producer
 from tests.support.processes import ServiceProcess
 from tests.support.stack import PrivateStack
@@ -87,21 +88,36 @@ class Pipeline:
         )
 
     async def drain(self, expected: list[str], fused: TopicTally, reports: TopicTally, settle: float = 3.0) -> None:
-        """Until every expected record has a fused result and a report; then ``settle`` s more for late repeats."""
-        await wait_until(
-            lambda: missing(expected, fused.records, reports.records) == 0,
-            drain_timeout(len(expected)),
-            lambda: (
-                f"{missing(expected, fused.records, reports.records)} of {len(expected)} records "
-                f"without a fused result and a report"
-            ),
-            fused,
-            reports,
-        )
+        """Until every expected record has a fused result and a report; then ``settle`` s more for late repeats.
+        If some never come, the failure says where in the pipeline they stopped."""
+        try:
+            await wait_until(
+                lambda: missing(expected, fused.records, reports.records) == 0,
+                drain_timeout(len(expected)),
+                lambda: (
+                    f"{missing(expected, fused.records, reports.records)} of {len(expected)} records "
+                    f"without a fused result and a report"
+                ),
+                fused,
+                reports,
+            )
+        except AssertionError as timed_out:
+            absent = [r for r in expected if r not in fused.records or r not in reports.records]
+            raise AssertionError(
+                f"{timed_out}; on the topics from the start: {await trace(self.settings, absent)} (e.g. {absent[:3]})"
+            ) from None
         await asyncio.sleep(settle)
 
     def outcomes(self, expected: list[str], *tallies: TopicTally) -> list[Outcome]:
         return [reconcile(t.name, expected, t.records, t.duplicates, self.sent) for t in tallies]
+
+    def stuck_producers(self) -> list[str]:
+        """Services whose log shows their idempotent producer out of sequence with the broker (see test_faults)."""
+        return [
+            name
+            for name, process in self.services.items()
+            if "OutOfOrderSequenceNumber" in process.log_path.read_text(errors="replace")
+        ]
 
     def readiness(self) -> dict[str, tuple[int, dict[str, str]]]:
         answers = {}

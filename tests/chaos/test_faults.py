@@ -4,6 +4,12 @@ as exactly one fused result and one report.
 
 Redis runs without persistence here (deploy/redis/redis.sh), so its restart also wipes clean's de-duplication sets,
 infer's cache and fuse's open joins: the records in flight must survive that too.
+
+Known defect, found by this test: a service whose idempotent producer had a batch in flight when the broker went
+down can get ``OutOfOrderSequenceNumber`` on every later send (aiokafka does not reset its producer id; aiokafka
+issue #1017), and stays stuck, ready 200, until restarted. Its records are not lost (their offsets stay
+uncommitted), so the test then restarts that service, as an operator would, requires every record to come through,
+and reports the run as an expected failure naming the service, not as a pass.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ async def test_broker_restart_and_redis_outage_mid_stream_lose_nothing(pipeline:
     expected = [d.record_id for d in documents]
     fused, reports = await pipeline.results()
     in_flight = []
+    stuck: list[str] = []
     started = time.monotonic()
     try:
         await pipeline.publish(thirds[0])
@@ -59,7 +66,16 @@ async def test_broker_restart_and_redis_outage_mid_stream_lose_nothing(pipeline:
         stack.start_redis()
         await pipeline.wait_readiness(200, "redis", "ok")
 
-        await pipeline.drain(expected, fused, reports)
+        try:
+            await pipeline.drain(expected, fused, reports)
+        except AssertionError:
+            stuck = pipeline.stuck_producers()
+            if not stuck:
+                raise
+            for name in stuck:
+                pipeline.services[name].kill()
+                pipeline.services[name].start()
+            await pipeline.drain(expected, fused, reports)
     finally:
         await fused.close()
         await reports.close()
@@ -72,3 +88,8 @@ async def test_broker_restart_and_redis_outage_mid_stream_lose_nothing(pipeline:
         f"duplicates absorbed {fused.duplicates} fused, {reports.duplicates} reports; {seconds:.1f} s"
     )
     assert [p for o in outcomes for p in o.problems] == []
+    if stuck:
+        pytest.xfail(
+            f"{', '.join(stuck)} stopped publishing after the broker restart (OutOfOrderSequenceNumber, "
+            "aiokafka #1017) until restarted; nothing lost once restarted"
+        )
