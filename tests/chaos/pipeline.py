@@ -48,6 +48,11 @@ def drain_timeout(records: int) -> float:
     return 120.0 + records * 0.25
 
 
+def time_limit() -> float:
+    """pytest-timeout's limit for one chaos test: the stack's start, a wait for the kills and the drain, with room."""
+    return 300.0 + 2 * drain_timeout(records_per_run())
+
+
 @dataclass
 class Pipeline:
     stack: PrivateStack

@@ -20,12 +20,13 @@ from tests.chaos.pipeline import (
     drain_timeout,
     kills_per_run,
     records_per_run,
+    time_limit,
     wait_until,
     write_summary,
 )
 from tests.chaos.tally import TopicTally
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(time_limit())]
 
 
 async def reached(tally: TopicTally, count: int) -> None:

@@ -20,11 +20,11 @@ import time
 import pytest
 
 from tests.chaos.documents import heart_documents
-from tests.chaos.pipeline import Pipeline, drain_timeout, records_per_run, wait_until, write_summary
+from tests.chaos.pipeline import Pipeline, drain_timeout, records_per_run, time_limit, wait_until, write_summary
 from tests.chaos.reconcile import missing
 from tests.chaos.tally import TopicTally
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.timeout(time_limit())]
 
 OUTAGE_SECONDS = 3.0
 
