@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from services.ingest.parsed import ParseContext, ParsedDocument, ParsedRecord, RejectedPart
+from services.ingest.parsed import ParseContext, ParsedDocument, ParsedRecord, PartBudget, RejectedPart
 from services.ingest.table_mapping import ColumnMapping, TableMapping
 from shared.errors import RejectedInput, describe_validation_error
 from shared.schemas import Code, IncomingRecord, Observation
@@ -28,6 +28,7 @@ CSV_CONTENT_TYPE = "text/csv"
 XLSX_CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SEX_WORDS = {"male", "female", "other", "unknown"}
 MAX_ROWS = 100_000
+MAX_COLUMNS = 1_000  # pandas' time grows faster than the column count: 20,000 columns took 4 s, 100,000 took minutes
 MAX_XLSX_UNCOMPRESSED = 64 * 1024 * 1024  # a workbook is a zip: a small one can inflate to gigabytes (zip bomb)
 _LINE = re.compile(r"line (\d+)")
 
@@ -45,6 +46,12 @@ def _read_csv(document: bytes, mapping: TableMapping) -> pd.DataFrame:
         text = document.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise RejectedInput(f"CSV: not valid UTF-8 at byte {error.start}", "encoding") from None
+    try:
+        header = next(csv.reader(io.StringIO(text), delimiter=mapping.delimiter), [])
+    except csv.Error:  # a header cell past the csv module's field limit: pandas reads it, or says why not
+        header = []
+    if len(header) > MAX_COLUMNS:
+        raise RejectedInput(f"CSV: more than {MAX_COLUMNS} columns in the header row", "oversized")
     try:
         return pd.read_csv(io.StringIO(text), sep=mapping.delimiter, dtype=str, keep_default_na=False,
                            skip_blank_lines=True, engine="c", nrows=MAX_ROWS + 1)
@@ -147,7 +154,9 @@ def _one_row_csv(header: list[str], row: list[Any], delimiter: str) -> bytes:
     return out.getvalue().encode()
 
 
-def _parse_table(frame: pd.DataFrame, mapping: TableMapping, label: str) -> ParsedDocument:
+def _parse_table(frame: pd.DataFrame, mapping: TableMapping, label: str, budget: PartBudget) -> ParsedDocument:
+    if len(frame.columns) > MAX_COLUMNS:
+        raise RejectedInput(f"{label}: more than {MAX_COLUMNS} columns", "oversized")
     frame.columns = [str(c).strip() for c in frame.columns]
     if mapping.patient_id not in frame.columns:
         raise RejectedInput(f"{label}: column {mapping.patient_id!r} (the patient identifier in the hospital's "
@@ -163,8 +172,9 @@ def _parse_table(frame: pd.DataFrame, mapping: TableMapping, label: str) -> Pars
         try:
             records.append(ParsedRecord(_row(row, mapping, f"{label} row {position}"), f"row-{position}"))
         except RejectedInput as problem:
-            rejected.append(RejectedPart(f"row-{position}", problem.reason, problem.reason_class,
-                                         _one_row_csv(header, list(values), mapping.delimiter), CSV_CONTENT_TYPE))
+            rejected.append(budget.spend(RejectedPart(f"row-{position}", problem.reason, problem.reason_class,
+                                                      _one_row_csv(header, list(values), mapping.delimiter),
+                                                      CSV_CONTENT_TYPE)))
     if not records:
         raise RejectedInput("; ".join(r.reason for r in rejected[:3]) + f" (all {len(rejected)} rows rejected)",
                             rejected[0].reason_class)
@@ -175,7 +185,7 @@ def _table_parser(label: str, read: Callable[[bytes, TableMapping], pd.DataFrame
                   ) -> Callable[[bytes, ParseContext], ParsedDocument]:
     def parse(document: bytes, context: ParseContext) -> ParsedDocument:
         mapping = _mapping(context, label)
-        return _parse_table(read(document, mapping), mapping, label)
+        return _parse_table(read(document, mapping), mapping, label, PartBudget(document, label))
 
     return parse
 

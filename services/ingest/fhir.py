@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from services.ingest import fhir_values as values
 from services.ingest.jsontext import load_json
-from services.ingest.parsed import ParseContext, ParsedDocument, ParsedRecord, RejectedPart
+from services.ingest.parsed import ParseContext, ParsedDocument, ParsedRecord, PartBudget, RejectedPart
 from shared.errors import RejectedInput, describe_validation_error
 from shared.schemas import Condition, IncomingRecord, Observation
 
@@ -158,6 +158,7 @@ def _record(group: _Group) -> IncomingRecord:
 
 def parse_fhir(document: bytes, _: ParseContext) -> ParsedDocument:
     entries = _entries(load_json(document, "FHIR"))
+    budget = PartBudget(document, "FHIR")
     everything = {name: e for e in entries for name in e.references()}
     rejected: list[RejectedPart] = []
     valid: list[_Entry] = []
@@ -170,7 +171,7 @@ def parse_fhir(document: bytes, _: ParseContext) -> ParsedDocument:
         except RejectedInput as problem:
             if entry.index is None:
                 raise
-            rejected.append(_part(entry, problem, everything))
+            rejected.append(budget.spend(_part(entry, problem, everything)))
     patients = {name: e for e in valid if e.resource_type == "Patient" for name in e.references()}
     encounters = {name: e for e in valid if e.resource_type == "Encounter" for name in e.references()}
 
@@ -188,7 +189,7 @@ def parse_fhir(document: bytes, _: ParseContext) -> ParsedDocument:
         except RejectedInput as problem:
             if entry.index is None:
                 raise
-            rejected.append(_part(entry, problem, everything))
+            rejected.append(budget.spend(_part(entry, problem, everything)))
             continue
         group = groups.pop((patient_key, None), None) if encounter_key is not None else None
         group = groups.setdefault((patient_key, encounter_key), group or _Group(patient_id, patient_model))

@@ -17,7 +17,7 @@ import hl7
 from pydantic import ValidationError
 
 from services.ingest import hl7v2_fields as fields
-from services.ingest.parsed import ParseContext, ParsedDocument, ParsedRecord, RejectedPart
+from services.ingest.parsed import ParseContext, ParsedDocument, ParsedRecord, PartBudget, RejectedPart
 from shared.errors import RejectedInput, describe_validation_error
 from shared.schemas import IncomingRecord, Observation
 
@@ -82,7 +82,8 @@ def _message_type(msh: Any, where: str) -> tuple[str, str]:
     return kind
 
 
-def _read_message(text: str, where: str, key: str) -> tuple[list[ParsedRecord], list[RejectedPart]]:
+def _read_message(text: str, where: str, key: str, budget: PartBudget
+                  ) -> tuple[list[ParsedRecord], list[RejectedPart]]:
     message = _parse(text, where)
     msh = message.segments("MSH")[0]
     _message_type(msh, where)
@@ -112,7 +113,7 @@ def _read_message(text: str, where: str, key: str) -> tuple[list[ParsedRecord], 
             try:
                 found = fields.observation(segment, obx_where, order_time or current.recorded_at or sent_at)
             except (RejectedInput, ValidationError) as problem:
-                rejected.append(_obx_part(current, segment, obx_count, problem, obx_where))
+                rejected.append(budget.spend(_obx_part(current, segment, obx_count, problem, obx_where)))
                 continue
             if found is not None:
                 current.observations.append(found)
@@ -154,13 +155,14 @@ def _bounded(text: str) -> str:
 
 def parse_hl7v2(document: bytes, _: ParseContext) -> ParsedDocument:
     messages = split_messages(_bounded(_decode(document)))
+    budget = PartBudget(document, "HL7")
     if len(messages) == 1:
-        records, rejected = _read_message(messages[0], "HL7", "message-0")
+        records, rejected = _read_message(messages[0], "HL7", "message-0", budget)
     else:
         records, rejected = [], []
         for index, text in enumerate(messages):
             try:
-                found, parts = _read_message(text, f"HL7 message[{index}]", f"message-{index}")
+                found, parts = _read_message(text, f"HL7 message[{index}]", f"message-{index}", budget)
             except RejectedInput as problem:
                 rejected.append(RejectedPart(f"message-{index}", problem.reason, problem.reason_class,
                                              text.encode(), HL7_CONTENT_TYPE))

@@ -8,7 +8,11 @@ from pathlib import Path
 
 from services.ingest.pseudonym import Pseudonymizer
 from services.ingest.table_mapping import TableMapping
+from shared.errors import RejectedInput
 from shared.schemas import ImagingReference, IncomingRecord
+
+PART_BYTES_FACTOR = 8
+PART_BYTES_SLACK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,25 @@ class RejectedPart:
     reason_class: str
     document: bytes
     content_type: str
+
+
+class PartBudget:
+    """The bytes the rejected parts of one document may add up to: ``PART_BYTES_FACTOR`` times the document, plus
+    ``PART_BYTES_SLACK``. Each part carries the context it needs for replay (the CSV header, the HL7 MSH/PID/OBR, the
+    FHIR Patient), so a document with a huge context and many bad parts would otherwise turn into gigabytes of dead
+    letters; past the budget the whole document is rejected instead (as one dead letter, nothing lost)."""
+
+    def __init__(self, document: bytes | str, label: str) -> None:
+        self.left = PART_BYTES_FACTOR * len(document) + PART_BYTES_SLACK
+        self.label = label
+
+    def spend(self, part: RejectedPart) -> RejectedPart:
+        self.left -= len(part.document)
+        if self.left < 0:
+            raise RejectedInput(f"{self.label}: its rejected parts, each with its context, would take more than "
+                                f"{PART_BYTES_FACTOR} times the document as dead letters; rejected whole instead",
+                                "oversized")
+        return part
 
 
 @dataclass(frozen=True)
