@@ -56,6 +56,19 @@ def _hl7_with_obx5(value: bytes) -> bytes:
     return b"\r".join(segments)
 
 
+def _hl7_amplifier() -> bytes:
+    """A 500 kB OBR, then 3,000 bad OBX: each would be dead-lettered with the OBR as its context (1.5 GB)."""
+    segments = (PROJECT_ROOT / "tests" / "fixtures" / "ingest" / "lipid-panel.oru.hl7").read_bytes().split(b"\r")
+    bad_obx = b"OBX|1|NM|2093-3^Cholesterol^LN||not-a-number|mg/dL"
+    return b"\r".join([*segments[:4], segments[4] + b"|" + b"X" * 500_000, *[bad_obx] * 3000])
+
+
+def _wide_csv() -> bytes:
+    export = (PROJECT_ROOT / "tests" / "fixtures" / "ingest" / "va-long-beach-with-a-bad-row.csv").read_bytes()
+    header, _, rows = export.partition(b"\n")
+    return header + b"," + b"x," * 100_000 + b"\n" + rows
+
+
 def _deflated_dicom_bomb() -> bytes:
     """pydicom's MR_small with 8192 x 8192 16-bit pixels of zeros, deflated: 128 MiB in about 130 kB (ingest's bound
     is 64 MiB; the same file at 16384 x 16384 took ingest 23 s and 5.8 GB before the bound)."""
@@ -95,6 +108,8 @@ def hostile_documents() -> list[Hostile]:
         Hostile("huge-hl7-field", _hl7_with_obx5(b"9" * 5_000_000), plain(HL7, b"hungary"), "OBX[1]-5", whole=False),
         Hostile("hl7-component-bomb", _hl7_with_obx5(b"A^" * 2_500_000), plain(HL7, b"hungary"),
                 "fields, components and repetitions"),
+        Hostile("hl7-dead-letter-amplifier", _hl7_amplifier(), plain(HL7, b"hungary"), "rejected whole instead"),
+        Hostile("csv-100k-columns", _wide_csv(), plain("text/csv", b"va-long-beach"), "more than 1000 columns"),
         Hostile("deflated-dicom-bomb", _deflated_dicom_bomb(), plain(DICOM), "deflated dataset expands"),
         Hostile("xlsx-bomb", _xlsx_bomb(), plain(XLSX, b"va-long-beach"), "workbook expands"),
         Hostile("crlf-ce_source", GOOD, plain(JSON, b"switzerland\r\nX-Injected: 1"), "header ce_source"),
