@@ -28,7 +28,7 @@ from shared.topics import CE_ID, DLQ_ERROR, Topic, cloudevent_headers, decode_he
 from tests.support.kafka import TopicReader, producer
 from tests.support.processes import ServiceProcess
 from tests.support.processes import test_settings as settings_for
-from tests.unit.report.factories import fused_for, install_models, record_from
+from tests.unit.report.factories import fused_for, heart_records, install_models, record_from
 
 pytestmark = pytest.mark.integration
 
@@ -149,3 +149,34 @@ async def test_a_malformed_result_is_dead_lettered_and_the_service_goes_on(
     finally:
         await deadletters.close()
     assert httpx.get(f"{report.url}/healthz", timeout=5).status_code == 200
+
+
+async def test_a_burst_of_results_is_reported_whole_in_batches(
+    report: ServiceProcess, reports: TopicReader, kafka: AIOKafkaProducer, report_settings: Settings
+) -> None:
+    """60 fused results published at once (two of them bad) are consumed in batches: every good one gets its
+    report, each bad one its dead letter, and a report's PDF, rendered when first asked for, parses."""
+    deadletters = await TopicReader(report_settings, Topic.DEADLETTER).open()
+    try:
+        run = uuid.uuid4().hex[:6]
+        results = [fused_for(r, SITES).model_copy(update={"record_id": f"burst-{run}-{n}"})
+                   for n, r in enumerate(heart_records()[::16][:60])]
+        bad = {7: results[7].model_copy(update={"task": "no_such_task"}),
+               40: results[40].model_copy(update={"features": results[40].features[:3]})}
+        for n, fused in enumerate(results):
+            await publish_fused(kafka, report_settings, bad.get(n, fused), f"fused-{run}-{n}")
+        good = {f.record_id for n, f in enumerate(results) if n not in bad}
+        found = await reports.wait_for(lambda r: ReportMessage.model_validate_json(r.value).record_id in good,
+                                       count=len(good), timeout=120)
+        assert {ReportMessage.model_validate_json(r.value).record_id for r in found} == good
+        bad_values = {b.model_dump_json().encode() for b in bad.values()}
+        letters = await deadletters.wait_for(lambda r: r.value in bad_values, count=2, timeout=TIMEOUT)
+        reasons = sorted(decode_headers(r.headers)[DLQ_ERROR] for r in letters)
+        assert "no task file" in " ".join(reasons) and "3 values for task 'heart_disease'" in " ".join(reasons)
+    finally:
+        await deadletters.close()
+    message = ReportMessage.model_validate_json(found[-1].value)
+    pdf = httpx.get(message.url, params={"format": "pdf"}, timeout=30)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
+    fused = next(f for f in results if f.record_id == message.record_id)
+    assert f"{fused.probability * 100:.1f}%" in risk_in_pdf(pdf.content)
