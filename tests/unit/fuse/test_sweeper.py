@@ -1,0 +1,76 @@
+"""The sweeper stops promptly, even when the cancellation meant for it is swallowed by what it awaits."""
+
+import asyncio
+
+from services.fuse.store import JoinKey
+from services.fuse.sweeper import DeadlineSweeper
+from tests.unit.fuse.fakes import MemoryJoinStore
+from tests.unit.fuse.test_handlers import make
+
+
+class CancellationSwallowingStore(MemoryJoinStore):
+    """``due`` turns a cancellation into an ordinary timeout, as a client library can when its own timeout
+    expires at the moment the task is cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.swallow = True
+
+    async def due(self, *, now: float, limit: int) -> list[JoinKey]:
+        self.calls += 1
+        try:
+            await asyncio.sleep(0.05)
+        except asyncio.CancelledError:
+            if not self.swallow:
+                raise
+            raise TimeoutError("read timed out") from None
+        return []
+
+
+async def test_stop_ends_the_loop_even_when_the_cancellation_is_swallowed() -> None:
+    fuser, *_ = make()
+    store = CancellationSwallowingStore()
+    sweeper = DeadlineSweeper(store, fuser, interval=0.01)
+    sweeper.start()
+    await asyncio.sleep(0.1)  # a few sweeps
+    assert store.calls >= 1
+    stopping = asyncio.create_task(sweeper.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=2.0)
+    store.swallow = False  # lets a loop that missed its stop end with the test
+    assert stopping in done, "stop() still waiting for the sweeper"  # before the stop flag, it waited forever
+    calls = store.calls
+    await asyncio.sleep(0.1)
+    assert store.calls == calls  # the loop is really gone
+
+
+async def test_stop_is_bounded_when_the_loop_cannot_end() -> None:
+    fuser, *_ = make()
+    store = CancellationSwallowingStore()
+    sweeper = DeadlineSweeper(store, fuser, interval=0.01, stop_grace=0.2)
+
+    release = asyncio.Event()
+
+    async def stuck(*, now: float, limit: int) -> list[JoinKey]:
+        while not release.is_set():  # ignores every cancellation until the test lets it go
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                continue
+        return []
+
+    store.due = stuck  # type: ignore[method-assign]
+    sweeper.start()
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(sweeper.stop(), timeout=2.0)
+    release.set()
+
+
+async def test_stop_before_start_and_twice_is_harmless() -> None:
+    fuser, store, *_ = make()
+    sweeper = DeadlineSweeper(store, fuser, interval=0.01)
+    await sweeper.stop()
+    sweeper.start()
+    await asyncio.sleep(0.03)
+    await sweeper.stop()
+    await sweeper.stop()
