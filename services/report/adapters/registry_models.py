@@ -59,7 +59,7 @@ class RegistryModels:
         if not path.is_file():
             return None
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # one small batch per report: threads would only contend
+        options.intra_op_num_threads = 1  # at most a few hundred rows per Kafka batch: threads would only contend
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._sessions[ref] = session
         while len(self._sessions) > self.max_sessions:
