@@ -1,0 +1,141 @@
+"""Every fusion rule tried for the leave-one-hospital-out criterion, side by side (the table in docs/fuse.md).
+
+Same setup as ``heart_evaluation``: each hospital's model from train's trainer on its own records; for each hospital
+held out, the three other models score all its records. Weights use only what the other institutions know: the
+cards' cross-site AUCs on the *training* sites' held-out test splits (never the held-out hospital's entry). Rules
+that need more than a card (reference score distributions, a stacker) take it from those test splits too.
+
+    .venv/bin/python -m tests.unit.fuse.fusion_alternatives            # seed 7, the shipped task
+    .venv/bin/python -m tests.unit.fuse.fusion_alternatives 1 2 3 ...  # other training seeds: a summary per rule
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import numpy as np
+from scipy.optimize import minimize
+from sklearn.linear_model import LogisticRegression
+
+from services.train.dataset import split
+from services.train.evaluate import roc_auc
+from services.train.training import train_model
+from shared.tasks import load_tasks
+from tests.unit.fuse.heart_evaluation import HOSPITALS, heart_dataset
+
+FLOOR = 0.01
+
+
+def logits(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def average(columns: list[np.ndarray], weights: list[float]) -> np.ndarray:
+    w = np.asarray(weights, float) / sum(weights)
+    return sum(wi * c for wi, c in zip(w, columns, strict=True))
+
+
+class Case:
+    """One held-out hospital: the three models' scores on it, and what their cards and test splits know."""
+
+    def __init__(self, held_out: str, scores: dict[str, np.ndarray], y: np.ndarray, sites: np.ndarray,
+                 in_test: np.ndarray, cross_site: dict[str, dict[str, float]]) -> None:
+        self.held_out, self.models = held_out, [s for s in HOSPITALS if s != held_out]
+        target = sites == held_out
+        self.y = y[target]
+        self.p = [scores[m][target] for m in self.models]
+        self.cross_site = cross_site
+        self.reference = np.isin(sites, self.models) & in_test  # the training sites' held-out test splits
+        self.reference_p = [scores[m][self.reference] for m in self.models]
+        self.reference_y = y[self.reference]
+        self.own_test = [scores[m][(sites == m) & in_test] for m in self.models]
+
+    def aucs(self, model: str, own: bool = False) -> list[float]:
+        return [a for s, a in self.cross_site[model].items() if s != self.held_out and (own or s != model)]
+
+    def skill(self, aggregate: Callable[[list[float]], float] = np.mean, own: bool = False) -> list[float]:
+        return [max(float(aggregate(self.aucs(m, own))) - 0.5, FLOOR) for m in self.models]
+
+
+def _ranks(reference: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return np.searchsorted(np.sort(reference), p, side="right") / len(reference)
+
+
+def _z(reference: np.ndarray, p: np.ndarray) -> np.ndarray:
+    r = logits(reference)
+    return (logits(p) - r.mean()) / r.std()
+
+
+def _stacked(c: Case, non_negative: bool) -> np.ndarray:
+    x, x_target = np.column_stack([logits(p) for p in c.reference_p]), np.column_stack([logits(p) for p in c.p])
+    if not non_negative:
+        return LogisticRegression(C=1.0).fit(x, c.reference_y).predict_proba(x_target)[:, 1]
+
+    def loss(w: np.ndarray) -> float:
+        z = x @ np.exp(w[:-1]) + w[-1]
+        return float(np.sum(np.logaddexp(0, z) - c.reference_y * z))
+
+    w = minimize(loss, np.zeros(x.shape[1] + 1), method="Nelder-Mead").x
+    return x_target @ np.exp(w[:-1])
+
+
+RULES: dict[str, Callable[[Case], np.ndarray]] = {
+    "weighted avg, weight AUC − 0.5 (default)": lambda c: average(c.p, c.skill()),
+    "weighted avg, weight raw AUC": lambda c: average(c.p, [np.mean(c.aucs(m)) for m in c.models]),
+    "weighted avg, equal weights": lambda c: average(c.p, [1.0] * 3),
+    "weighted avg, weight (AUC − 0.5)²": lambda c: average(c.p, [s**2 for s in c.skill()]),
+    "weighted avg, skill incl. own test split": lambda c: average(c.p, c.skill(own=True)),
+    "weighted avg, worst-site skill": lambda c: average(c.p, c.skill(np.min)),
+    "logit avg, weight AUC − 0.5": lambda c: average([logits(p) for p in c.p], c.skill()),
+    "logit avg, equal weights": lambda c: average([logits(p) for p in c.p], [1.0] * 3),
+    "median (= trimmed mean of 3)": lambda c: np.median(np.vstack(c.p), axis=0),
+    "rank avg (ranks within own test split)": lambda c: average(
+        [_ranks(r, p) for r, p in zip(c.own_test, c.p, strict=True)], c.skill()),
+    "rank avg (ranks within training sites' test splits)": lambda c: average(
+        [_ranks(r, p) for r, p in zip(c.reference_p, c.p, strict=True)], c.skill()),
+    "standardized-logit avg (training sites' test splits)": lambda c: average(
+        [_z(r, p) for r, p in zip(c.reference_p, c.p, strict=True)], c.skill()),
+    "stacking: logistic on logits (training sites' test splits)": lambda c: _stacked(c, non_negative=False),
+    "stacking: non-negative weights (same data)": lambda c: _stacked(c, non_negative=True),
+    "no fusion: the model cards rank first": lambda c: c.p[int(np.argmax(c.skill()))],
+}
+
+
+def cases(seed: int) -> list[Case]:
+    task = load_tasks()["heart_disease"]
+    task = task.model_copy(update={"model": task.model.model_copy(update={"seed": seed})})
+    data = heart_dataset(task)
+    models = {s: train_model(task, data, s) for s in HOSPITALS}
+    in_test = np.isin(data.record_ids, split(data, task.test_fraction, seed).test.record_ids)
+    scores = {s: m.scorer.predict(data.x) for s, m in models.items()}
+    return [Case(h, scores, data.y, data.sites, in_test, {s: m.cross_site for s, m in models.items()})
+            for h in HOSPITALS]
+
+
+def margins(seed: int) -> dict[str, list[tuple[float, float]]]:
+    """Rule -> per held-out hospital (fused AUC, fused AUC − best single other model's AUC)."""
+    out: dict[str, list[tuple[float, float]]] = {name: [] for name in RULES}
+    for case in cases(seed):
+        best = max(roc_auc(case.y, p) for p in case.p)
+        for name, rule in RULES.items():
+            auc = roc_auc(case.y, rule(case))
+            out[name].append((auc, auc - best))
+    return out
+
+
+if __name__ == "__main__":
+    seeds = [int(a) for a in sys.argv[1:]] or [7]
+    runs = {seed: margins(seed) for seed in seeds}
+    if len(seeds) == 1:
+        print("| rule | " + " | ".join(HOSPITALS) + " | ≥ best single in every row? |\n|---|---|---|---|---|---|")
+        for name, row in runs[seeds[0]].items():
+            print(f"| {name} | " + " | ".join(f"{a:.3f} ({d:+.3f})" for a, d in row)
+                  + f" | {'yes' if all(d >= 0 for _, d in row) else 'no'} |")
+    else:
+        print(f"| rule | rows fused ≥ best single (of {4 * len(seeds)}) | mean fused − best | worst |")
+        print("|---|---|---|---|")
+        for name in RULES:
+            d = np.array([m for seed in seeds for _, m in runs[seed][name]])
+            print(f"| {name} | {int((d >= 0).sum())} | {d.mean():+.3f} | {d.min():+.3f} |")
