@@ -1,6 +1,7 @@
 """The fuzz run: mutated real documents, random bytes and hostile headers into ingest's parsers, and mutated
 canonical records into clean's, in process. Fast by default (``make test``); ``AIMASS_FUZZ_INPUTS=100000`` is the
-full run (see harness.py and docs/reliability-fuzz.md). Every target must end with zero crashes."""
+full run, with ``--timeout=0`` (a target's share then takes longer than the suite's 300 s per test; see harness.py
+and docs/reliability-fuzz.md). Every target must end with zero crashes."""
 
 from __future__ import annotations
 
