@@ -14,6 +14,7 @@ and the full run:
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import resource
@@ -40,7 +41,8 @@ class Crash:
     target: str
     kind: str  # exception type, "slow" or "memory"
     where: str  # the innermost frame, or the measured figure
-    sample: str  # the first bytes of the input, for reproducing it
+    sample: str  # the first bytes of the input, for a person to read
+    input_base64: str = ""  # the whole input (up to 4 MiB), to reproduce it
 
 
 @dataclass
@@ -90,7 +92,7 @@ class FuzzRun:
             self.write(self.report)
 
     def _crash(self, target: str, kind: str, where: str, sample: bytes) -> None:
-        self.crashes.append(Crash(target, kind, where, repr(sample[:300])))
+        self.crashes.append(Crash(target, kind, where, repr(sample[:300]), base64.b64encode(sample[:4 << 20]).decode()))
 
     def crashes_of(self, target: str) -> list[Crash]:
         return [c for c in self.crashes if c.target == target]
