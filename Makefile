@@ -32,7 +32,7 @@ test-unit: deps ## unit tests only: no broker needed
 demo: up ## the four-hospital scenario end to end; leaves the stack running
 	@.venv/bin/aimass simulate
 
-chaos: deps ## crash without loss: kill -9 each service, restart Kafka, stop Redis (5,000 records each, own broker)
+chaos: deps ## kill -9 each service, restart Kafka, stop Redis (5,000 records each, own broker); 100,000-input fuzz run
 	@deploy/chaos.sh $(PYTEST_ARGS)
 
 bench: deps ## throughput and latency; results go to docs/benchmarks.md
