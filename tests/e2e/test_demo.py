@@ -18,6 +18,7 @@ from services.cli.scenario import summary
 from services.cli.simulate import Run, play
 from shared.broker import ensure_topics
 from shared.settings import Settings
+from tests.support.phi import describe, scan_blocking
 from tests.support.processes import ServiceProcess, start_all
 from tests.support.processes import test_settings as settings_for
 
@@ -102,9 +103,7 @@ def test_the_summary_shows_every_section_with_this_runs_numbers(run: Run, settin
 
 def test_no_identifier_that_went_in_comes_out_anywhere(run: Run, settings: Settings,
                                                        platform: dict[str, ServiceProcess]) -> None:
-    from tests.support.phi import scan
-
     identifiers = run.outcome.scenario.identifiers
     assert len(identifiers) > 4 * PER_HOSPITAL  # names, MRNs, phones, birth dates, streets
-    hits = asyncio.run(scan(settings, identifiers, [p.url for p in platform.values()]))
-    assert not hits, hits[:5]
+    hits = scan_blocking(identifiers, settings, metrics_urls=[f"{p.url}/metrics" for p in platform.values()])
+    assert hits == [], describe(hits)
