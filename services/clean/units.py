@@ -39,7 +39,10 @@ IDENTITY = Affine(1.0)
 def round_significant(value: float, digits: int = SIGNIFICANT_DIGITS) -> float:
     if value == 0 or not math.isfinite(value):
         return value
-    return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+    try:
+        return round(value, digits - 1 - math.floor(math.log10(abs(value))))
+    except OverflowError:  # rounding up near the largest float: the value is implausible anyway, keep it as sent
+        return value
 
 
 @cache

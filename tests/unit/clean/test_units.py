@@ -58,6 +58,7 @@ def test_hba1c_is_never_converted_as_a_plain_ratio() -> None:
 def test_float_noise_is_rounded_away() -> None:
     assert round_significant(37.00000000000006) == 37.0
     assert round_significant(0.0) == 0.0
+    assert round_significant(1.7976931345e308) == 1.7976931345e308, "rounding up would overflow: kept as sent"
 
 
 @pytest.mark.parametrize("unit", ["Cel", "[degF]", "dB", "B[mV]"])
