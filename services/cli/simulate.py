@@ -114,8 +114,8 @@ async def _serving(settings: Settings, cards: list[ModelCard], seconds: float) -
     wanted = {f"{c.site}/{c.version}" for c in cards if c.status == "active" and c.task == TASK}
     deadline = time.monotonic() + seconds
     while True:
-        infer = set(_ready_detail(settings, "infer", "models").get(TASK, []))
-        fuse = set(_ready_detail(settings, "fuse", "expected_models").get(TASK, []))
+        infer = set((await asyncio.to_thread(_ready_detail, settings, "infer", "models")).get(TASK, []))
+        fuse = set((await asyncio.to_thread(_ready_detail, settings, "fuse", "expected_models")).get(TASK, []))
         fuse = {ref.split("/", 1)[1] if ref.startswith(f"{TASK}/") else ref for ref in fuse}
         if wanted <= infer and wanted <= fuse:
             return {tuple(ref.split("/", 1)) for ref in infer}  # type: ignore[misc]
