@@ -23,13 +23,15 @@ TOKENS: dict[str, tuple[bytes, ...]] = {
 }
 ALL_TOKENS = (*(t for tokens in TOKENS.values() for t in tokens), b"\xef\xbb\xbf", b"\xc3\x28", b"\xed\xa0\x80")
 MAX_REPEAT_BYTES = 256 * 1024
+ACTIONS = ("flip", "cut", "insert", "delete", "splice", "repeat", "overwrite")
 
 
 @st.composite
-def mutated_bytes(draw: st.DrawFn, seeds: Sequence[bytes], tokens: Sequence[bytes] = ALL_TOKENS) -> bytes:
+def mutated_bytes(draw: st.DrawFn, seeds: Sequence[bytes], tokens: Sequence[bytes] = ALL_TOKENS,
+                  actions: Sequence[str] = ACTIONS) -> bytes:
     body = bytearray(draw(st.sampled_from(seeds)))
     for _ in range(draw(st.integers(1, 8))):
-        action = draw(st.sampled_from(["flip", "cut", "insert", "delete", "splice", "repeat", "overwrite"]))
+        action = draw(st.sampled_from(actions))
         at = draw(st.integers(0, max(len(body) - 1, 0)))
         if action == "flip" and body:
             body[at] = draw(st.integers(0, 255))

@@ -17,17 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from services.cli.publish import CONTENT_TYPES
 from services.cli.scenario.formats import csv_rows, fhir_bundle, hl7_oru, identity
 
 Phase = Literal["training", "held-out", "imaging", "broken"]
 FORMAT_OF = {"cleveland": "fhir", "hungary": "hl7v2", "va-long-beach": "csv", "switzerland": "json"}
-CONTENT_TYPES = {
-    "fhir": "application/fhir+json",
-    "hl7v2": "x-application/hl7-v2+er7",
-    "csv": "text/csv",
-    "json": "application/json",
-    "dicom": "application/dicom",
-}
 CSV_ROWS_PER_FILE = 20
 HELD_OUT_FRACTION = 0.2
 SEED = 20261129
