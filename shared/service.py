@@ -24,6 +24,7 @@ from shared.http import HttpApp, Request, Response
 from shared.lag import ConsumerLagExporter
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
+from shared.producers import ProducerWatch, broker_producer, renew_broker_producer
 from shared.redis import make_redis
 from shared.settings import Settings, get_settings
 from shared.topics import Topic, topic_name
@@ -43,10 +44,12 @@ class Service:
         self.broker = make_broker(self.settings, name, self.metrics)
         self.redis = make_redis(self.settings)
         self.deadletters = DeadLetters(self.broker, self.settings, name, self.metrics)
+        self.producers = ProducerWatch(name, self.metrics.registry)
+        self.producers.watch("broker", lambda: broker_producer(self.broker), lambda: renew_broker_producer(self.broker))
         self.checks: dict[str, Check] = {"kafka": self._kafka_answers, "redis": self._redis_answers}
         self.details: dict[str, Callable[[], object]] = {}
-        self._startup: list[Hook] = [self._create_topics]
-        self._shutdown: list[Hook] = [self._stop_lag, self._close_redis]
+        self._startup: list[Hook] = [self._create_topics, self._connect_checked_producer]
+        self._shutdown: list[Hook] = [self.producers.stop, self._stop_lag, self._close_redis]
         self._consumed: list[str] = []
         self.published: list[PublishedEvent] = []
         self._asyncapi: tuple[bytes, bytes] | None = None
@@ -55,6 +58,7 @@ class Service:
             self.broker, on_startup=[self._run_startup], after_shutdown=[self._run_shutdown]
         )
         self.app.after_startup(self._start_lag)
+        self.app.after_startup(self.producers.start)
         self.http = HttpApp(self.app)
         self.http.get("/healthz", self._healthz)
         self.http.get("/readyz", self._readyz)
@@ -123,6 +127,11 @@ class Service:
     async def _create_topics(self) -> None:
         await ensure_topics(self.settings)
 
+    async def _connect_checked_producer(self) -> None:
+        # Before the subscribers start: FastStream connects only once, so every publish goes through the checked one.
+        await self.broker.connect()
+        await renew_broker_producer(self.broker)
+
     def consumer_groups(self) -> dict[str, list[str]]:
         """Each consumer group of this service and the topics it reads (subscribers without a group are left out:
         they read every message and have no lag to speak of)."""
@@ -148,7 +157,8 @@ class Service:
 
     # -- health ------------------------------------------------------------------------------------------------
     async def _kafka_answers(self) -> bool:
-        return await self.broker.ping(timeout=CHECK_TIMEOUT_SECONDS)
+        # A producer whose sender died cannot publish though the broker answers: down until the watch replaces it.
+        return not self.producers.failed() and await self.broker.ping(timeout=CHECK_TIMEOUT_SECONDS)
 
     async def _redis_answers(self) -> bool:
         return bool(await self.redis.ping())

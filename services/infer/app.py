@@ -40,6 +40,7 @@ def create_service(settings: Settings | None = None) -> Service:
                       description="One prediction per (record, model).")
     sender = KafkaEventSender(settings, service.name, service.topic(Topic.PREDICTIONS), entity="prediction",
                               verb="made")
+    service.producers.watch("predictions", sender.current, sender.renew)
     metrics = InferMetrics(service.metrics.registry)
     catalog: ModelCatalog[Scorer] = ModelCatalog()
     loader = OnnxLoader(settings)

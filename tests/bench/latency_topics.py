@@ -8,17 +8,17 @@ without a measuring consumer competing for the CPU while the load runs.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from shared.security import kafka_client_options
 from shared.settings import Settings
 from shared.topics import Topic, topic_name
+from tests.support.kafka import read_all
 
 
 def record_id_of(record: ConsumerRecord) -> str | None:
@@ -79,29 +79,6 @@ class StageTimes:
     by_topic: dict[Topic, dict[str, int]]
     predictions: dict[str, int]
     answered: dict[str, int]
-
-
-async def read_all(settings: Settings, topic: Topic) -> list[ConsumerRecord]:
-    """Everything on ``topic`` up to its current end (no consumer group)."""
-    name = topic_name(topic, settings.topic_prefix)
-    consumer = AIOKafkaConsumer(**kafka_client_options(settings), enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 1024 * 1024)
-    await consumer.start()
-    try:
-        # ensure_topics created every topic with this many partitions (the run's own prefix: none existed before)
-        partitions = [TopicPartition(name, p) for p in range(settings.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        out: list[ConsumerRecord] = []
-        while [p for p in partitions if await consumer.position(p) < ends[p]]:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            for records in batches.values():
-                out.extend(records)
-            await asyncio.sleep(0)
-        return out
-    finally:
-        await consumer.stop()
 
 
 async def stage_times(settings: Settings, wanted: set[str]) -> StageTimes:

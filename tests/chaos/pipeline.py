@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from shared.settings import Settings
 from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, JSON, Topic, topic_name
@@ -116,13 +117,21 @@ class Pipeline:
     def outcomes(self, expected: list[str], *tallies: TopicTally) -> list[Outcome]:
         return [reconcile(t.name, expected, t.records, t.duplicates, self.sent) for t in tallies]
 
-    def stuck_producers(self) -> list[str]:
-        """Services whose log shows their idempotent producer out of sequence with the broker (see test_faults)."""
-        return [
-            name
-            for name, process in self.services.items()
-            if "OutOfOrderSequenceNumber" in process.log_path.read_text(errors="replace")
-        ]
+    def producer_renewals(self) -> dict[str, int]:
+        """Per service, how many failed producers its producer watch replaced (``aimass_producer_renewals_total``)."""
+        renewed = {}
+        for name, process in self.services.items():
+            text = httpx.get(f"{process.url}/metrics", timeout=5).text
+            count = sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                if family.name == "aimass_producer_renewals"
+                for sample in family.samples
+                if sample.name == "aimass_producer_renewals_total"
+            )
+            if count:
+                renewed[name] = int(count)
+        return renewed
 
     def readiness(self) -> dict[str, tuple[int, dict[str, str]]]:
         answers = {}

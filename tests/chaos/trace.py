@@ -5,34 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from aiokafka import AIOKafkaConsumer
-
-from shared.security import kafka_client_options
 from shared.settings import Settings
-from shared.topics import Topic, topic_name
+from shared.topics import Topic
+from tests.support.kafka import read_all
 
 STAGES = (Topic.RECORDS_INGESTED, Topic.RECORDS_CLEAN, Topic.PREDICTIONS, Topic.PREDICTIONS_FUSED, Topic.REPORTS)
 
 
 async def found_on(settings: Settings, topic: Topic, record_ids: set[str]) -> set[str]:
     """Which of ``record_ids`` the whole topic holds, read up to its end offsets of now."""
-    consumer = AIOKafkaConsumer(
-        topic_name(topic, settings.topic_prefix),
-        **kafka_client_options(settings),
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    found: set[str] = set()
-    try:
-        ends = await consumer.end_offsets(list(consumer.assignment()))
-        while any(await consumer.position(p) < end for p, end in ends.items()):
-            for records in (await consumer.getmany(timeout_ms=1000, max_records=5000)).values():
-                found.update(r for r in (json.loads(m.value).get("record_id") for m in records) if r in record_ids)
-    finally:
-        await consumer.stop()
-    return found
+    held = (json.loads(m.value).get("record_id") for m in await read_all(settings, topic))
+    return {record_id for record_id in held if record_id in record_ids}
 
 
 async def trace(settings: Settings, record_ids: Iterable[str]) -> str:

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from shared.security import kafka_client_options
 from shared.settings import Settings
@@ -63,3 +63,31 @@ async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+async def read_all(settings: Settings, topic: Topic) -> list[ConsumerRecord]:
+    """Everything on ``topic`` up to its current end (no consumer group)."""
+    name = topic_name(topic, settings.topic_prefix)
+    consumer = AIOKafkaConsumer(**kafka_client_options(settings), enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 * 1024 * 1024)
+    await consumer.start()
+    try:
+        # ensure_topics created every topic with this many partitions (the run's own prefix: none existed before)
+        partitions = [TopicPartition(name, p) for p in range(settings.topic_partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        out: list[ConsumerRecord] = []
+        while [p for p in partitions if await consumer.position(p) < ends[p]]:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                out.extend(records)
+            await asyncio.sleep(0)
+        return out
+    finally:
+        await consumer.stop()
+
+def desynchronize(producer: AIOKafkaProducer, topic: str, partition: int) -> None:
+    """Skip the producer's sequence ahead for one partition, as a batch lost in a broker restart leaves it: the
+    broker then rejects its next batch there with ``OutOfOrderSequenceNumber``, as it did in the chaos tests."""
+    producer._txn_manager.increment_sequence_number(TopicPartition(topic, partition), 7)  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from shared.producers import CheckedProducer, close_quietly
 from shared.security import kafka_client_options
 from shared.settings import Settings
 from shared.topics import cloudevent_headers, event_type
@@ -52,13 +53,25 @@ class KafkaEventSender:
             raise RuntimeError("KafkaEventSender.start() was not called")
         return self._producer
 
+    def current(self) -> AIOKafkaProducer | None:
+        """The producer in use, None before ``start``."""
+        return self._producer
+
     async def start(self) -> None:
         # aiokafka clients bind to the running event loop: created here, not in __init__.
-        self._producer = AIOKafkaProducer(
+        producer = CheckedProducer(
             **kafka_client_options(self.settings), client_id=f"aimass-{self.service}-out", acks="all",
             enable_idempotence=True, linger_ms=0, max_batch_size=BATCH_BYTES, request_timeout_ms=15_000,
         )
-        await self._producer.start()
+        await producer.start()
+        self._producer = producer
+
+    async def renew(self) -> None:
+        """A new producer in place of one whose sender failed (``shared.producers``)."""
+        old = self._producer
+        await self.start()
+        if old is not None:
+            await close_quietly(old)
 
     async def stop(self) -> None:
         if self._producer is not None:
