@@ -1,4 +1,4 @@
-"""fuse wiring: ``predictions`` and ``models.released`` in, ``predictions.fused`` out, a deadline sweeper beside.
+"""fuse wiring: ``predictions`` (in batches) and ``models.released`` in, ``predictions.fused`` out, a sweeper beside.
 
 The expected models come from the registry at start, then from ``models.released``, which every replica reads
 whole (no consumer group: each replica needs every card, and reading from the beginning rebuilds the state).
@@ -22,6 +22,11 @@ from shared.service import Service
 from shared.settings import Settings
 from shared.tasks import load_tasks
 from shared.topics import Topic
+
+# Up to 500 predictions per batch: three Redis calls and one wait for the broker's acks each. A batch waits at most
+# 10 ms for more, so a lone prediction is not held back.
+MAX_BATCH = 500
+BATCH_TIMEOUT_MS = 10
 
 
 def create_service(settings: Settings | None = None) -> Service:
@@ -50,15 +55,21 @@ def create_service(settings: Settings | None = None) -> Service:
     async def stop_sweeper() -> None:
         await sweeper.stop()
 
-    @service.subscriber(Topic.PREDICTIONS, description="Single-model predictions from infer.")
-    async def on_prediction(message: KafkaMessage) -> None:
-        prediction = await service.accept(message.raw_message, Prediction)
-        if prediction is None:
-            return
-        try:
-            await fuser.on_prediction(prediction)
-        except RejectedInput as rejected:
-            await service.deadletters.send(message.raw_message, rejected.reason, rejected.reason_class)
+    @service.batch_subscriber(Topic.PREDICTIONS, max_records=MAX_BATCH, batch_timeout_ms=BATCH_TIMEOUT_MS,
+                              description="Single-model predictions from infer, in batches.")
+    async def on_predictions(message: KafkaMessage) -> None:
+        accepted = []
+        for raw in message.raw_message:
+            prediction = await service.accept(raw, Prediction)
+            if prediction is None:
+                continue
+            try:
+                fuser.task(prediction.task)
+            except RejectedInput as rejected:
+                await service.deadletters.send(raw, rejected.reason, rejected.reason_class)
+                continue
+            accepted.append(prediction)
+        await fuser.on_predictions(accepted)
 
     @service.subscriber(Topic.MODELS_RELEASED, group_id=None, ack_policy=AckPolicy.ACK_FIRST,
                         description="Model cards: which models a task's fusion waits for, and their weights.")

@@ -1,25 +1,27 @@
-"""fuse's service layer: a prediction joins its record's join; a complete or due join is fused and emitted once.
+"""fuse's service layer: predictions join their record's join; a complete or due join is fused and emitted once.
 
-Delivery: a prediction's offset is committed after ``on_prediction`` returns. If the process dies before, the
-prediction is re-delivered and found a duplicate, and the completeness check runs again, so a join completed by
-a prediction whose processing was cut short still gets fused.
+Work goes a consumed batch at a time: one store call adds every prediction of the batch, one claims the joins they
+completed, one publish waits for all their fused results, one store call closes them. Delivery: the batch's offsets
+are committed after ``on_predictions`` returns. If the process dies before, the batch is re-delivered, its
+predictions are found duplicates, and the completeness check runs again, so a join completed by a batch whose
+processing was cut short still gets fused.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from services.fuse.directory import ModelDirectory
 from services.fuse.join import Arrival, fuse, is_complete
 from services.fuse.metrics import FuseMetrics
-from services.fuse.store import JoinKey, JoinStore
+from services.fuse.store import Arriving, JoinKey, JoinStore
 from shared.errors import RejectedInput
 from shared.events import EventPublisher
 from shared.metrics import ServiceMetrics
 from shared.schemas.models import ModelCard
-from shared.schemas.predictions import Prediction
+from shared.schemas.predictions import FusedPrediction, Prediction
 from shared.tasks import TaskSpec
 from shared.topics import derived_event_id
 
@@ -53,45 +55,59 @@ class Fuser:
                                 f"{', '.join(sorted(self.tasks)) or 'none'}", "unknown_task")
         return spec
 
-    async def on_prediction(self, prediction: Prediction) -> None:
-        spec = self.task(prediction.task)
-        key = JoinKey(prediction.task, prediction.record_id)
-        now = self.clock()
-        added = await self.store.add(key, prediction.model.site, prediction.model_dump_json(), now=now,
-                                     deadline=now + spec.fusion.deadline_seconds)
-        if added.arrival is Arrival.LATE:
-            self.fuse_metrics.late.labels(prediction.task).inc()
-            self.metrics.counted("late")
+    async def on_predictions(self, predictions: Sequence[Prediction]) -> None:
+        """Add a batch of predictions (their tasks known: see ``task``) and emit the joins they complete."""
+        if not predictions:
             return
-        if added.arrival is Arrival.DUPLICATE:
-            self.metrics.counted("duplicate")
-        if is_complete(added.sites, self.directory.expected(prediction.task)):
-            await self.emit(key)
+        now = self.clock()
+        arriving = [
+            Arriving(JoinKey(p.task, p.record_id), p.model.site, p.model_dump_json(),
+                     now + self.task(p.task).fusion.deadline_seconds)
+            for p in predictions
+        ]
+        added = await self.store.add_many(arriving, now=now)
+        complete: dict[JoinKey, None] = {}
+        for prediction, item, outcome in zip(predictions, arriving, added, strict=True):
+            if outcome.arrival is Arrival.LATE:
+                self.fuse_metrics.late.labels(prediction.task).inc()
+                self.metrics.counted("late")
+                continue
+            if outcome.arrival is Arrival.DUPLICATE:
+                self.metrics.counted("duplicate")
+            if is_complete(outcome.sites, self.directory.expected(prediction.task)):
+                complete[item.key] = None
+        await self.emit_many(list(complete))
 
     def on_model(self, card: ModelCard) -> None:
         self.directory.apply(card)
 
-    async def emit(self, key: JoinKey) -> bool:
-        """Fuse and publish ``key`` if this caller wins its claim; ``True`` when it did."""
-        claimed = await self.store.claim(key, now=self.clock())
-        if claimed is None:
-            return False
-        spec = self.tasks.get(key.task)
-        predictions = [Prediction.model_validate_json(p) for p in claimed.payloads.values()]
-        if spec is None or not predictions:  # a task file removed while its join was open: nothing sane to emit
-            log.warning("join dropped: task without a task file or join without predictions",
-                        extra={"task": key.task})
-            await self.store.emitted(key)
-            return False
-        expected = self.directory.expected(key.task)
-        outcome = fuse(spec.fusion, predictions, expected, self.directory.card)
-        result = outcome.result
-        await self.out.publish(result, event_id=derived_event_id("fuse", key.record_id, key.task),
-                               key=result.patient)
-        await self.store.emitted(key)
-        timed_out = not is_complete(claimed.payloads, expected)
-        self._count(spec, outcome.missing, timed_out, result.needs_review, claimed.first_seen)
-        return True
+    async def emit_many(self, keys: Sequence[JoinKey]) -> int:
+        """Fuse and publish the joins among ``keys`` this caller wins the claim of; how many it published."""
+        claims = await self.store.claim_many(keys, now=self.clock())
+        if not claims:
+            return 0
+        closed: list[JoinKey] = []
+        results: list[tuple[FusedPrediction, str, str | None]] = []
+        counts = []
+        for key, claimed in claims.items():
+            closed.append(key)
+            spec = self.tasks.get(key.task)
+            predictions = [Prediction.model_validate_json(p) for p in claimed.payloads.values()]
+            if spec is None or not predictions:  # a task file removed while its join was open: nothing sane to emit
+                log.warning("join dropped: task without a task file or join without predictions",
+                            extra={"task": key.task})
+                continue
+            expected = self.directory.expected(key.task)
+            outcome = fuse(spec.fusion, predictions, expected, self.directory.card)
+            result = outcome.result
+            results.append((result, derived_event_id("fuse", key.record_id, key.task), result.patient))
+            counts.append((spec, outcome.missing, not is_complete(claimed.payloads, expected), result.needs_review,
+                           claimed.first_seen))
+        await self.out.publish_many(results)
+        await self.store.emitted_many(closed)
+        for count in counts:
+            self._count(*count)
+        return len(results)
 
     def _count(self, spec: TaskSpec, missing: list[str], timed_out: bool, needs_review: bool,
                first_seen: float) -> None:

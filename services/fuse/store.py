@@ -1,12 +1,16 @@
 """The port to the join state: what the handlers need from it, whatever holds it (Redis in production).
 
-Every method is atomic on its own. ``claim`` is the emit decision: exactly one caller gets a join's contents, and
-it holds a lease on the emission until ``emitted``; if it dies before, the lease runs out and the join becomes due
-again, so a crash between claim and publish loses nothing (the re-emission carries the same event id).
+The handlers work a consumed batch at a time, so the port takes batches: each ``*_many`` call is one round trip to
+Redis, atomic for each join in it, its items applied in order (a site repeated within one batch is a duplicate).
+
+``claim_many`` is the emit decision: exactly one caller gets a join's contents, and it holds a lease on the
+emission until ``emitted_many``; if it dies before, the lease runs out and the join becomes due again, so a crash
+between claim and publish loses nothing (the re-emission carries the same event id).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -17,6 +21,16 @@ from services.fuse.join import Arrival
 class JoinKey:
     task: str
     record_id: str
+
+
+@dataclass(frozen=True)
+class Arriving:
+    """One site's prediction for a join, as the store keeps it."""
+
+    key: JoinKey
+    site: str
+    payload: str  # the prediction as JSON
+    deadline: float  # epoch seconds: when the join is fused with what it has, if not complete before
 
 
 @dataclass(frozen=True)
@@ -32,16 +46,17 @@ class Claimed:
 
 
 class JoinStore(Protocol):
-    async def add(self, key: JoinKey, site: str, payload: str, *, now: float, deadline: float) -> Added:
-        """Record one site's prediction unless that site already answered or the join was fused."""
+    async def add_many(self, arriving: Sequence[Arriving], *, now: float) -> list[Added]:
+        """Record each site's prediction unless that site already answered or the join was fused; one ``Added``
+        per item, in order."""
         ...
 
-    async def claim(self, key: JoinKey, *, now: float) -> Claimed | None:
-        """The join's contents to the one caller that may emit it now; ``None`` to everyone else."""
+    async def claim_many(self, keys: Sequence[JoinKey], *, now: float) -> dict[JoinKey, Claimed]:
+        """The contents of the joins this caller may emit now (exactly one caller gets each); the others left out."""
         ...
 
-    async def emitted(self, key: JoinKey) -> None:
-        """The fused result was acknowledged by the broker: the join is closed for good."""
+    async def emitted_many(self, keys: Sequence[JoinKey]) -> None:
+        """The fused results were acknowledged by the broker: these joins are closed for good."""
         ...
 
     async def due(self, *, now: float, limit: int) -> list[JoinKey]:

@@ -7,62 +7,86 @@ Keys (``<ns>`` is the deployment's topic prefix without its dot, so two deployme
 - ``aimass:fuse:<ns>:deadlines``             sorted set: open joins by deadline
 - ``aimass:fuse:<ns>:leases``                sorted set: claimed joins by the end of their emission lease
 
-Each operation is one Lua script, so replicas and restarts interleave only between whole steps. The scripts
-touch several keys, which a Redis Cluster would need in one hash slot; the project runs a single Redis.
+Each operation is one Lua script over a whole batch (one round trip), so replicas and restarts interleave only between
+whole steps. The scripts touch many keys, which a Redis Cluster would need in one hash slot; the project runs a single
+Redis.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from redis.asyncio import Redis
 
 from services.fuse.join import Arrival
-from services.fuse.store import Added, Claimed, JoinKey
+from services.fuse.store import Added, Arriving, Claimed, JoinKey
 from shared.redis import redis_key
 
 FIELD_PREFIX = "model:"
 FIRST_SEEN = "first_seen"
-CLAIMED, EMITTED = "claimed", "emitted"
 
-# KEYS: join, marker, deadlines. ARGV: field, payload, member, deadline, ttl, now.
-ADD = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
-  return {'duplicate', redis.call('HKEYS', KEYS[1])}
-end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  return {'late', {}}
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSETNX', KEYS[1], 'first_seen', ARGV[6])
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('ZADD', KEYS[3], 'NX', ARGV[4], ARGV[3])
-return {'added', redis.call('HKEYS', KEYS[1])}
-"""
-
-# KEYS: join, marker, deadlines, leases. ARGV: member, now, lease_until, ttl.
-CLAIM = """
-local state = redis.call('GET', KEYS[2])
-if state == 'emitted' or redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  redis.call('ZREM', KEYS[4], ARGV[1])
-  return false
-end
-if state == 'claimed' then
-  local lease = redis.call('ZSCORE', KEYS[4], ARGV[1])
-  if lease and tonumber(lease) > tonumber(ARGV[2]) then
-    return false
+# One call per consumed batch. KEYS: deadlines, then join and marker of each item.
+# ARGV: ttl, now, then field, payload, member and deadline of each item. One {arrival, fields} per item.
+ADD_MANY = """
+local out = {}
+local ttl, now = ARGV[1], ARGV[2]
+for i = 1, (#KEYS - 1) / 2 do
+  local join, marker = KEYS[2 * i], KEYS[2 * i + 1]
+  local a = 2 + 4 * (i - 1)
+  local field, payload, member, deadline = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  if redis.call('HEXISTS', join, field) == 1 then
+    out[i] = {'duplicate', redis.call('HKEYS', join)}
+  elseif redis.call('EXISTS', marker) == 1 then
+    out[i] = {'late', {}}
+  else
+    redis.call('HSET', join, field, payload)
+    redis.call('HSETNX', join, 'first_seen', now)
+    redis.call('EXPIRE', join, ttl)
+    redis.call('ZADD', KEYS[1], 'NX', deadline, member)
+    out[i] = {'added', redis.call('HKEYS', join)}
   end
 end
-redis.call('SET', KEYS[2], 'claimed', 'EX', ARGV[4])
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
-return redis.call('HGETALL', KEYS[1])
+return out
 """
 
-# KEYS: marker, leases, join. ARGV: member, ttl.
-EMITTED_SCRIPT = """
-redis.call('SET', KEYS[1], 'emitted', 'EX', ARGV[2])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('EXPIRE', KEYS[3], ARGV[2])
+# KEYS: deadlines, leases, then join and marker of each key. ARGV: now, lease_until, ttl, then each key's member.
+# One reply per key: the join's fields and values when this caller claimed it, else an empty list.
+CLAIM_MANY = """
+local out = {}
+local now = tonumber(ARGV[1])
+for i = 1, (#KEYS - 2) / 2 do
+  local join, marker, member = KEYS[1 + 2 * i], KEYS[2 + 2 * i], ARGV[3 + i]
+  local state = redis.call('GET', marker)
+  local claimable = true
+  if state == 'emitted' or redis.call('EXISTS', join) == 0 then
+    redis.call('ZREM', KEYS[1], member)
+    redis.call('ZREM', KEYS[2], member)
+    claimable = false
+  elseif state == 'claimed' then
+    local lease = redis.call('ZSCORE', KEYS[2], member)
+    if lease and tonumber(lease) > now then
+      claimable = false
+    end
+  end
+  if claimable then
+    redis.call('SET', marker, 'claimed', 'EX', ARGV[3])
+    redis.call('ZREM', KEYS[1], member)
+    redis.call('ZADD', KEYS[2], ARGV[2], member)
+    out[i] = redis.call('HGETALL', join)
+  else
+    out[i] = {}
+  end
+end
+return out
+"""
+
+# KEYS: leases, then marker and join of each key. ARGV: ttl, then each key's member.
+EMITTED_MANY = """
+for i = 1, (#KEYS - 1) / 2 do
+  redis.call('SET', KEYS[2 * i], 'emitted', 'EX', ARGV[1])
+  redis.call('ZREM', KEYS[1], ARGV[1 + i])
+  redis.call('EXPIRE', KEYS[2 * i + 1], ARGV[1])
+end
 return 1
 """
 
@@ -77,9 +101,9 @@ class RedisJoinStore:
         self.namespace = namespace.rstrip(".") or "default"
         self.ttl_seconds = ttl_seconds
         self.lease_seconds = lease_seconds
-        self._add = redis.register_script(ADD)
-        self._claim = redis.register_script(CLAIM)
-        self._emitted = redis.register_script(EMITTED_SCRIPT)
+        self._add_many = redis.register_script(ADD_MANY)
+        self._claim_many = redis.register_script(CLAIM_MANY)
+        self._emitted_many = redis.register_script(EMITTED_MANY)
 
     def _key(self, *parts: str) -> str:
         return redis_key("fuse", self.namespace, *parts)
@@ -103,28 +127,45 @@ class RedisJoinStore:
         # Task names match ^[a-z][a-z0-9_]*$, so the first ':' separates them from the record id.
         return f"{key.task}:{key.record_id}"
 
-    async def add(self, key: JoinKey, site: str, payload: str, *, now: float, deadline: float) -> Added:
-        arrival, fields = await self._add(
-            keys=[self._join(key), self._marker(key), self._deadlines],
-            args=[FIELD_PREFIX + site, payload, self._member(key), repr(deadline), self.ttl_seconds, repr(now)],
-        )
-        sites = frozenset(_text(f)[len(FIELD_PREFIX):] for f in fields if _text(f).startswith(FIELD_PREFIX))
-        return Added(Arrival(_text(arrival)), sites)
+    async def add_many(self, arriving: Sequence[Arriving], *, now: float) -> list[Added]:
+        if not arriving:
+            return []
+        keys, args = [self._deadlines], [self.ttl_seconds, repr(now)]
+        for item in arriving:
+            keys += [self._join(item.key), self._marker(item.key)]
+            args += [FIELD_PREFIX + item.site, item.payload, self._member(item.key), repr(item.deadline)]
+        replies = await self._add_many(keys=keys, args=args)
+        return [
+            Added(Arrival(_text(arrival)),
+                  frozenset(_text(f)[len(FIELD_PREFIX):] for f in fields if _text(f).startswith(FIELD_PREFIX)))
+            for arrival, fields in replies
+        ]
 
-    async def claim(self, key: JoinKey, *, now: float) -> Claimed | None:
-        flat = await self._claim(
-            keys=[self._join(key), self._marker(key), self._deadlines, self._leases],
-            args=[self._member(key), repr(now), repr(now + self.lease_seconds), self.ttl_seconds],
-        )
-        if not flat:
-            return None
-        fields = {_text(k): _text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
-        payloads = {k[len(FIELD_PREFIX):]: v for k, v in fields.items() if k.startswith(FIELD_PREFIX)}
-        return Claimed(payloads=payloads, first_seen=float(fields.get(FIRST_SEEN, now)))
+    async def claim_many(self, keys: Sequence[JoinKey], *, now: float) -> dict[JoinKey, Claimed]:
+        if not keys:
+            return {}
+        redis_keys, args = [self._deadlines, self._leases], [repr(now), repr(now + self.lease_seconds),
+                                                              self.ttl_seconds]
+        for key in keys:
+            redis_keys += [self._join(key), self._marker(key)]
+            args.append(self._member(key))
+        replies = await self._claim_many(keys=redis_keys, args=args)
+        claimed = {}
+        for key, flat in zip(keys, replies, strict=True):
+            if flat:
+                fields = {_text(k): _text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
+                payloads = {k[len(FIELD_PREFIX):]: v for k, v in fields.items() if k.startswith(FIELD_PREFIX)}
+                claimed[key] = Claimed(payloads=payloads, first_seen=float(fields.get(FIRST_SEEN, now)))
+        return claimed
 
-    async def emitted(self, key: JoinKey) -> None:
-        await self._emitted(keys=[self._marker(key), self._leases, self._join(key)],
-                            args=[self._member(key), self.ttl_seconds])
+    async def emitted_many(self, keys: Sequence[JoinKey]) -> None:
+        if not keys:
+            return
+        redis_keys, args = [self._leases], [self.ttl_seconds]
+        for key in keys:
+            redis_keys += [self._marker(key), self._join(key)]
+            args.append(self._member(key))
+        await self._emitted_many(keys=redis_keys, args=args)
 
     async def due(self, *, now: float, limit: int) -> list[JoinKey]:
         members: list[bytes | str] = []

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel
 
 from services.fuse.join import Arrival
-from services.fuse.store import Added, Claimed, JoinKey
+from services.fuse.store import Added, Arriving, Claimed, JoinKey
 
 
 class MemoryJoinStore:
@@ -16,8 +18,23 @@ class MemoryJoinStore:
         self.leases: dict[JoinKey, float] = {}
         self.marker: dict[JoinKey, str] = {}
         self.lease_seconds = lease_seconds
+        self.calls = 0  # round trips, as the Redis store would make them
 
-    async def add(self, key: JoinKey, site: str, payload: str, *, now: float, deadline: float) -> Added:
+    async def add_many(self, arriving: Sequence[Arriving], *, now: float) -> list[Added]:
+        self.calls += 1
+        return [self.add(a.key, a.site, a.payload, now=now, deadline=a.deadline) for a in arriving]
+
+    async def claim_many(self, keys: Sequence[JoinKey], *, now: float) -> dict[JoinKey, Claimed]:
+        self.calls += 1
+        return {key: claimed for key in keys if (claimed := self.claim(key, now=now)) is not None}
+
+    async def emitted_many(self, keys: Sequence[JoinKey]) -> None:
+        self.calls += 1
+        for key in keys:
+            self.marker[key] = "emitted"
+            self.leases.pop(key, None)
+
+    def add(self, key: JoinKey, site: str, payload: str, *, now: float, deadline: float) -> Added:
         join = self.joins.setdefault(key, {}) if key not in self.marker else self.joins.get(key, {})
         if site in join:
             return Added(Arrival.DUPLICATE, frozenset(join))
@@ -28,7 +45,7 @@ class MemoryJoinStore:
         self.deadlines.setdefault(key, deadline)
         return Added(Arrival.ADDED, frozenset(join))
 
-    async def claim(self, key: JoinKey, *, now: float) -> Claimed | None:
+    def claim(self, key: JoinKey, *, now: float) -> Claimed | None:
         state = self.marker.get(key)
         if state == "emitted" or key not in self.joins:
             return None
@@ -38,10 +55,6 @@ class MemoryJoinStore:
         self.deadlines.pop(key, None)
         self.leases[key] = now + self.lease_seconds
         return Claimed(dict(self.joins[key]), self.first_seen[key])
-
-    async def emitted(self, key: JoinKey) -> None:
-        self.marker[key] = "emitted"
-        self.leases.pop(key, None)
 
     async def due(self, *, now: float, limit: int) -> list[JoinKey]:
         due = [k for k, t in self.deadlines.items() if t <= now] + [k for k, t in self.leases.items() if t <= now]
@@ -58,3 +71,9 @@ class RecordingPublisher:
             self.fail -= 1
             raise ConnectionError("broker unavailable")
         self.published.append((event, event_id, key))
+
+    async def publish_many(self, events: Sequence[tuple[BaseModel, str, str | None]]) -> None:
+        if events and self.fail:
+            self.fail -= 1
+            raise ConnectionError("broker unavailable")
+        self.published.extend(events)

@@ -1,4 +1,4 @@
-"""The service layer on in-memory ports: any order, duplicates, deadlines, late arrivals, a lost emission."""
+"""The service layer on in-memory ports: any order, duplicates, deadlines, late arrivals, a lost emission, batches."""
 
 import itertools
 
@@ -44,7 +44,7 @@ THREE = [prediction("hungary", 0.6), prediction("va-long-beach", 0.8), predictio
 async def test_three_predictions_in_any_order_make_one_result(order) -> None:
     fuser, _, out, _, metrics = make()
     for i in order:
-        await fuser.on_prediction(THREE[i])
+        await fuser.on_predictions([THREE[i]])
     [(result, event_id, key)] = out.published
     assert event_id == derived_event_id("fuse", "rec-1", "heart_disease") and key == "p" * 32
     assert {c.model.site: c.weight for c in result.contributions} == pytest.approx(expected_weights_for_cleveland())
@@ -54,12 +54,12 @@ async def test_three_predictions_in_any_order_make_one_result(order) -> None:
 
 async def test_a_duplicate_changes_nothing_and_a_late_prediction_is_counted_not_refused() -> None:
     fuser, _, out, _, metrics = make()
-    await fuser.on_prediction(THREE[0])
-    await fuser.on_prediction(prediction("hungary", 0.1))  # the same site again, another probability
-    await fuser.on_prediction(THREE[1])
-    await fuser.on_prediction(THREE[2])
-    await fuser.on_prediction(THREE[2])  # a re-delivery after the result
-    await fuser.on_prediction(prediction("pooled", 0.5))  # a new model after the result
+    await fuser.on_predictions([THREE[0]])
+    await fuser.on_predictions([prediction("hungary", 0.1)])  # the same site again, another probability
+    await fuser.on_predictions([THREE[1]])
+    await fuser.on_predictions([THREE[2]])
+    await fuser.on_predictions([THREE[2]])  # a re-delivery after the result
+    await fuser.on_predictions([prediction("pooled", 0.5)])  # a new model after the result
     [(result, _, _)] = out.published
     hungary = next(c for c in result.contributions if c.model.site == "hungary")
     assert hungary.probability == 0.6
@@ -70,8 +70,8 @@ async def test_a_duplicate_changes_nothing_and_a_late_prediction_is_counted_not_
 async def test_the_deadline_fuses_what_arrived_and_names_the_missing_model() -> None:
     fuser, store, out, clock, metrics = make()
     sweeper = DeadlineSweeper(store, fuser)
-    await fuser.on_prediction(THREE[0])
-    await fuser.on_prediction(THREE[1])
+    await fuser.on_predictions([THREE[0]])
+    await fuser.on_predictions([THREE[1]])
     assert await sweeper.sweep_once() == 0 and out.published == []
     clock.now += 2.0  # heart_disease's deadline
     assert await sweeper.sweep_once() == 1
@@ -81,18 +81,18 @@ async def test_the_deadline_fuses_what_arrived_and_names_the_missing_model() -> 
     assert sample(metrics, "aimass_fuse_timeouts_total", task="heart_disease") == 1
     assert sample(metrics, "aimass_fuse_missing_models_total", task="heart_disease") == 1
     assert sample(metrics, "aimass_fuse_join_wait_seconds_sum") == pytest.approx(2.0)
-    await fuser.on_prediction(THREE[2])
+    await fuser.on_predictions([THREE[2]])
     assert len(out.published) == 1
     assert sample(metrics, "aimass_fuse_late_predictions_total", task="heart_disease") == 1
 
 
 async def test_an_emission_cut_short_is_retried_after_its_lease_with_the_same_event_id() -> None:
     fuser, store, out, clock, _ = make(fail=1)
-    await fuser.on_prediction(THREE[0])
-    await fuser.on_prediction(THREE[1])
+    await fuser.on_predictions([THREE[0]])
+    await fuser.on_predictions([THREE[1]])
     with pytest.raises(ConnectionError):
-        await fuser.on_prediction(THREE[2])
-    await fuser.on_prediction(THREE[2])  # the broker re-delivers: a duplicate, and the claim is still leased
+        await fuser.on_predictions([THREE[2]])
+    await fuser.on_predictions([THREE[2]])  # the broker re-delivers: a duplicate, and the claim is still leased
     sweeper = DeadlineSweeper(store, fuser)
     assert await sweeper.sweep_once() == 0 and out.published == []
     clock.now += store.lease_seconds
@@ -100,11 +100,32 @@ async def test_an_emission_cut_short_is_retried_after_its_lease_with_the_same_ev
     [(result, event_id, _)] = out.published
     assert len(result.contributions) == 3 and event_id == derived_event_id("fuse", "rec-1", "heart_disease")
     assert await store.due(now=clock.now + 100, limit=10) == []
-    assert await store.claim(JoinKey("heart_disease", "rec-1"), now=clock.now + 100) is None
+    assert await store.claim_many([JoinKey("heart_disease", "rec-1")], now=clock.now + 100) == {}
 
 
 async def test_a_prediction_for_a_task_without_a_task_file_is_rejected_with_a_reason() -> None:
     fuser, *_ = make()
     with pytest.raises(RejectedInput, match="no task file") as rejected:
-        await fuser.on_prediction(prediction("hungary", 0.5, task="unheard_of"))
+        await fuser.on_predictions([prediction("hungary", 0.5, task="unheard_of")])
     assert rejected.value.reason_class == "unknown_task"
+
+
+async def test_a_batch_takes_one_round_trip_per_step_whatever_it_holds() -> None:
+    fuser, store, out, _, metrics = make()
+    records = [f"rec-{n}" for n in range(50)]
+    batch = [prediction(site, 0.1 + n / 100, record_id=r) for n, r in enumerate(records)
+             for site in ("hungary", "va-long-beach", "switzerland")]
+    batch.insert(1, prediction("hungary", 0.9, record_id="rec-0"))  # a repeat inside the batch
+    await fuser.on_predictions(batch)
+    assert store.calls == 3  # add, claim, emitted: for 50 joins and 151 predictions
+    assert sorted(r.record_id for r, _, _ in out.published) == sorted(records)
+    first = next(r for r, _, _ in out.published if r.record_id == "rec-0")
+    assert next(c.probability for c in first.contributions if c.model.site == "hungary") == 0.1
+    assert sample(metrics, "aimass_events_total", service="fuse", outcome="duplicate") == 1
+    assert sample(metrics, "aimass_fuse_results_total", task="heart_disease", method="weighted_average") == 50
+
+
+async def test_a_batch_with_joins_incomplete_publishes_only_the_complete_ones() -> None:
+    fuser, _, out, _, _ = make()
+    await fuser.on_predictions([THREE[0], prediction("hungary", 0.4, record_id="rec-2"), THREE[1], THREE[2]])
+    assert [r.record_id for r, _, _ in out.published] == ["rec-1"]
