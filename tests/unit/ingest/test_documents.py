@@ -101,3 +101,31 @@ def test_a_document_without_hospital_is_rejected() -> None:
 
 def test_envelope_falls_back_to_the_record_position_for_the_message_id() -> None:
     assert envelope_of({"ce_source": "h"}, "t/0/1", NOW) == Envelope("h", "t/0/1", NOW)
+
+
+def test_the_cyclic_collector_is_paused_while_a_document_is_read_and_back_after(monkeypatch) -> None:
+    import gc
+
+    from services.ingest import documents
+
+    seen = []
+
+    def parse(body: bytes, context: object) -> object:
+        seen.append(gc.isenabled())
+        if b"fail" in body:
+            raise RejectedInput("bad", "malformed")
+        return original(body, context)
+
+    original = documents.PARSERS["application/json"][1]
+    monkeypatch.setitem(documents.PARSERS, "application/json", ("json", parse))
+    assert gc.isenabled()
+    assert len(read(document())) == 1
+    with pytest.raises(RejectedInput):
+        read(b'{"fail": 1}')
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()  # a process that runs without the collector keeps running without it
+    try:
+        read(document())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
