@@ -9,6 +9,7 @@ processing was cut short still gets fused.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -103,7 +104,12 @@ class Fuser:
             results.append((result, derived_event_id("fuse", key.record_id, key.task), result.patient))
             counts.append((spec, outcome.missing, not is_complete(claimed.payloads, expected), result.needs_review,
                            claimed.first_seen))
-        await self.out.publish_many(results)
+        try:
+            await self.out.publish_many(results)
+        except Exception:
+            with contextlib.suppress(Exception):  # Redis may be what failed: then the leases run out instead
+                await self.store.release_many(closed, now=self.clock())
+            raise
         await self.store.emitted_many(closed)
         for count in counts:
             self._count(*count)

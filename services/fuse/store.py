@@ -4,8 +4,10 @@ The handlers work a consumed batch at a time, so the port takes batches: each ``
 Redis, atomic for each join in it, its items applied in order (a site repeated within one batch is a duplicate).
 
 ``claim_many`` is the emit decision: exactly one caller gets a join's contents, and it holds a lease on the
-emission until ``emitted_many``; if it dies before, the lease runs out and the join becomes due again, so a crash
-between claim and publish loses nothing (the re-emission carries the same event id).
+emission until ``emitted_many``. A caller whose publish fails gives its claims back (``release_many``); one that dies
+before leaves them to run out, after which the joins are due again. Either way the re-emission carries the same event
+id. Giving back matters: a re-delivered batch commits its offsets once the joins it completed are claimed, so until a
+lease runs out the join exists only in Redis.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ class JoinStore(Protocol):
 
     async def claim_many(self, keys: Sequence[JoinKey], *, now: float) -> dict[JoinKey, Claimed]:
         """The contents of the joins this caller may emit now (exactly one caller gets each); the others left out."""
+        ...
+
+    async def release_many(self, keys: Sequence[JoinKey], *, now: float) -> None:
+        """Give up claims whose results could not be published: the joins are due again at once, for whoever
+        comes first (the re-delivered batch or a sweeper), instead of after the lease."""
         ...
 
     async def emitted_many(self, keys: Sequence[JoinKey]) -> None:

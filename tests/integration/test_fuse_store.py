@@ -109,3 +109,17 @@ async def test_one_batch_call_adds_many_joins_and_concurrent_batch_claims_share_
     assert await one.due(now=1e9, limit=500) == []
     again = await two.add_many([batch[2], Arriving(keys[3], "va-long-beach", "{}", 106.0)], now=104.0)
     assert [a.arrival for a in again] == [Arrival.DUPLICATE, Arrival.LATE]
+
+
+async def test_a_released_claim_is_due_at_once_and_claimable_again(stores) -> None:
+    one, two = stores
+    key = JoinKey("heart_disease", str(uuid.uuid4()))
+    await add(one, key, "hungary", "{}", now=100.0, deadline=102.0)
+    assert await claim(one, key, now=100.5) is not None
+    assert await claim(two, key, now=101.0) is None  # leased
+    await one.release_many([key], now=101.0)
+    assert await two.due(now=101.0, limit=10) == [key]
+    assert await claim(two, key, now=101.0) is not None
+    await two.emitted_many([key])
+    await one.release_many([key], now=102.0)  # a late release never reopens an emitted join
+    assert await one.due(now=1e9, limit=10) == [] and await claim(one, key, now=1e9) is None

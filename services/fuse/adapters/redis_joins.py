@@ -80,6 +80,18 @@ end
 return out
 """
 
+# KEYS: deadlines, leases, then the marker of each key. ARGV: now, then each key's member.
+RELEASE_MANY = """
+for i = 1, #KEYS - 2 do
+  if redis.call('GET', KEYS[2 + i]) == 'claimed' then
+    redis.call('DEL', KEYS[2 + i])
+    redis.call('ZREM', KEYS[2], ARGV[1 + i])
+    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1 + i])
+  end
+end
+return 1
+"""
+
 # KEYS: leases, then marker and join of each key. ARGV: ttl, then each key's member.
 EMITTED_MANY = """
 for i = 1, (#KEYS - 1) / 2 do
@@ -103,6 +115,7 @@ class RedisJoinStore:
         self.lease_seconds = lease_seconds
         self._add_many = redis.register_script(ADD_MANY)
         self._claim_many = redis.register_script(CLAIM_MANY)
+        self._release_many = redis.register_script(RELEASE_MANY)
         self._emitted_many = redis.register_script(EMITTED_MANY)
 
     def _key(self, *parts: str) -> str:
@@ -157,6 +170,11 @@ class RedisJoinStore:
                 payloads = {k[len(FIELD_PREFIX):]: v for k, v in fields.items() if k.startswith(FIELD_PREFIX)}
                 claimed[key] = Claimed(payloads=payloads, first_seen=float(fields.get(FIRST_SEEN, now)))
         return claimed
+
+    async def release_many(self, keys: Sequence[JoinKey], *, now: float) -> None:
+        if keys:
+            await self._release_many(keys=[self._deadlines, self._leases, *(self._marker(k) for k in keys)],
+                                     args=[repr(now), *(self._member(k) for k in keys)])
 
     async def emitted_many(self, keys: Sequence[JoinKey]) -> None:
         if not keys:

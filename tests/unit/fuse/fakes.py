@@ -28,6 +28,14 @@ class MemoryJoinStore:
         self.calls += 1
         return {key: claimed for key in keys if (claimed := self.claim(key, now=now)) is not None}
 
+    async def release_many(self, keys: Sequence[JoinKey], *, now: float) -> None:
+        self.calls += 1
+        for key in keys:
+            if self.marker.get(key) == "claimed":
+                del self.marker[key]
+                self.leases.pop(key, None)
+                self.deadlines[key] = now
+
     async def emitted_many(self, keys: Sequence[JoinKey]) -> None:
         self.calls += 1
         for key in keys:

@@ -7,7 +7,7 @@ import pytest
 from services.fuse.directory import ModelDirectory
 from services.fuse.handlers import Fuser
 from services.fuse.metrics import FuseMetrics
-from services.fuse.store import JoinKey
+from services.fuse.store import Arriving, JoinKey
 from services.fuse.sweeper import DeadlineSweeper
 from shared.errors import RejectedInput
 from shared.metrics import ServiceMetrics
@@ -86,13 +86,26 @@ async def test_the_deadline_fuses_what_arrived_and_names_the_missing_model() -> 
     assert sample(metrics, "aimass_fuse_late_predictions_total", task="heart_disease") == 1
 
 
-async def test_an_emission_cut_short_is_retried_after_its_lease_with_the_same_event_id() -> None:
-    fuser, store, out, clock, _ = make(fail=1)
-    await fuser.on_predictions([THREE[0]])
-    await fuser.on_predictions([THREE[1]])
+async def test_a_failed_publish_gives_its_claim_back_so_the_redelivery_emits_at_once() -> None:
+    fuser, store, out, _, _ = make(fail=1)
+    await fuser.on_predictions([THREE[0], THREE[1]])
     with pytest.raises(ConnectionError):
         await fuser.on_predictions([THREE[2]])
-    await fuser.on_predictions([THREE[2]])  # the broker re-delivers: a duplicate, and the claim is still leased
+    # The broker re-delivers the batch: a duplicate, but the join is complete and no longer claimed. Had the claim
+    # been kept, this batch would be committed with the join only in Redis until the lease ran out.
+    await fuser.on_predictions([THREE[2]])
+    [(result, event_id, _)] = out.published
+    assert len(result.contributions) == 3 and event_id == derived_event_id("fuse", "rec-1", "heart_disease")
+    assert await store.due(now=1e9, limit=10) == []
+
+
+async def test_a_claim_left_by_a_dead_replica_is_emitted_after_its_lease_with_the_same_event_id() -> None:
+    fuser, store, out, clock, _ = make()
+    await fuser.on_predictions([THREE[0], THREE[1]])
+    key = JoinKey("heart_disease", "rec-1")
+    await store.add_many([Arriving(key, "switzerland", THREE[2].model_dump_json(), clock.now + 2)], now=clock.now)
+    assert key in await store.claim_many([key], now=clock.now)  # ... and that replica is killed before publishing
+    await fuser.on_predictions([THREE[2]])  # re-delivered here: a duplicate, and the claim is still leased
     sweeper = DeadlineSweeper(store, fuser)
     assert await sweeper.sweep_once() == 0 and out.published == []
     clock.now += store.lease_seconds
@@ -100,7 +113,7 @@ async def test_an_emission_cut_short_is_retried_after_its_lease_with_the_same_ev
     [(result, event_id, _)] = out.published
     assert len(result.contributions) == 3 and event_id == derived_event_id("fuse", "rec-1", "heart_disease")
     assert await store.due(now=clock.now + 100, limit=10) == []
-    assert await store.claim_many([JoinKey("heart_disease", "rec-1")], now=clock.now + 100) == {}
+    assert await store.claim_many([key], now=clock.now + 100) == {}
 
 
 async def test_a_prediction_for_a_task_without_a_task_file_is_rejected_with_a_reason() -> None:
