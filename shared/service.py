@@ -18,7 +18,7 @@ from faststream.asgi import AsgiFastStream
 from pydantic import BaseModel
 
 from shared.asyncapi import PublishedEvent, service_specification
-from shared.broker import consumer_options, ensure_topics, make_broker
+from shared.broker import consumer_options, ensure_topics, make_broker, without_idle_pause
 from shared.errors import ModelT, RejectedInput, parse_event
 from shared.events import DeadLetters, EventPublisher
 from shared.http import HttpApp, Request, Response
@@ -91,8 +91,8 @@ class Service:
                          **options: Any) -> Any:
         """Like ``subscriber``, but the handler gets up to ``max_records`` records at once (``message.raw_message``
         is a tuple) and the offsets are committed once per batch, after the handler returned."""
-        return self.subscriber(*topics, batch=True, max_records=max_records, batch_timeout_ms=batch_timeout_ms,
-                               **options)
+        return without_idle_pause(self.subscriber(*topics, batch=True, max_records=max_records,
+                                                  batch_timeout_ms=batch_timeout_ms, **options))
 
     def on_startup(self, hook: Hook) -> Hook:
         self._startup.append(hook)
