@@ -38,7 +38,6 @@ log = logging.getLogger("aimass.producers")
 CHECK_SECONDS = 1.0
 STOP_SECONDS = 5.0
 
-
 # After one of these the producer's id, epoch or sequence no longer matches the broker's: no later send succeeds.
 SEQUENCE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, InvalidProducerIdMapping,
                    ProducerFenced)
@@ -110,7 +109,7 @@ class WatchedProducer:
 
 
 class ProducerWatch:
-    """Replaces any producer of the service whose sender task died (see the module docstring)."""
+    """Replaces any producer of the service that can no longer send (see the module docstring)."""
 
     def __init__(self, service: str, registry: CollectorRegistry) -> None:
         self.service = service
@@ -119,7 +118,7 @@ class ProducerWatch:
         self._lock = asyncio.Lock()
         self.renewals = Counter(
             "aimass_producer_renewals_total",
-            "Kafka producers replaced after their sender failed (e.g. OutOfOrderSequenceNumber), by producer",
+            "Kafka producers replaced because they could no longer send (e.g. OutOfOrderSequenceNumber)",
             ["service", "producer", "error"],
             registry=registry,
         )
@@ -129,7 +128,7 @@ class ProducerWatch:
         self._watched.append(WatchedProducer(name, current, renew))
 
     def failed(self) -> list[str]:
-        """Names of the producers whose sender has died and that are not replaced yet."""
+        """Names of the producers that can no longer send and are not replaced yet."""
         return [w.name for w in self._watched if producer_failure(w.current()) is not None]
 
     async def check(self) -> list[str]:
