@@ -12,6 +12,7 @@ from services.clean.code_files import load_code_book
 from services.clean.fingerprint import content_fingerprint
 from services.ingest.documents import PARSERS, ReadOptions, content_type_of, envelope_of, format_of, read_document
 from services.ingest.hospitals import load_tables
+from services.ingest.libraries import quiet_parser_libraries
 from services.ingest.pseudonym import Pseudonymizer
 from shared.errors import RejectedInput, parse_event
 from shared.events import one_line
@@ -22,6 +23,7 @@ from shared.topics import decode_headers
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 MAX_BYTES = 2_000_000  # the default AIMASS_MAX_MESSAGE_BYTES
+quiet_parser_libraries()  # as ingest's wiring does: hl7 and pydicom would log every value they stumble on
 OPTIONS = ReadOptions(tables=load_tables(PROJECT_ROOT / "deploy" / "hospitals"),
                       data_root=Path("/tmp/aimass-fuzz-data"), claim_check_bytes=16_384)
 PSEUDONYMIZE = Pseudonymizer(b"fuzz-key-0123456789abcdef0123456")
