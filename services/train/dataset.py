@@ -116,3 +116,20 @@ def split(data: Dataset, test_fraction: float, seed: int, validation_fraction: f
     remaining = data.take(rest)
     train, validation = stratified_split(remaining, validation_fraction, f"validation/{seed}")
     return Splits(remaining.take(train), remaining.take(validation), data.take(test))
+
+
+def folds(data: Dataset, k: int, salt: str) -> np.ndarray:
+    """The cross-validation fold (0..k-1) of every row: ranked by hash inside its (site, label) group and dealt out
+    in turn, one label's groups after the other, so each fold holds its share of every class (at least one row of
+    each when both have ``k``) and of every site, whatever order the records arrived in."""
+    assignment = np.zeros(len(data), dtype=np.int64)
+    groups: dict[tuple[float, str], list[int]] = {}
+    for i, (site, label) in enumerate(zip(data.sites, data.y, strict=True)):
+        groups.setdefault((float(label), site), []).append(i)
+    offset = 0
+    for key in sorted(groups):
+        members = sorted(groups[key], key=lambda i: _rank_key(salt, data.record_ids[i]))
+        for rank, i in enumerate(members):
+            assignment[i] = (offset + rank) % k
+        offset += len(members)  # the next group starts where this one stopped: a label's rows spread evenly
+    return assignment

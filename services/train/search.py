@@ -1,17 +1,24 @@
-"""Random search over the task's ``ModelSearch`` space, inside its time budget; selection on the validation split."""
+"""Random search over the task's ``ModelSearch`` space inside its time budget, each point cross-validated.
+
+Every point is scored on ``select_metric`` in each fold (its out-of-fold predictions, ``fit``). The chosen point
+follows the one-standard-error rule: the simplest point whose mean fold score is within one standard error of the
+best mean. Where the folds cannot tell the points apart, as at a site with six patients of the rarer class, the
+search would otherwise pick whichever point the noise favoured, and a different one with every seed.
+"""
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
+from torch import nn
 
 from services.train.evaluate import evaluate
-from services.train.fit import Fitted, TrialConfig, fit
+from services.train.fit import CrossValidated, TrialConfig, cross_validate, train_network
 from shared.tasks import ModelSearch
 
 Progress = Callable[[int, int], None]
@@ -19,43 +26,90 @@ Progress = Callable[[int, int], None]
 
 
 def candidates(space: ModelSearch, family: str | None = None) -> list[TrialConfig]:
-    """Up to ``space.trials`` distinct points of the grid, in a seeded random order."""
+    """Up to ``space.trials`` distinct points of the grid, in a seeded random order. A logistic is fitted to its
+    optimum, so its learning rate does not matter: its points are the weight decays."""
     family = family or space.family
-    widths, depths, dropouts = (space.width, space.depth, space.dropout) if family == "mlp" else ([0], [0], [0.0])
-    grid = [TrialConfig(family, w, d, dr, wd, lr) for w, d, dr, wd, lr in
-            itertools.product(widths, depths, dropouts, space.weight_decay, space.learning_rate)]
+    if family == "logistic":
+        grid = [TrialConfig(family, 0, 0, 0.0, wd, space.learning_rate[0]) for wd in space.weight_decay]
+    else:
+        grid = [TrialConfig(family, w, d, dr, wd, lr) for w, d, dr, wd, lr in
+                itertools.product(space.width, space.depth, space.dropout, space.weight_decay, space.learning_rate)]
     order = np.random.default_rng(space.seed).permutation(len(grid))
     return [grid[i] for i in order[: space.trials]]
 
 
-def selection_score(metric: str, y: np.ndarray, p: np.ndarray, validation_loss: float) -> float:
-    """Higher is better. AUC on a one-class validation split falls back to minus the validation loss."""
+def complexity(config: TrialConfig) -> tuple[float, ...]:
+    """Smaller is simpler: a logistic before any MLP, then fewer hidden units, stronger weight decay, more dropout."""
+    hidden = 0 if config.family == "logistic" else config.width * config.depth
+    return (float(config.family != "logistic"), float(hidden), -config.weight_decay, -config.dropout)
+
+
+def selection_score(metric: str, y: np.ndarray, p: np.ndarray, loss: float) -> float:
+    """Higher is better. AUC over one class only falls back to minus the loss."""
     metrics = evaluate(y, p)
     if metric == "brier":
         return -metrics["brier"]
     if metric == "f1":
         return metrics["f1"]
-    return metrics.get("auc", -validation_loss)
+    return metrics.get("auc", -loss)
+
+
+def fold_scores(metric: str, y: np.ndarray, folds: np.ndarray, result: CrossValidated) -> np.ndarray:
+    """``metric`` on each fold's own out-of-fold rows (a fold holding one class only has no AUC and is skipped;
+    with none left, minus the loss)."""
+    scores = []
+    for fold in np.unique(folds):
+        rows = folds == fold
+        if metric != "auc" or len(set(y[rows].tolist())) == 2:
+            scores.append(selection_score(metric, y[rows], result.out_of_fold[rows], result.loss))
+    return np.array(scores) if scores else np.array([-result.loss])
+
+
+@dataclass(frozen=True)
+class Trial:
+    config: TrialConfig
+    seed: int
+    score: float  # mean over the folds
+    standard_error: float  # of that mean
+    epochs: int
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    config: TrialConfig
-    fitted: Fitted
-    score: float
-    trials_run: int
+    trials: list[Trial]  # in the order run
     trials_planned: int
+
+    @property
+    def trials_run(self) -> int:
+        return len(self.trials)
+
+    def best(self, family: str | None = None) -> Trial | None:
+        """The one-standard-error choice among the trials (of ``family`` only, when given): the simplest trial
+        scoring within one standard error of the top score; the earlier one when two are as simple.
+
+        The standard error is the median of the trials' own: how much a mean fold score wanders is a property of
+        the folds (how many rows of each class they hold) more than of the model, and the top trial's own estimate
+        is the one most likely to be small by luck."""
+        eligible = [t for t in self.trials if family is None or t.config.family == family]
+        if not eligible:
+            return None
+        top = max(eligible, key=lambda t: t.score)
+        error = float(np.median([t.standard_error for t in self.trials]))
+        close = [t for t in eligible if t.score >= top.score - error]
+        return min(close, key=lambda t: complexity(t.config))
 
 
 def random_search(
-    space: ModelSearch,
+    planned: Sequence[TrialConfig],
     select_metric: str,
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    x_val: np.ndarray,
-    y_val: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: np.ndarray,
     *,
-    family: str | None = None,
+    seed: int,
+    max_epochs: int,
+    patience: int,
+    time_budget_seconds: float,
     progress: Progress | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> SearchResult:
@@ -64,22 +118,21 @@ def random_search(
     With the budget not reached, the result depends only on data, space and seed; a binding budget can cut the
     search short, so the card records ``trials_run``.
     """
-    planned = candidates(space, family)
-    deadline = clock() + space.time_budget_seconds
-    best: SearchResult | None = None
-    runs = 0
-    for trial, config in enumerate(planned):
-        if best is not None and clock() > deadline:
+    deadline = clock() + time_budget_seconds
+    trials: list[Trial] = []
+    for index, config in enumerate(planned):
+        if trials and clock() > deadline:
             break
-        fitted = fit(config, x_train, y_train, x_val, y_val, seed=space.seed + trial, max_epochs=space.max_epochs,
-                     patience=space.patience, deadline=deadline)
-        with torch.no_grad():
-            p_val = torch.sigmoid(fitted.network(torch.tensor(x_val, dtype=torch.float32))).squeeze(-1).numpy()
-        runs += 1
-        score = selection_score(select_metric, y_val, p_val.astype(np.float64), fitted.validation_loss)
-        if best is None or score > best.score:
-            best = SearchResult(config, fitted, score, runs, len(planned))
+        result = cross_validate(config, x, y, folds, seed=seed + index, max_epochs=max_epochs, patience=patience,
+                                deadline=deadline)
+        scores = fold_scores(select_metric, y, folds, result)
+        error = float(scores.std(ddof=1) / math.sqrt(len(scores))) if len(scores) > 1 else 0.0
+        trials.append(Trial(config, seed + index, float(scores.mean()), error, result.epochs))
         if progress is not None:
-            progress(runs, len(planned))
-    assert best is not None
-    return SearchResult(best.config, best.fitted, best.score, runs, len(planned))
+            progress(len(trials), len(planned))
+    return SearchResult(trials, len(planned))
+
+
+def refit(trial: Trial, x: np.ndarray, y: np.ndarray) -> nn.Module:
+    """The trial's configuration trained on every row (an MLP for the epochs its cross-validation chose)."""
+    return train_network(trial.config, x, y, seed=trial.seed, epochs=trial.epochs)

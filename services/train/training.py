@@ -1,7 +1,8 @@
 """Train, evaluate and export one model of a task, per site or pooled (no files, no broker: the caller persists).
 
-The held-out test split is fixed per record (``dataset.split``); the preprocessing is fitted on the training
-split, the search selects on the validation split, and only the chosen model ever sees the test split.
+The held-out test split is fixed per record (``dataset.split``); the preprocessing is fitted on the training rows,
+the search selects by k-fold cross-validation over them (``search``), and only the chosen model ever sees the test
+split. For an MLP task the logistic baseline is in the same search: when it cross-validates best, it is released.
 """
 
 from __future__ import annotations
@@ -11,18 +12,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.train.dataset import POOLED, Dataset, fingerprint, split
+from services.train.dataset import POOLED, Dataset, fingerprint, folds, split
 from services.train.evaluate import evaluate, roc_auc
 from services.train.failures import NotTrainable
 from services.train.network import Scorer
 from services.train.onnx_export import OPSET, check_parity, export_onnx
 from services.train.plots import calibration_png, roc_png
 from services.train.preprocess import fit_preprocessing
-from services.train.search import random_search
+from services.train.search import candidates, random_search, refit
 from shared.tasks import TaskSpec
 
 MIN_TRAINING_ROWS = 10
-BASELINE_TRIALS = 2
+CV_FOLDS = 5
 
 Progress = Callable[[int, int], None]
 
@@ -56,32 +57,38 @@ def _require_trainable(task: str, site: str, data: Dataset, train: Dataset) -> N
         raise NotTrainable(f"task {task}, site {site}: the training rows hold one class only")
 
 
+def fold_count(y: np.ndarray, most: int = CV_FOLDS) -> int:
+    """``most`` folds, fewer when the rarer class has fewer rows (each fold should validate one), at least 2."""
+    return max(2, min(most, int(y.sum()), int(len(y) - y.sum())))
+
+
 def train_model(task: TaskSpec, data: Dataset, site: str = POOLED, progress: Progress | None = None) -> TrainedModel:
     """The selected model, scored on the held-out split of ``site`` and of every other site, exported and checked."""
-    splits = split(data, task.test_fraction, task.model.seed)
-    train, validation, test = (part.at_site(site) for part in (splits.train, splits.validation, splits.test))
+    splits = split(data, task.test_fraction, task.model.seed, validation_fraction=0.0)
+    train, test = splits.train.at_site(site), splits.test.at_site(site)
     _require_trainable(task.name, site, data, train)
     preprocessing = fit_preprocessing(train.x)
-    x_train, x_val = preprocessing.apply(train.x), preprocessing.apply(validation.x)
+    x_train = preprocessing.apply(train.x)
+    k = fold_count(train.y)
 
-    baseline_space = task.model.model_copy(update={"trials": BASELINE_TRIALS})
     with_baseline = task.model.family == "mlp"
-    planned = task.model.trials + (BASELINE_TRIALS if with_baseline else 0)
-
-    def report(done: int, _: int, offset: int = 0) -> None:
-        if progress is not None:
-            progress(offset + done, planned)
-
-    best = random_search(task.model, task.select_metric, x_train, train.y, x_val, validation.y, progress=report)
-    scorer = Scorer(preprocessing, best.fitted.network)
+    every_weight_decay = task.model.model_copy(update={"trials": len(task.model.weight_decay)})
+    # The cheap, stable baseline first (one point per weight decay): a search its budget cuts short still has it.
+    planned = (candidates(every_weight_decay, "logistic") if with_baseline else []) + candidates(task.model)
+    search = random_search(planned, task.select_metric, x_train, train.y, folds(train, k, f"folds/{task.model.seed}"),
+                           seed=task.model.seed, max_epochs=task.model.max_epochs, patience=task.model.patience,
+                           time_budget_seconds=task.model.time_budget_seconds, progress=progress)
+    best = search.best()
+    assert best is not None  # at least one trial always runs
+    scorer = Scorer(preprocessing, refit(best, x_train, train.y))
     test_p = scorer.predict(test.x)
     metrics = evaluate(test.y, test_p)
-    metrics.update(trials_run=float(best.trials_run), epochs=float(best.fitted.epochs))
-    if with_baseline:
-        baseline = random_search(baseline_space, task.select_metric, x_train, train.y, x_val, validation.y,
-                                 family="logistic",
-                                 progress=lambda d, t: report(d, t, offset=best.trials_run))
-        baseline_auc = roc_auc(test.y, Scorer(preprocessing, baseline.fitted.network).predict(test.x))
+    metrics.update(trials_run=float(search.trials_run), epochs=float(best.epochs), folds=float(k),
+                   selection_score=best.score)
+    baseline = search.best("logistic") if with_baseline else None
+    if baseline is not None:
+        baseline_scorer = scorer if baseline is best else Scorer(preprocessing, refit(baseline, x_train, train.y))
+        baseline_auc = roc_auc(test.y, baseline_scorer.predict(test.x))
         if baseline_auc is not None:
             metrics["baseline_logistic_auc"] = baseline_auc
 
@@ -95,14 +102,13 @@ def train_model(task: TaskSpec, data: Dataset, site: str = POOLED, progress: Pro
     onnx = export_onnx(scorer, len(data.feature_names))
     metrics["onnx_parity_max_abs_diff"] = check_parity(scorer, onnx, test.x)
     title = f"{task.name} · {site} · held-out n={len(test)}"
-    training_data = Dataset.concat(train, validation)
     return TrainedModel(
         task=task.name, site=site, feature_names=data.feature_names, scorer=scorer, onnx=onnx, opset=OPSET,
         metrics=metrics, cross_site=cross_site,
         hyperparameters={**best.config.as_dict(), "seed": float(task.model.seed)},
-        data={"train": len(train), "validation": len(validation), "test": len(test),
+        data={"train": len(train), "validation": 0, "test": len(test),
               "train_positives": int(train.y.sum()), "test_positives": int(test.y.sum())},
-        fingerprint=fingerprint(training_data),
+        fingerprint=fingerprint(train),
         plots={"roc.png": roc_png(test.y, test_p, title), "calibration.png": calibration_png(test.y, test_p, title)},
         test_y=test.y, test_p=test_p,
     )
