@@ -41,13 +41,22 @@ def _mapping(context: ParseContext, label: str) -> TableMapping:
     return mapping
 
 
+def _header_row(text: str, delimiter: str) -> list[str]:
+    """The row pandas will take for the header: the first that is not blank (pandas skips blank lines, so a document
+    that starts with one must not hide a header of 30,000 columns from the check below)."""
+    for row in csv.reader(io.StringIO(text), delimiter=delimiter):
+        if len(row) > 1 or (row and row[0].strip()):
+            return row
+    return []
+
+
 def _read_csv(document: bytes, mapping: TableMapping) -> pd.DataFrame:
     try:
         text = document.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise RejectedInput(f"CSV: not valid UTF-8 at byte {error.start}", "encoding") from None
     try:
-        header = next(csv.reader(io.StringIO(text), delimiter=mapping.delimiter), [])
+        header = _header_row(text, mapping.delimiter)
     except csv.Error:  # a header cell past the csv module's field limit: pandas reads it, or says why not
         header = []
     if len(header) > MAX_COLUMNS:

@@ -70,3 +70,13 @@ def test_bad_tables_are_rejected_with_a_reason(body: bytes, hospital: str, says:
 def test_garbage_declared_as_xlsx_is_rejected() -> None:
     with pytest.raises(RejectedInput, match="XLSX: cannot be read as a workbook"):
         read(b"PK\x03\x04 not really a zip", "va-long-beach", XLSX_CONTENT_TYPE)
+
+
+@pytest.mark.parametrize("before", [b"", b"\n", b"\r\n", b"\n\n   \n"])
+def test_a_header_too_wide_is_rejected_before_pandas_reads_it_even_after_blank_lines(before: bytes) -> None:
+    # Found by the fuzz run: a blank first line hid a 30,000-column header from the check, and pandas took 8 s on it.
+    header = b",".join(b"c%d" % n for n in range(30_000))
+    with pytest.raises(RejectedInput) as caught:
+        read(before + header + b"\n1,2,3\n", "va-long-beach", CSV_CONTENT_TYPE)
+    assert caught.value.reason == "CSV: more than 1000 columns in the header row"
+    assert caught.value.reason_class == "oversized"
