@@ -29,24 +29,20 @@ def build_network(n_features: int, family: str, width: int, depth: int, dropout:
 class Scorer(nn.Module):
     """Raw features (NaN = missing) in, probability out: the graph exported to ONNX (``shared/registry.py``).
 
-    Mirrors ``Preprocessing.apply`` in float32: conditional imputation rounds, clipping to the training range, the
-    used columns scaled, the missing indicators appended, then the network."""
+    Mirrors ``Preprocessing.apply`` in float32: the fill, clipping to the training range, the used columns scaled,
+    the missing indicators appended, then the network."""
 
     def __init__(self, preprocessing: Preprocessing, network: nn.Module) -> None:
         super().__init__()
-        for name in ("initial", "weight", "bias", "lower", "upper", "mean", "scale"):
+        for name in ("fill", "lower", "upper", "mean", "scale"):
             self.register_buffer(name, torch.tensor(getattr(preprocessing, name), dtype=torch.float32))
         self.register_buffer("columns", torch.tensor(preprocessing.columns, dtype=torch.int64))
         self.register_buffer("indicators", torch.tensor(preprocessing.indicators, dtype=torch.int64))
-        self.rounds = preprocessing.rounds
         self.network = network
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         missing = torch.isnan(features)
-        filled = torch.where(missing, self.initial, features)
-        for _ in range(self.rounds):
-            filled = torch.where(missing, filled @ self.weight + self.bias, features)
-        filled = torch.minimum(torch.maximum(filled, self.lower), self.upper)
+        filled = torch.minimum(torch.maximum(torch.where(missing, self.fill, features), self.lower), self.upper)
         scaled = (torch.index_select(filled, 1, self.columns) - self.mean) / self.scale
         indicators = torch.index_select(missing, 1, self.indicators).to(features.dtype)
         return torch.sigmoid(self.network(torch.cat([scaled, indicators], dim=1))).squeeze(-1)

@@ -27,10 +27,10 @@ Progress = Callable[[int, int], None]
 
 def candidates(space: ModelSearch, family: str | None = None) -> list[TrialConfig]:
     """Up to ``space.trials`` distinct points of the grid, in a seeded random order. A logistic is fitted to its
-    optimum, so its learning rate does not matter: its points are the weight decays."""
+    optimum (no learning rate: 0 on its card), so its points are the weight decays."""
     family = family or space.family
     if family == "logistic":
-        grid = [TrialConfig(family, 0, 0, 0.0, wd, space.learning_rate[0]) for wd in space.weight_decay]
+        grid = [TrialConfig(family, 0, 0, 0.0, wd, 0.0) for wd in space.weight_decay]
     else:
         grid = [TrialConfig(family, w, d, dr, wd, lr) for w, d, dr, wd, lr in
                 itertools.product(space.width, space.depth, space.dropout, space.weight_decay, space.learning_rate)]
