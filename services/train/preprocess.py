@@ -5,7 +5,7 @@ preprocessing is built to travel (each rule measured in docs/train.md):
 
 - **Only what the site can teach.** A feature whose values differ from its most common value in fewer than
   ``MIN_COUNT`` training rows is left out: its weight would rest on a handful of patients, and at a site where that
-  value is common it would decide alone (major vessels: recorded twice in VA Long Beach's 150 training rows).
+  value is common it would decide alone (major vessels: recorded once or twice in VA Long Beach's 150 training rows).
   Likewise a missing-indicator column is kept only when the feature is both missing and recorded in at least
   ``MIN_COUNT`` rows.
 - **Standardize only real values.** 0/1 columns (coded features, missing indicators) stay 0/1: standardizing a

@@ -134,8 +134,10 @@ if __name__ == "__main__":
             print(f"| {name} | " + " | ".join(f"{a:.3f} ({d:+.3f})" for a, d in row)
                   + f" | {'yes' if all(d >= 0 for _, d in row) else 'no'} |")
     else:
-        print(f"| rule | rows fused ≥ best single (of {4 * len(seeds)}) | mean fused − best | worst |")
-        print("|---|---|---|---|")
+        print(f"| rule | rows fused ≥ best single (of {4 * len(seeds)}) | per held-out hospital | mean fused − best "
+              "| worst |")
+        print("|---|---|---|---|---|")
         for name in RULES:
-            d = np.array([m for seed in seeds for _, m in runs[seed][name]])
-            print(f"| {name} | {int((d >= 0).sum())} | {d.mean():+.3f} | {d.min():+.3f} |")
+            d = np.array([[m for _, m in runs[seed][name]] for seed in seeds])  # [seed, held-out hospital]
+            per_hospital = ", ".join(f"{h} {int((d[:, i] >= 0).sum())}" for i, h in enumerate(HOSPITALS))
+            print(f"| {name} | {int((d >= 0).sum())} | {per_hospital} | {d.mean():+.3f} | {d.min():+.3f} |")
