@@ -33,7 +33,8 @@ async def test_an_empty_poll_is_followed_by_the_next_without_fast_streams_pause(
 
     monkeypatch.setattr(usecase.anyio, "sleep", sleep)
     subscriber = KafkaBroker().subscriber("t", batch=True, group_id="g", batch_timeout_ms=20, max_records=300)
-    consumer = ScriptedConsumer({}, {TopicPartition("t", 0): [record(0), record(1)], TopicPartition("t", 1): [record(2)]})
+    arrived = {TopicPartition("t", 0): [record(0), record(1)], TopicPartition("t", 1): [record(2)]}
+    consumer = ScriptedConsumer({}, arrived)
 
     original = await subscriber.get_msg(ScriptedConsumer({}))
     assert original == () and slept == [0.02]  # what FastStream does by itself: a record arriving now waits 20 ms
