@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry, Gauge
 
+from shared.background import BackgroundTask
 from shared.security import kafka_client_options
 from shared.settings import Settings
 
@@ -49,21 +50,16 @@ class ConsumerLagExporter:
         self.interval = interval
         self.gauge = Gauge("aimass_consumer_lag", "Records not yet committed by the consumer group",
                            ["service", "group", "topic", "partition"], registry=registry)
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask(f"{service}-consumer-lag", self._run)
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._failing = False
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"{self.service}-consumer-lag")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         await self._close()
 
     async def refresh(self) -> dict[tuple[str, str, int], int]:

@@ -33,6 +33,8 @@ from aiokafka.errors import (
 from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry, Counter
 
+from shared.background import BackgroundTask
+
 log = logging.getLogger("aimass.producers")
 
 CHECK_SECONDS = 1.0
@@ -114,7 +116,7 @@ class ProducerWatch:
     def __init__(self, service: str, registry: CollectorRegistry) -> None:
         self.service = service
         self._watched: list[WatchedProducer] = []
-        self._task: asyncio.Task[None] | None = None
+        self._loop = BackgroundTask(f"{service}-producer-watch", self._run)
         self._lock = asyncio.Lock()
         self.renewals = Counter(
             "aimass_producer_renewals_total",
@@ -158,12 +160,7 @@ class ProducerWatch:
                 log.exception("could not replace a failed producer; trying again in %.0f s", CHECK_SECONDS)
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"{self.service}-producer-watch")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
