@@ -125,10 +125,10 @@ def without_idle_pause(subscriber: BatchSubscriber) -> BatchSubscriber:
     return subscriber
 
 
-def consumer_options(service: str, batch: bool = False) -> dict[str, Any]:
+def consumer_options(group: str, batch: bool = False) -> dict[str, Any]:
     """Subscriber settings shared by every service: its own group, start at the earliest uncommitted record."""
     return {
-        "group_id": f"aimass-{service}",
+        "group_id": group,
         "auto_offset_reset": "earliest",
         "parser": tolerant_batch_parser if batch else tolerant_parser,
         "decoder": raw_body,

@@ -9,7 +9,7 @@ outage: lag is observability, never a reason for a service to fail.
 and stops it on shutdown; a service that needs something else registers its own exporter on its registry first::
 
     lag = ConsumerLagExporter(service.settings, service.name, service.metrics.registry,
-                              {"aimass-infer": [service.topic(Topic.RECORDS_CLEAN)]})
+                              {service.group_id: [service.topic(Topic.RECORDS_CLEAN)]})
     service.app.after_startup(lag.start)
     service.on_shutdown(lag.stop)
 """

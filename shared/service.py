@@ -28,7 +28,7 @@ from shared.metrics import ServiceMetrics
 from shared.producers import ProducerWatch, broker_producer, renew_broker_producer
 from shared.redis import make_redis
 from shared.settings import Settings, get_settings
-from shared.topics import Topic, topic_name
+from shared.topics import Topic, group_id, topic_name
 
 Check = Callable[[], Awaitable[bool]]
 Hook = Callable[[], Awaitable[None]]
@@ -71,6 +71,11 @@ class Service:
     def topic(self, topic: Topic) -> str:
         return topic_name(topic, self.settings.topic_prefix)
 
+    @property
+    def group_id(self) -> str:
+        """This service's consumer group (``shared.topics.group_id``)."""
+        return group_id(self.name, self.settings.topic_prefix)
+
     def publisher(
         self, topic: Topic, *, entity: str, verb: str, schema: type[BaseModel], description: str = ""
     ) -> EventPublisher:
@@ -85,7 +90,8 @@ class Service:
         """FastStream subscriber with the project's delivery defaults (see ``shared.broker``)."""
         names = [self.topic(t) for t in topics]
         self._consumed.extend(names)
-        return self.broker.subscriber(*names, **{**consumer_options(self.name, options.get("batch", False)), **options})
+        defaults = consumer_options(self.group_id, options.get("batch", False))
+        return self.broker.subscriber(*names, **{**defaults, **options})
 
     def batch_subscriber(self, *topics: Topic, max_records: int = 500, batch_timeout_ms: int = 10,
                          **options: Any) -> Any:

@@ -29,6 +29,13 @@ def topic_name(topic: Topic | str, prefix: str) -> str:
     return f"{prefix}{Topic(topic).value}"
 
 
+def group_id(service: str, prefix: str) -> str:
+    """A service's consumer group in the deployment named by the topic prefix: ``aimass-infer`` for ``aimass.``,
+    ``it-1a2b-infer`` for ``it-1a2b.``. Deployments sharing a broker then never join each other's groups (a test run
+    beside the development stack would otherwise trigger rebalances in both)."""
+    return f"{prefix.rstrip('.') or 'aimass'}-{service}"
+
+
 # CloudEvents 1.0 Kafka protocol binding, binary content mode.
 CE_SPECVERSION = "ce_specversion"
 CE_ID = "ce_id"

@@ -29,7 +29,6 @@ from shared.settings import Settings
 from shared.topics import Topic
 
 log = logging.getLogger("aimass.infer")
-GROUP = "aimass-infer"
 
 
 def create_service(settings: Settings | None = None) -> Service:
@@ -68,7 +67,7 @@ def create_service(settings: Settings | None = None) -> Service:
     async def stop() -> None:
         await sender.stop()
 
-    @service.batch_subscriber(Topic.RECORDS_CLEAN, group_id=GROUP, max_records=settings.infer_batch_max_records,
+    @service.batch_subscriber(Topic.RECORDS_CLEAN, max_records=settings.infer_batch_max_records,
                               batch_timeout_ms=settings.infer_batch_timeout_ms, parser=fast_tolerant_batch_parser,
                               description="Clean records with their per-task feature vectors, in batches.")
     async def on_clean(message: KafkaMessage) -> None:

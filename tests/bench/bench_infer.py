@@ -29,7 +29,7 @@ from shared.broker import ensure_topics
 from shared.schemas.records import CleanRecord
 from shared.security import kafka_client_options
 from shared.settings import PROJECT_ROOT, Settings
-from shared.topics import Topic, cloudevent_headers, topic_name
+from shared.topics import Topic, cloudevent_headers, group_id, topic_name
 from tests.support.kafka import producer
 from tests.support.models import heart_clean_records, heart_task, load_torch, write_model
 from tests.support.processes import ServiceProcess, environment, free_port
@@ -208,7 +208,8 @@ async def run(settings: Settings) -> str:
         variant = variant_settings(settings, f"infer{len(runs)}", infer_cache_ttl_seconds=ttl)
         for seed, site in enumerate(sites):
             write_model(variant, heart_task().name, site, heart_task().feature_names, seed=seed)
-        runs.append(await run_consumer(variant, name, "infer", "aimass-infer", items, len(sites)))
+        runs.append(await run_consumer(variant, name, "infer", group_id("infer", variant.topic_prefix), items,
+                                       len(sites)))
     for outputs in (5, 1):
         variant = variant_settings(settings, f"pass{outputs}")
         runs.append(await run_consumer(variant, f"pass-through, {outputs} outputs/record", "passthrough",

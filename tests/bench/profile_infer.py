@@ -15,6 +15,7 @@ from pathlib import Path
 
 from shared.broker import ensure_topics
 from shared.settings import PROJECT_ROOT
+from shared.topics import group_id
 from tests.bench.bench_infer import SITES, committed_rate, payloads, preload
 from tests.support.models import heart_clean_records, heart_task, write_model
 from tests.support.processes import environment, test_settings
@@ -58,7 +59,8 @@ async def main(records: int, sites: int) -> None:
             cwd=PROJECT_ROOT, env=environment(settings, AIMASS_INFER_CACHE_TTL_SECONDS="0"),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            done, seconds = await committed_rate(settings, "aimass-infer", records, timeout=600)
+            group = group_id("infer", settings.topic_prefix)
+            done, seconds = await committed_rate(settings, group, records, timeout=600)
             print(f"{done} records in {seconds:.2f} s = {done / seconds:,.0f} records/s (under py-spy)")
         finally:
             spy.send_signal(signal.SIGINT)

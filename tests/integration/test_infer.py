@@ -20,7 +20,16 @@ from shared.schemas.models import ModelCard
 from shared.schemas.predictions import Prediction
 from shared.schemas.records import CleanRecord
 from shared.settings import Settings
-from shared.topics import CE_ID, CE_TYPE, Topic, cloudevent_headers, decode_headers, derived_event_id, topic_name
+from shared.topics import (
+    CE_ID,
+    CE_TYPE,
+    Topic,
+    cloudevent_headers,
+    decode_headers,
+    derived_event_id,
+    group_id,
+    topic_name,
+)
 from tests.support.kafka import TopicReader, producer
 from tests.support.models import heart_clean_records, heart_task, write_model
 from tests.support.processes import ServiceProcess, free_port
@@ -215,7 +224,8 @@ async def test_redis_stopped_mid_stream_predictions_continue_without_the_cache(
 
 async def test_consumer_lag_of_its_group_is_exported(settings, infer) -> None:
     topic = topic_name(Topic.RECORDS_CLEAN, settings.topic_prefix)
-    series = [f'aimass_consumer_lag{{group="aimass-infer",partition="{p}",service="infer",topic="{topic}"}}'
+    group = group_id("infer", settings.topic_prefix)
+    series = [f'aimass_consumer_lag{{group="{group}",partition="{p}",service="infer",topic="{topic}"}}'
               for p in range(settings.topic_partitions)]
     deadline = asyncio.get_running_loop().time() + 15
     while True:

@@ -1,4 +1,4 @@
-"""Two infer processes in the group aimass-infer share the partitions of records.clean, and both consume."""
+"""Two infer processes in one consumer group share the partitions of records.clean, and both consume."""
 
 from __future__ import annotations
 
@@ -16,17 +16,15 @@ from aiokafka.protocol.group import MemberAssignment
 from shared.broker import ensure_topics
 from shared.security import kafka_client_options
 from shared.settings import Settings
-from shared.topics import CE_SOURCE, Topic, topic_name
+from shared.topics import CE_SOURCE, Topic, group_id, topic_name
 from tests.support.kafka import producer
 from tests.support.processes import ServiceProcess, free_port
-
-GROUP = "aimass-infer"
 
 
 @pytest.fixture
 def own_settings(settings: Settings) -> Settings:
-    """A topic prefix of its own: the session's other infer process (the `pipeline` fixture) shares the group id
-    and would otherwise hold some of the partitions."""
+    """A topic prefix of its own, so a consumer group of its own: the session's other infer processes are in
+    another."""
     own = settings.model_copy(update={"topic_prefix": f"replicas-{uuid.uuid4().hex[:8]}."})
     asyncio.run(ensure_topics(own))
     return own
@@ -46,12 +44,11 @@ def two_infers(own_settings: Settings) -> Iterator[list[ServiceProcess]]:
 
 
 async def partitions_by_member(settings: Settings, topic: str) -> dict[str, set[int]]:
-    """The group's members that hold partitions of ``topic`` (other runs' infer processes share the group id
-    on other topics, so only this topic counts)."""
+    """The members of the deployment's infer group that hold partitions of ``topic``."""
     admin = AIOKafkaAdminClient(**kafka_client_options(settings))
     await admin.start()
     try:
-        described = await admin.describe_consumer_groups([GROUP])
+        described = await admin.describe_consumer_groups([group_id("infer", settings.topic_prefix)])
     finally:
         await admin.close()
     held: dict[str, set[int]] = {}

@@ -23,7 +23,7 @@ def service_with_subscribers(tmp_path: Path) -> Service:
 
 
 def test_consumer_groups_come_from_the_subscribers(tmp_path: Path) -> None:
-    assert service_with_subscribers(tmp_path).consumer_groups() == {"aimass-fuse": ["t.predictions"]}
+    assert service_with_subscribers(tmp_path).consumer_groups() == {"t-fuse": ["t.predictions"]}
 
 
 async def test_a_service_with_its_own_exporter_keeps_it(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from shared.topics import (
     decode_headers,
     derived_event_id,
     event_type,
+    group_id,
     topic_name,
 )
 
@@ -47,3 +48,10 @@ def test_hostile_headers_decode_without_raising() -> None:
     assert decoded["a"] == "\ufffd\ufffd"
     assert decoded["b"] == ""
     assert decoded["c"] == "ok"
+
+
+def test_a_consumer_group_belongs_to_the_deployment_its_prefix_names() -> None:
+    assert group_id("infer", "aimass.") == "aimass-infer"  # the default deployment keeps its groups
+    assert group_id("infer", "it-1a2b.") == "it-1a2b-infer"
+    assert group_id("clean", "it-1a2b.") != group_id("clean", "aimass.")
+    assert group_id("fuse", "") == "aimass-fuse"
