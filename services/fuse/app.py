@@ -11,13 +11,12 @@ from faststream.middlewares import AckPolicy
 
 from services.fuse.adapters.redis_joins import RedisJoinStore
 from services.fuse.directory import ModelDirectory
-from services.fuse.handlers import Fuser
+from services.fuse.handlers import FusePredictionBatch, Fuser
 from services.fuse.metrics import FuseMetrics
 from services.fuse.sweeper import DeadlineSweeper
-from shared.errors import RejectedInput
 from shared.registry import list_cards
 from shared.schemas.models import ModelCard
-from shared.schemas.predictions import FusedPrediction, Prediction
+from shared.schemas.predictions import FusedPrediction
 from shared.service import Service
 from shared.settings import Settings
 from shared.tasks import load_tasks
@@ -38,6 +37,7 @@ def create_service(settings: Settings | None = None) -> Service:
                            ttl_seconds=service.settings.dedup_ttl_seconds)
     fuser = Fuser(load_tasks(service.settings.tasks_dir), directory, store, out, service.metrics,
                   FuseMetrics(service.metrics.registry))
+    handle = FusePredictionBatch(fuser, service.deadletters, service.metrics)
     sweeper = DeadlineSweeper(store, fuser)
     service.details["expected_models"] = directory.summary
 
@@ -58,18 +58,7 @@ def create_service(settings: Settings | None = None) -> Service:
     @service.batch_subscriber(Topic.PREDICTIONS, max_records=MAX_BATCH, batch_timeout_ms=BATCH_TIMEOUT_MS,
                               description="Single-model predictions from infer, in batches.")
     async def on_predictions(message: KafkaMessage) -> None:
-        accepted = []
-        for raw in message.raw_message:
-            prediction = await service.accept(raw, Prediction)
-            if prediction is None:
-                continue
-            try:
-                fuser.task(prediction.task)
-            except RejectedInput as rejected:
-                await service.deadletters.send(raw, rejected.reason, rejected.reason_class)
-                continue
-            accepted.append(prediction)
-        await fuser.on_predictions(accepted)
+        await handle(message.raw_message)
 
     @service.subscriber(Topic.MODELS_RELEASED, group_id=None, ack_policy=AckPolicy.ACK_FIRST,
                         description="Model cards: which models a task's fusion waits for, and their weights.")

@@ -12,14 +12,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+from aiokafka import ConsumerRecord
 
 from services.fuse.directory import ModelDirectory
 from services.fuse.join import Arrival, fuse, is_complete
 from services.fuse.metrics import FuseMetrics
 from services.fuse.store import Arriving, JoinKey, JoinStore
-from shared.errors import RejectedInput
-from shared.events import EventPublisher
+from shared.errors import RejectedInput, parse_event
+from shared.events import DeadLetters, EventPublisher, confirmed
 from shared.metrics import ServiceMetrics
 from shared.schemas.models import ModelCard
 from shared.schemas.predictions import FusedPrediction, Prediction
@@ -127,3 +129,28 @@ class Fuser:
         if needs_review:
             self.fuse_metrics.needs_review.labels(task).inc()
         self.metrics.counted("emitted")
+
+
+class FusePredictionBatch:
+    """The subscriber's logic: a batch of ``predictions`` records in; what is not a prediction of a known task is
+    dead-lettered (all dead letters of the batch acknowledged together), the rest go to the ``Fuser`` at once."""
+
+    def __init__(self, fuser: Fuser, deadletters: DeadLetters, metrics: ServiceMetrics) -> None:
+        self.fuser = fuser
+        self.deadletters = deadletters
+        self.metrics = metrics
+
+    async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
+        pending: list[Awaitable[object] | None] = []
+        accepted: list[Prediction] = []
+        for record in records:
+            try:
+                prediction = parse_event(record.value, Prediction, record.topic)
+                self.fuser.task(prediction.task)
+            except RejectedInput as rejected:
+                pending.append(await self.deadletters.enqueue(record, rejected.reason, rejected.reason_class))
+                continue
+            accepted.append(prediction)
+        self.metrics.counted("received", len(accepted))
+        await self.fuser.on_predictions(accepted)
+        await confirmed(pending)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from pydantic import BaseModel
 
@@ -85,3 +85,17 @@ class RecordingPublisher:
             self.fail -= 1
             raise ConnectionError("broker unavailable")
         self.published.extend(events)
+
+
+class RecordingDeadLetters:
+    def __init__(self) -> None:
+        self.letters: list[tuple[int, str]] = []
+        self.acknowledged = 0
+
+    async def enqueue(self, record: object, reason: str, reason_class: str) -> Awaitable[None]:
+        self.letters.append((record.offset, reason_class))  # type: ignore[attr-defined]
+
+        async def acknowledged() -> None:
+            self.acknowledged += 1
+
+        return acknowledged()

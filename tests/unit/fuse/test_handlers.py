@@ -3,9 +3,10 @@
 import itertools
 
 import pytest
+from aiokafka import ConsumerRecord
 
 from services.fuse.directory import ModelDirectory
-from services.fuse.handlers import Fuser
+from services.fuse.handlers import FusePredictionBatch, Fuser
 from services.fuse.metrics import FuseMetrics
 from services.fuse.store import Arriving, JoinKey
 from services.fuse.sweeper import DeadlineSweeper
@@ -14,7 +15,7 @@ from shared.metrics import ServiceMetrics
 from shared.tasks import load_tasks
 from shared.topics import derived_event_id
 from tests.unit.fuse.factories import THREE_CARDS, expected_weights_for_cleveland, prediction
-from tests.unit.fuse.fakes import MemoryJoinStore, RecordingPublisher
+from tests.unit.fuse.fakes import MemoryJoinStore, RecordingDeadLetters, RecordingPublisher
 
 
 class Clock:
@@ -142,3 +143,19 @@ async def test_a_batch_with_joins_incomplete_publishes_only_the_complete_ones() 
     fuser, _, out, _, _ = make()
     await fuser.on_predictions([THREE[0], prediction("hungary", 0.4, record_id="rec-2"), THREE[1], THREE[2]])
     assert [r.record_id for r, _, _ in out.published] == ["rec-1"]
+
+
+async def test_a_batch_dead_letters_what_is_not_a_prediction_of_a_known_task_and_fuses_the_rest() -> None:
+    fuser, _, out, _, metrics = make()
+    deadletters = RecordingDeadLetters()
+    handle = FusePredictionBatch(fuser, deadletters, metrics)  # type: ignore[arg-type]
+    values = [THREE[0].model_dump_json().encode(), b"{not json", THREE[1].model_dump_json().encode(),
+              prediction("hungary", 0.5, task="unheard_of").model_dump_json().encode(),
+              THREE[2].model_dump_json().encode()]
+    await handle([ConsumerRecord("t.predictions", 0, n, 0, 0, b"k", v, None, 1, len(v), [])
+                  for n, v in enumerate(values)])
+    assert [offset for offset, _ in deadletters.letters] == [1, 3] and deadletters.letters[1][1] == "unknown_task"
+    assert deadletters.acknowledged == 2
+    [(result, _, _)] = out.published
+    assert len(result.contributions) == 3
+    assert sample(metrics, "aimass_events_total", service="fuse", outcome="received") == 3
