@@ -89,13 +89,15 @@ async def _publish(client: AIOKafkaProducer, settings: Settings, messages: list[
         await client.flush()
 
 
-async def _until(done: Callable[[], int], total: int, description: str, seconds: float, problem: str) -> None:
+async def _until(done: Callable[[], int], total: int, description: str, seconds: float, problem: str,
+                 detail: Callable[[], str] | None = None) -> None:
     deadline = time.monotonic() + seconds
     with tqdm(total=total, desc=description, unit="rec", disable=None, leave=False) as bar:
         while (count := done()) < total:
             bar.update(count - bar.n)
             if time.monotonic() > deadline:
-                raise Unfinished(f"{count} of {total} {problem} after {seconds:.0f} s")
+                where = f": {detail()}" if detail else ""
+                raise Unfinished(f"{count} of {total} {problem} after {seconds:.0f} s{where}")
             await asyncio.sleep(0.2)
         bar.update(total - bar.n)
 
@@ -192,7 +194,7 @@ async def play(settings: Settings, per_hospital: int | None, wait_seconds: float
         await _until(lambda: outcome.cleaned("held-out"), len(outcome.records_of("held-out")), "clean",
                      wait_seconds, "held-out records through clean (var/log/clean.log)")
         await _until(outcome.reported, len(outcome.scored()), "scored, fused, reported", wait_seconds,
-                     "held-out records reported (var/log/infer.log, fuse.log, report.log)")
+                     "held-out records reported (var/log/infer.log, fuse.log, report.log)", outcome.stages)
         run.timings["held_out_phase"] = time.monotonic() - phase
     except Unfinished as unfinished:
         run.problem = str(unfinished)

@@ -19,7 +19,7 @@ from services.cli.simulate import Run, play
 from shared.broker import ensure_topics
 from shared.settings import Settings
 from tests.support.phi import describe, scan_blocking
-from tests.support.processes import ServiceProcess, start_all
+from tests.support.processes import ServiceProcess, log_tails, start_all
 from tests.support.processes import test_settings as settings_for
 
 PER_HOSPITAL = 60
@@ -45,7 +45,7 @@ def platform(settings: Settings) -> Iterator[dict[str, ServiceProcess]]:
 def run(settings: Settings, platform: dict[str, ServiceProcess]) -> Run:
     played = asyncio.run(play(settings, PER_HOSPITAL, wait_seconds=240))
     assert played is not None, "Kafka unreachable"
-    assert not played.problem, played.problem
+    assert not played.problem, f"{played.problem}\n{log_tails(platform.values())}"
     return played
 
 
@@ -97,7 +97,7 @@ def test_the_summary_shows_every_section_with_this_runs_numbers(run: Run, settin
     fused = dict(rows)["fused"]["all"]
     assert fused is not None and 0.5 < fused <= 1.0, "fused AUC over the held-out patients"
     assert f"{fused:.3f}" in text
-    assert sorted(outcome.reports.values(), key=lambda r: r.record_id)[0].url in text
+    assert outcome.own_reports()[0].url in text
     assert counts["all n"] == len(outcome.scored())
 
 

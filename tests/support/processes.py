@@ -112,6 +112,16 @@ def wait_answering(url: str, timeout: float) -> httpx.Response:
             time.sleep(0.2)
 
 
+def log_tails(processes: Iterable[ServiceProcess], lines: int = 12) -> str:
+    """The last lines of each service's log, for a failure message read where the logs are gone (CI)."""
+    parts = []
+    for process in processes:
+        text = process.log_path.read_text(errors="replace") if process.log_path.exists() else ""
+        tail = "\n".join(f"    {line[:300]}" for line in text.splitlines()[-lines:])
+        parts.append(f"--- {process.log_path.name} (last {lines} lines)\n{tail}")
+    return "\n".join(parts)
+
+
 def start_all(names: Iterable[str], settings: Settings, **env: str) -> dict[str, ServiceProcess]:
     processes = {name: ServiceProcess(name, settings, **env).start() for name in names}
     try:

@@ -16,6 +16,7 @@ from shared.schemas.audit import AuditEvent
 from shared.schemas.models import ModelRef
 from shared.schemas.predictions import Contribution, FusedPrediction, Prediction
 from shared.schemas.records import TaskFeatures
+from shared.schemas.reports import ReportMessage
 from shared.topics import CE_ID, DLQ_ERROR, DLQ_SERVICE, Topic
 
 
@@ -104,6 +105,40 @@ def test_outcome_counts_only_this_runs_records_once_and_scores_only_released_mod
     table = dict(rows)
     assert table["cleveland"]["all"] == 1.0 and table["hungary"]["all"] == 0.0 and table["fused"]["all"] == 1.0
     assert counts["all n"] == 4 and counts["all positive"] == 2
+
+
+def _report(record_id: str) -> bytes:
+    return ReportMessage(report_id=f"rep-{record_id}", record_id=record_id, patient="p", task="heart_disease",
+                         summary="s", risk_assessment={}, url=f"http://r/{record_id}").model_dump_json().encode()
+
+
+def _fused(record_id: str, version: str = "v2") -> bytes:
+    return FusedPrediction(
+        record_id=record_id, patient="p", hospital="cleveland", task="heart_disease", probability=0.5, label=0,
+        method="weighted_average", agreement=1.0,
+        contributions=[Contribution(model=ModelRef(task="heart_disease", site="cleveland", version=version),
+                                    probability=0.5, weight=1.0)]).model_dump_json().encode()
+
+
+def test_a_report_read_before_its_fused_result_still_counts_and_stages_say_where_records_wait(scenario) -> None:
+    outcome = Outcome(scenario)
+    outcome.released_versions = {("cleveland", "v2")}
+    held = [m for m in scenario.held_out if m.hospital == "cleveland"][:3]
+    for index, message in enumerate(held):
+        outcome.observe(Topic.AUDIT, {}, _audit(message, [f"r{index}"]), 0)
+        outcome.observe(Topic.RECORDS_CLEAN, {}, _clean(f"r{index}", "cleveland", 1.0), 0)
+    prediction = Prediction(record_id="r0", patient="p", hospital="cleveland", task="heart_disease",
+                            model=ModelRef(task="heart_disease", site="cleveland", version="v2"),
+                            probability=0.5, label=0)
+    outcome.observe(Topic.PREDICTIONS, {}, prediction.model_dump_json().encode(), 0)
+    outcome.observe(Topic.REPORTS, {}, _report("r0"), 2_000)  # one fetch: the reports partition came first
+    outcome.observe(Topic.REPORTS, {}, _report("not-ours"), 2_000)
+    assert outcome.reported() == 0, "a report counts once its fused result from this run's models is seen"
+    outcome.observe(Topic.PREDICTIONS_FUSED, {}, _fused("r0"), 1_000)
+    outcome.observe(Topic.PREDICTIONS_FUSED, {}, _fused("r1", version="v1"), 1_000)  # another run's model
+    outcome.observe(Topic.REPORTS, {}, _report("r1"), 2_000)
+    assert outcome.reported() == 1 and [r.record_id for r in outcome.own_reports()] == ["r0"]
+    assert outcome.stages() == "1 of 3 scored by all 1 models (infer), 1 fused (fuse), 2 reported (report)"
 
 
 def test_dead_letters_of_this_run_count_once_and_others_are_ignored(scenario: plan.Scenario) -> None:

@@ -70,8 +70,10 @@ class Outcome:
                 if all((c.model.site, c.model.version) in self.released_versions for c in fused.contributions):
                     self.fused[fused.record_id] = fused
             elif topic is Topic.REPORTS:
+                # Kept whatever came before it: one fetch returns the partitions of several topics in no set order,
+                # so a report can be read ahead of its fused result or even its audit; reported() matches later.
                 report = ReportMessage.model_validate_json(value)
-                if report.record_id in self.fused and report.record_id not in self.reports:
+                if report.record_id not in self.reports:
                     self.reports[report.record_id] = report
                     self.report_at[report.record_id] = timestamp_ms / 1000
         except ValidationError:
@@ -109,7 +111,16 @@ class Outcome:
         return [r for r in self.records_of("held-out") if r in self.clean and self.task in self.clean[r].features]
 
     def reported(self) -> int:
-        return sum(r in self.reports for r in self.scored())
+        """Held-out records with a report of a fused result from this run's models."""
+        return sum(r in self.reports and r in self.fused for r in self.scored())
+
+    def stages(self) -> str:
+        """How far the held-out records got, to say which service a stalled run waits on."""
+        scored = self.scored()
+        sites = {site for site, _ in self.released_versions}
+        return (f"{sum(sites <= self.predictions.get(r, {}).keys() for r in scored)} of {len(scored)} scored by all "
+                f"{len(sites)} models (infer), {sum(r in self.fused for r in scored)} fused (fuse), "
+                f"{sum(r in self.reports for r in scored)} reported (report)")
 
     def broken_answered(self) -> int:
         answered = {d.message.ce_id for d in self.deadletters}
@@ -135,6 +146,10 @@ class Outcome:
 
     def training_records(self) -> list[CleanRecord]:
         return [self.clean[r] for r in self.records_of("training") if r in self.clean]
+
+    def own_reports(self) -> list[ReportMessage]:
+        """Reports of this run's held-out records, by record id."""
+        return [self.reports[r] for r in sorted(self.scored()) if r in self.reports and r in self.fused]
 
     def latencies(self) -> list[float]:
         """Seconds from sending a held-out message to the report of each of its records."""

@@ -119,7 +119,7 @@ def throughput(outcome: Outcome, timings: Timings, models: int) -> str:
 
 
 def where_next(outcome: Outcome, report_url: str, metrics_url: str) -> str:
-    reports = sorted(outcome.reports.values(), key=lambda r: r.record_id)[:REPORT_LINKS]
+    reports = outcome.own_reports()[:REPORT_LINKS]
     lines = ["Where to look next"]
     lines += [f"  {r.url if r.url.startswith('http') else report_url + r.url}   report ({r.summary[:60]})"
               for r in reports]
