@@ -5,8 +5,12 @@ held out, the three other models score all its records. Weights use only what th
 cards' cross-site AUCs on the *training* sites' held-out test splits (never the held-out hospital's entry). Rules
 that need more than a card (reference score distributions, a stacker) take it from those test splits too.
 
+With ``--local`` the held-out hospital validates the incoming models first, as a receiving hospital would: its own
+test split (the cards' entry for it) sets the weights, and everything is scored on its *other* records only.
+
     .venv/bin/python -m tests.unit.fuse.fusion_alternatives            # seed 7, the shipped task
     .venv/bin/python -m tests.unit.fuse.fusion_alternatives 1 2 3 ...  # other training seeds: a summary per rule
+    .venv/bin/python -m tests.unit.fuse.fusion_alternatives --local 1 2 3 ...
 """
 
 from __future__ import annotations
@@ -38,14 +42,23 @@ def average(columns: list[np.ndarray], weights: list[float]) -> np.ndarray:
 
 
 class Case:
-    """One held-out hospital: the three models' scores on it, and what their cards and test splits know."""
+    """One held-out hospital: the three models' scores on it, and what their cards and test splits know.
+
+    ``inputs[m]`` is the share of model ``m``'s inputs each target record has, counting as missing only inputs the
+    model never saw missing in training (no missing indicator): how far its answer rests on filled-in values."""
 
     def __init__(self, held_out: str, scores: dict[str, np.ndarray], y: np.ndarray, sites: np.ndarray,
-                 in_test: np.ndarray, cross_site: dict[str, dict[str, float]]) -> None:
+                 in_test: np.ndarray, cross_site: dict[str, dict[str, float]], recorded: np.ndarray,
+                 inputs: dict[str, tuple[np.ndarray, np.ndarray]], local: bool = False) -> None:
         self.held_out, self.models = held_out, [s for s in HOSPITALS if s != held_out]
-        target = sites == held_out
+        target = (sites == held_out) & ~in_test if local else sites == held_out
         self.y = y[target]
         self.p = [scores[m][target] for m in self.models]
+        self.inputs = [_share_of_inputs(recorded[target], *inputs[m]) for m in self.models]
+        calibration = (sites == held_out) & in_test
+        self.local_auc = [roc_auc(y[calibration], scores[m][calibration]) for m in self.models]
+        positives = int(y[calibration].sum())
+        self.local_rarer = min(positives, int(calibration.sum()) - positives)
         self.cross_site = cross_site
         self.reference = np.isin(sites, self.models) & in_test  # the training sites' held-out test splits
         self.reference_p = [scores[m][self.reference] for m in self.models]
@@ -57,6 +70,26 @@ class Case:
 
     def skill(self, aggregate: Callable[[list[float]], float] = np.mean, own: bool = False) -> list[float]:
         return [max(float(aggregate(self.aucs(m, own))) - 0.5, FLOOR) for m in self.models]
+
+
+def _share_of_inputs(recorded: np.ndarray, used: np.ndarray, with_indicator: np.ndarray) -> np.ndarray:
+    never_missing = np.setdiff1d(used, with_indicator)
+    return 1.0 - (~recorded[:, never_missing]).sum(axis=1) / max(len(used), 1)
+
+
+def _per_record(c: Case, power: float, on_logits: bool) -> np.ndarray:
+    weights = np.array(c.skill())[None, :] * np.column_stack(c.inputs) ** power
+    columns = np.column_stack([logits(p) if on_logits else p for p in c.p])
+    return (weights * columns).sum(axis=1) / weights.sum(axis=1)
+
+
+def _local_skill(c: Case, prior_records: float = 0.0) -> list[float]:
+    """Skill at the held-out hospital from its own test split, pulled towards the other sites' mean by
+    ``prior_records`` (the split counts as many records as its rarer class)."""
+    n = c.local_rarer
+    own = [a if a is not None else 0.5 for a in c.local_auc]
+    return [max((n * a + prior_records * float(np.mean(c.aucs(m)))) / (n + prior_records) - 0.5, FLOOR)
+            if n + prior_records > 0 else FLOOR for a, m in zip(own, c.models, strict=True)]
 
 
 def _ranks(reference: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -100,34 +133,46 @@ RULES: dict[str, Callable[[Case], np.ndarray]] = {
     "stacking: logistic on logits (training sites' test splits)": lambda c: _stacked(c, non_negative=False),
     "stacking: non-negative weights (same data)": lambda c: _stacked(c, non_negative=True),
     "no fusion: the model cards rank first": lambda c: c.p[int(np.argmax(c.skill()))],
+    "weighted avg, weight × share of inputs recorded": lambda c: _per_record(c, 1.0, on_logits=False),
+    "logit avg, weight × (share of inputs recorded)²": lambda c: _per_record(c, 2.0, on_logits=True),
+}
+LOCAL_RULES: dict[str, Callable[[Case], np.ndarray]] = {
+    "weighted avg, skill on the hospital's own test split": lambda c: average(c.p, _local_skill(c)),
+    "weighted avg, own-split skill shrunk to the cards' (10 records)": lambda c: average(c.p, _local_skill(c, 10)),
+    "logit avg, own-split skill": lambda c: average([logits(p) for p in c.p], _local_skill(c)),
+    "no fusion: the model best on the own test split": lambda c: c.p[int(np.argmax(_local_skill(c)))],
 }
 
 
-def cases(seed: int) -> list[Case]:
+def cases(seed: int, local: bool = False) -> list[Case]:
     task = load_tasks()["heart_disease"]
     task = task.model_copy(update={"model": task.model.model_copy(update={"seed": seed})})
     data = heart_dataset(task)
     models = {s: train_model(task, data, s) for s in HOSPITALS}
     in_test = np.isin(data.record_ids, split(data, task.test_fraction, seed).test.record_ids)
     scores = {s: m.scorer.predict(data.x) for s, m in models.items()}
-    return [Case(h, scores, data.y, data.sites, in_test, {s: m.cross_site for s, m in models.items()})
-            for h in HOSPITALS]
+    inputs = {s: (m.scorer.columns.numpy(), m.scorer.indicators.numpy()) for s, m in models.items()}
+    return [Case(h, scores, data.y, data.sites, in_test, {s: m.cross_site for s, m in models.items()},
+                 ~np.isnan(data.x), inputs, local) for h in HOSPITALS]
 
 
-def margins(seed: int) -> dict[str, list[tuple[float, float]]]:
+def margins(seed: int, local: bool = False) -> dict[str, list[tuple[float, float]]]:
     """Rule -> per held-out hospital (fused AUC, fused AUC − best single other model's AUC)."""
-    out: dict[str, list[tuple[float, float]]] = {name: [] for name in RULES}
-    for case in cases(seed):
+    rules = {**RULES, **LOCAL_RULES} if local else RULES
+    out: dict[str, list[tuple[float, float]]] = {name: [] for name in rules}
+    for case in cases(seed, local):
         best = max(roc_auc(case.y, p) for p in case.p)
-        for name, rule in RULES.items():
+        for name, rule in rules.items():
             auc = roc_auc(case.y, rule(case))
             out[name].append((auc, auc - best))
     return out
 
 
 if __name__ == "__main__":
-    seeds = [int(a) for a in sys.argv[1:]] or [7]
-    runs = {seed: margins(seed) for seed in seeds}
+    local = "--local" in sys.argv
+    seeds = [int(a) for a in sys.argv[1:] if a != "--local"] or [7]
+    runs = {seed: margins(seed, local) for seed in seeds}
+    names = list(runs[seeds[0]])
     if len(seeds) == 1:
         print("| rule | " + " | ".join(HOSPITALS) + " | ≥ best single in every row? |\n|---|---|---|---|---|---|")
         for name, row in runs[seeds[0]].items():
@@ -137,7 +182,7 @@ if __name__ == "__main__":
         print(f"| rule | rows fused ≥ best single (of {4 * len(seeds)}) | per held-out hospital | mean fused − best "
               "| worst |")
         print("|---|---|---|---|---|")
-        for name in RULES:
+        for name in names:
             d = np.array([[m for _, m in runs[seed][name]] for seed in seeds])  # [seed, held-out hospital]
             per_hospital = ", ".join(f"{h} {int((d[:, i] >= 0).sum())}" for i, h in enumerate(HOSPITALS))
             print(f"| {name} | {int((d >= 0).sum())} | {per_hospital} | {d.mean():+.3f} | {d.min():+.3f} |")
