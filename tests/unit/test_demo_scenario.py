@@ -138,6 +138,8 @@ def test_a_report_read_before_its_fused_result_still_counts_and_stages_say_where
     outcome.observe(Topic.PREDICTIONS_FUSED, {}, _fused("r1", version="v1"), 1_000)  # another run's model
     outcome.observe(Topic.REPORTS, {}, _report("r1"), 2_000)
     assert outcome.reported() == 1 and [r.record_id for r in outcome.own_reports()] == ["r0"]
+    outcome.sent_at = {m.ce_id: 1.5 for m in held}
+    assert outcome.latencies() == [0.5], "only reports of fused results from this run's models"
     assert outcome.stages() == "1 of 3 scored by all 1 models (infer), 1 fused (fuse), 2 reported (report)"
 
 

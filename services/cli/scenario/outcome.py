@@ -154,10 +154,10 @@ class Outcome:
     def latencies(self) -> list[float]:
         """Seconds from sending a held-out message to the report of each of its records."""
         out = []
-        for record_id, at in self.report_at.items():
-            message = self.message_of_record.get(record_id)
-            if message and message.ce_id in self.sent_at:
-                out.append(at - self.sent_at[message.ce_id])
+        for report in self.own_reports():  # infer also scores training records, with whatever models serve then
+            message = self.message_of_record[report.record_id]
+            if message.ce_id in self.sent_at:
+                out.append(self.report_at[report.record_id] - self.sent_at[message.ce_id])
         return out
 
     def auc_table(self) -> tuple[list[str], list[tuple[str, dict[str, float | None]]], Counter[str]]:
