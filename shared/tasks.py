@@ -72,7 +72,9 @@ class ModelSearch(_Spec):
 class FusionSpec(_Spec):
     method: Literal["weighted_average", "logit_average", "majority_vote"] = "weighted_average"
     deadline_seconds: float = Field(2.0, gt=0)
-    review_spread: float = Field(0.3, ge=0, le=1, description="probability spread that asks for review")
+    review_spread: float = Field(0.3, ge=0, le=1, description=(
+        "models disagree (needs_review) when one is at least half of this above its threshold and another at "
+        "least half of it below"))
 
 
 class TaskSpec(_Spec):

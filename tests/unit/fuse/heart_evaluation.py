@@ -27,7 +27,7 @@ from services.train.dataset import Dataset, Row, assemble, split
 from services.train.evaluate import roc_auc
 from services.train.training import TrainedModel, train_model
 from shared.schemas.models import ModelCard, ModelRef
-from shared.schemas.predictions import Prediction
+from shared.schemas.predictions import FusedPrediction, Prediction
 from shared.tasks import FusionSpec, TaskSpec, feature_vector, label_of, load_tasks
 
 HOSPITALS = ("cleveland", "hungary", "va-long-beach", "switzerland")
@@ -57,21 +57,59 @@ def card_of(model: TrainedModel) -> ModelCard:
                      cross_site=model.cross_site, artifact_uri="file:///eval", artifact_sha256="0" * 64)
 
 
-def fused_probabilities(method: str, cards: list[ModelCard], probabilities: dict[str, np.ndarray],
-                        held_out: str, equal_weights: bool = False) -> np.ndarray:
+def fused_results(method: str, cards: list[ModelCard], probabilities: dict[str, np.ndarray], held_out: str,
+                  equal_weights: bool = False, review_spread: float = 0.35) -> list[FusedPrediction]:
     """fuse's production path, record by record."""
     if equal_weights:
         cards = [c.model_copy(update={"cross_site": {}, "metrics": {}}) for c in cards]
     directory = ModelDirectory(cards)
-    spec = FusionSpec(method=method)
-    n = len(next(iter(probabilities.values())))
-    out = np.empty(n)
-    for i in range(n):
+    spec = FusionSpec(method=method, review_spread=review_spread)
+    out = []
+    for i in range(len(next(iter(probabilities.values())))):
         predictions = [Prediction(record_id=str(i), patient="p", hospital=held_out, task=c.task,
                                   model=ModelRef(task=c.task, site=c.site, version=c.version),
                                   probability=float(probabilities[c.site][i]), label=0) for c in cards]
-        out[i] = fuse(spec, predictions, directory.expected(cards[0].task), directory.card).result.probability
+        out.append(fuse(spec, predictions, directory.expected(cards[0].task), directory.card).result)
     return out
+
+
+def fused_probabilities(method: str, cards: list[ModelCard], probabilities: dict[str, np.ndarray],
+                        held_out: str, equal_weights: bool = False) -> np.ndarray:
+    return np.array([r.probability for r in fused_results(method, cards, probabilities, held_out, equal_weights)])
+
+
+@dataclass(frozen=True)
+class Review:
+    """What ``needs_review`` caught: records flagged, and how many of them (and of the rest) the fused label got
+    wrong."""
+
+    flagged: int
+    flagged_wrong: int
+    unflagged: int
+    unflagged_wrong: int
+
+    def __add__(self, other: Review) -> Review:
+        return Review(self.flagged + other.flagged, self.flagged_wrong + other.flagged_wrong,
+                      self.unflagged + other.unflagged, self.unflagged_wrong + other.unflagged_wrong)
+
+    @property
+    def flagged_share(self) -> float:
+        return self.flagged / max(self.flagged + self.unflagged, 1)
+
+    @property
+    def wrong_when_flagged(self) -> float:
+        return self.flagged_wrong / max(self.flagged, 1)
+
+    @property
+    def wrong_otherwise(self) -> float:
+        return self.unflagged_wrong / max(self.unflagged, 1)
+
+
+def review_of(results: list[FusedPrediction], y: np.ndarray) -> Review:
+    flagged = np.array([r.needs_review for r in results], dtype=bool)
+    wrong = np.array([r.label for r in results]) != y.astype(int)
+    return Review(int(flagged.sum()), int((wrong & flagged).sum()), int((~flagged).sum()),
+                  int((wrong & ~flagged).sum()))
 
 
 def stacked_probabilities(models: dict[str, TrainedModel], data: Dataset, task: TaskSpec, sites: list[str],
@@ -111,6 +149,7 @@ class HeldOut:
     chosen_by_validation: str  # the single model fuse's cross-site weights rank first
     fused: dict[str, float]  # method -> AUC
     difference_interval: tuple[float, float, float]  # default method vs best single, paired bootstrap
+    review: Review  # the default method's needs_review with the task's review_spread
 
     @property
     def best_single(self) -> str:
@@ -133,6 +172,8 @@ def evaluate() -> list[HeldOut]:
         cards = [card_of(models[s]) for s in sites]
         single = {s: roc_auc(target.y, probabilities[s]) for s in sites}
         fused_p = {m: fused_probabilities(m, cards, probabilities, held_out) for m in METHODS}
+        default = fused_results("weighted_average", cards, probabilities, held_out,
+                                review_spread=task.fusion.review_spread)
         fused_p["equal_weights"] = fused_probabilities("weighted_average", cards, probabilities, held_out, True)
         fused_p["stacking"] = stacked_probabilities(models, data, task, sites, held_out)
         best = max(single, key=single.__getitem__)
@@ -141,6 +182,7 @@ def evaluate() -> list[HeldOut]:
             chosen_by_validation=max(cards, key=lambda c: validation_auc(c, held_out) or 0.0).site,
             fused={name: roc_auc(target.y, p) for name, p in fused_p.items()},
             difference_interval=bootstrap_wins(target.y, fused_p["weighted_average"], probabilities[best]),
+            review=review_of(default, target.y),
         ))
     return table
 
@@ -165,5 +207,19 @@ def markdown(table: list[HeldOut]) -> str:
     return "\n".join(lines)
 
 
+def review_markdown(table: list[HeldOut]) -> str:
+    lines = ["| held out | flagged needs_review | fused label wrong when flagged | wrong when not flagged |",
+             "|---|---|---|---|"]
+    for name, review in [*((row.hospital, row.review) for row in table),
+                         ("all four", sum((row.review for row in table[1:]), table[0].review))]:
+        lines.append(f"| {name} | {review.flagged} of {review.flagged + review.unflagged} "
+                     f"({review.flagged_share:.0%}) | {review.flagged_wrong} ({review.wrong_when_flagged:.0%}) | "
+                     f"{review.unflagged_wrong} ({review.wrong_otherwise:.0%}) |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    print(markdown(evaluate()))
+    evaluated = evaluate()
+    print(markdown(evaluated))
+    print()
+    print(review_markdown(evaluated))

@@ -41,3 +41,9 @@ def test_fused_is_at_least_as_good_as_the_best_single_model_or_the_gap_is_within
         low, high, _ = row.difference_interval
         assert low <= 0.0 <= high or row.holds, row.hospital  # a loss is never a significant one
         assert row.fused["weighted_average"] >= row.single[row.best_single] - 0.03, row.hospital
+
+
+def test_needs_review_picks_out_the_records_the_fused_label_gets_wrong_more_often(table) -> None:
+    review = sum((row.review for row in table[1:]), table[0].review)
+    assert 0 < review.flagged_share < 0.25, "a flag on most results is a flag nobody reads"
+    assert review.wrong_when_flagged > 1.3 * review.wrong_otherwise, review

@@ -24,13 +24,31 @@ def test_agreeing_complete_answers_need_no_review() -> None:
     assert verdict.agreement == pytest.approx(0.9)
 
 
-def test_strong_disagreement_asks_for_review_naming_the_extremes() -> None:
+def test_a_convinced_yes_against_a_convinced_no_asks_for_review_naming_both() -> None:
     verdict = check(probabilities=(0.1, 0.5, 0.9))
     assert verdict.needs_review
     [reason] = verdict.reasons
-    assert "0.10 (heart_disease/site0/v1)" in reason and "0.90 (heart_disease/site2/v1)" in reason
-    assert "spread of 0.80" in reason and "0.35" in reason
+    assert "heart_disease/site2/v1 says yes (0.90, threshold 0.50)" in reason
+    assert "heart_disease/site0/v1 says no (0.10, threshold 0.50)" in reason
+    assert "at least 0.17 past" in reason and "0.35" in reason
     assert verdict.agreement == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("probabilities", [
+    (0.5, 0.99, 0.34),  # a model that abstains, and a "no" short of 0.325 (threshold − 0.35 / 2)
+    (0.55, 0.99, 0.7),  # all say yes, however far apart
+    (0.34, 0.66, 0.5),  # opposite answers, neither convinced enough
+])
+def test_spread_without_two_convinced_opposite_answers_is_not_disagreement(probabilities) -> None:
+    assert check(probabilities=probabilities).reasons == []
+
+
+def test_each_model_is_judged_against_its_own_threshold() -> None:
+    items = [Answer("m/low/v1", Vote(0.4, 1.0, threshold=0.2)), Answer("m/high/v1", Vote(0.45, 1.0, threshold=0.7))]
+    fused = combine("weighted_average", [a.vote for a in items])
+    verdict = verify("weighted_average", items, fused, missing=[], unexpected=[], review_spread=0.35,
+                     deadline_seconds=2.0, expected_count=2)
+    assert verdict.reasons and "m/low/v1 says yes (0.40, threshold 0.20)" in verdict.reasons[0]
 
 
 def test_missing_models_are_named() -> None:

@@ -168,7 +168,7 @@ def quality_flags(record: HeartRecord) -> list[QualityFlag]:
 
 def fused_for(record: HeartRecord, sites: tuple[str, ...]) -> FusedPrediction:
     """The fused result fuse would emit for ``record``: each site's model scores it, weights from cross-site AUC,
-    review asked when the models' spread exceeds the task's limit."""
+    review asked when one model says yes and another no, each half the task's review spread past 0.5."""
     x = np.array([[np.nan if v is None else v for v in record.features]], dtype=np.float32)
     probabilities = {site: float(onnx_probabilities(site, x)[0]) for site in sites}
     skill = {site: max(np.mean([a for h, a in card_for(site).cross_site.items() if h != record.record.hospital])
@@ -177,11 +177,12 @@ def fused_for(record: HeartRecord, sites: tuple[str, ...]) -> FusedPrediction:
     weights = {site: float(s / total) for site, s in skill.items()}
     probability = sum(weights[s] * probabilities[s] for s in sites)
     spread = max(probabilities.values()) - min(probabilities.values())
-    limit = heart_task().fusion.review_spread
-    needs_review = spread > limit
-    reasons = [f"models disagree: probabilities range from {min(probabilities.values()):.2f} to "
-               f"{max(probabilities.values()):.2f}, a spread of {spread:.2f} above the task's limit of {limit:.2f}"
-               ] if needs_review else []
+    margin = heart_task().fusion.review_spread / 2
+    yes = max(probabilities, key=probabilities.__getitem__)
+    no = min(probabilities, key=probabilities.__getitem__)
+    needs_review = probabilities[yes] - 0.5 >= margin and 0.5 - probabilities[no] >= margin
+    reasons = [f"models disagree: {TASK}/{yes}/{VERSION} says yes ({probabilities[yes]:.2f}, threshold 0.50), "
+               f"{TASK}/{no}/{VERSION} says no ({probabilities[no]:.2f}, threshold 0.50)"] if needs_review else []
     return FusedPrediction(
         record_id=record.record.record_id, patient=record.record.patient, hospital=record.record.hospital, task=TASK,
         probability=probability, label=int(probability >= 0.5), method="weighted_average",
