@@ -112,7 +112,7 @@ class Outcome:
 
     def reported(self) -> int:
         """Held-out records with a report of a fused result from this run's models."""
-        return sum(r in self.reports and r in self.fused for r in self.scored())
+        return len(self.own_reports())
 
     def stages(self) -> str:
         """How far the held-out records got, to say which service a stalled run waits on."""

@@ -57,13 +57,12 @@ def card_of(model: TrainedModel) -> ModelCard:
                      cross_site=model.cross_site, artifact_uri="file:///eval", artifact_sha256="0" * 64)
 
 
-def fused_results(method: str, cards: list[ModelCard], probabilities: dict[str, np.ndarray], held_out: str,
-                  equal_weights: bool = False, review_spread: float = 0.35) -> list[FusedPrediction]:
+def fused_results(spec: FusionSpec, cards: list[ModelCard], probabilities: dict[str, np.ndarray], held_out: str,
+                  equal_weights: bool = False) -> list[FusedPrediction]:
     """fuse's production path, record by record."""
     if equal_weights:
         cards = [c.model_copy(update={"cross_site": {}, "metrics": {}}) for c in cards]
     directory = ModelDirectory(cards)
-    spec = FusionSpec(method=method, review_spread=review_spread)
     out = []
     for i in range(len(next(iter(probabilities.values())))):
         predictions = [Prediction(record_id=str(i), patient="p", hospital=held_out, task=c.task,
@@ -75,7 +74,8 @@ def fused_results(method: str, cards: list[ModelCard], probabilities: dict[str, 
 
 def fused_probabilities(method: str, cards: list[ModelCard], probabilities: dict[str, np.ndarray],
                         held_out: str, equal_weights: bool = False) -> np.ndarray:
-    return np.array([r.probability for r in fused_results(method, cards, probabilities, held_out, equal_weights)])
+    results = fused_results(FusionSpec(method=method), cards, probabilities, held_out, equal_weights)
+    return np.array([r.probability for r in results])
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ class HeldOut:
     chosen_by_validation: str  # the single model fuse's cross-site weights rank first
     fused: dict[str, float]  # method -> AUC
     difference_interval: tuple[float, float, float]  # default method vs best single, paired bootstrap
-    review: Review  # the default method's needs_review with the task's review_spread
+    review: Review  # needs_review with the task's own fusion settings
 
     @property
     def best_single(self) -> str:
@@ -172,8 +172,7 @@ def evaluate() -> list[HeldOut]:
         cards = [card_of(models[s]) for s in sites]
         single = {s: roc_auc(target.y, probabilities[s]) for s in sites}
         fused_p = {m: fused_probabilities(m, cards, probabilities, held_out) for m in METHODS}
-        default = fused_results("weighted_average", cards, probabilities, held_out,
-                                review_spread=task.fusion.review_spread)
+        default = fused_results(task.fusion, cards, probabilities, held_out)
         fused_p["equal_weights"] = fused_probabilities("weighted_average", cards, probabilities, held_out, True)
         fused_p["stacking"] = stacked_probabilities(models, data, task, sites, held_out)
         best = max(single, key=single.__getitem__)

@@ -24,7 +24,7 @@ from services.ingest.documents import envelope_of, read_document
 from services.ingest.pseudonym import Pseudonymizer
 from shared.registry import CARD_FILE, INPUT_NAME, MODEL_FILE, OUTPUT_NAME
 from shared.schemas.models import ModelCard, ModelRef
-from shared.schemas.predictions import Contribution, FusedPrediction
+from shared.schemas.predictions import FusedPrediction, Prediction
 from shared.schemas.records import CanonicalRecord, QualityFlag
 from shared.tasks import TaskSpec, feature_vector, label_of, load_tasks
 
@@ -167,30 +167,21 @@ def quality_flags(record: HeartRecord) -> list[QualityFlag]:
 
 
 def fused_for(record: HeartRecord, sites: tuple[str, ...]) -> FusedPrediction:
-    """The fused result fuse would emit for ``record``: each site's model scores it, weights from cross-site AUC,
-    review asked when one model says yes and another no, each half the task's review spread past 0.5."""
+    """The fused result fuse would emit for ``record``: each site's model scores it, and fuse's own code
+    (``services.fuse.join.fuse``, the task's fusion settings) weighs, combines and verifies."""
+    from services.fuse.directory import ModelDirectory
+    from services.fuse.join import fuse
+
     x = np.array([[np.nan if v is None else v for v in record.features]], dtype=np.float32)
-    probabilities = {site: float(onnx_probabilities(site, x)[0]) for site in sites}
-    skill = {site: max(np.mean([a for h, a in card_for(site).cross_site.items() if h != record.record.hospital])
-                       - 0.5, 0.01) for site in sites}
-    total = sum(skill.values())
-    weights = {site: float(s / total) for site, s in skill.items()}
-    probability = sum(weights[s] * probabilities[s] for s in sites)
-    spread = max(probabilities.values()) - min(probabilities.values())
-    margin = heart_task().fusion.review_spread / 2
-    yes = max(probabilities, key=probabilities.__getitem__)
-    no = min(probabilities, key=probabilities.__getitem__)
-    needs_review = probabilities[yes] - 0.5 >= margin and 0.5 - probabilities[no] >= margin
-    reasons = [f"models disagree: {TASK}/{yes}/{VERSION} says yes ({probabilities[yes]:.2f}, threshold 0.50), "
-               f"{TASK}/{no}/{VERSION} says no ({probabilities[no]:.2f}, threshold 0.50)"] if needs_review else []
-    return FusedPrediction(
-        record_id=record.record.record_id, patient=record.record.patient, hospital=record.record.hospital, task=TASK,
-        probability=probability, label=int(probability >= 0.5), method="weighted_average",
-        contributions=[Contribution(model=ModelRef(task=TASK, site=s, version=VERSION), probability=probabilities[s],
-                                    weight=weights[s]) for s in sites],
-        agreement=1.0 - spread, needs_review=needs_review, review_reasons=reasons, features=record.features,
-        quality_flags=quality_flags(record),
-    )
+    directory = ModelDirectory([card_for(site) for site in sites])
+    predictions = []
+    for site in sites:
+        probability = float(onnx_probabilities(site, x)[0])
+        predictions.append(Prediction(
+            record_id=record.record.record_id, patient=record.record.patient, hospital=record.record.hospital,
+            task=TASK, model=ModelRef(task=TASK, site=site, version=VERSION), probability=probability,
+            label=int(probability >= 0.5), features=record.features, quality_flags=quality_flags(record)))
+    return fuse(heart_task().fusion, predictions, directory.expected(TASK), directory.card).result
 
 
 def record_from(hospital: str, index: int = 0) -> HeartRecord:
