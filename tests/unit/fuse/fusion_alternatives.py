@@ -8,9 +8,14 @@ that need more than a card (reference score distributions, a stacker) take it fr
 With ``--local`` the held-out hospital validates the incoming models first, as a receiving hospital would: its own
 test split (the cards' entry for it) sets the weights, and everything is scored on its *other* records only.
 
+With ``--ceiling`` the held-out hospital's own outcomes are used, to see how much room there is at all: the best
+fixed weighting of the three models chosen on all its labels (in-sample: an upper bound no fusion can reach), and
+weightings learned from its labels cross-fitted over 5 folds (no record's fused score uses its own label).
+
     .venv/bin/python -m tests.unit.fuse.fusion_alternatives            # seed 7, the shipped task
     .venv/bin/python -m tests.unit.fuse.fusion_alternatives 1 2 3 ...  # other training seeds: a summary per rule
     .venv/bin/python -m tests.unit.fuse.fusion_alternatives --local 1 2 3 ...
+    .venv/bin/python -m tests.unit.fuse.fusion_alternatives --ceiling 1 2 3 ...
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 
 from services.train.dataset import split
 from services.train.evaluate import roc_auc
@@ -45,16 +51,21 @@ class Case:
     """One held-out hospital: the three models' scores on it, and what their cards and test splits know.
 
     ``inputs[m]`` is the share of model ``m``'s inputs each target record has, counting as missing only inputs the
-    model never saw missing in training (no missing indicator): how far its answer rests on filled-in values."""
+    model never saw missing in training (no missing indicator): how far its answer rests on filled-in values.
+    ``pattern_fit[m]`` is the mean log-likelihood, per feature, of each target record's pattern of missing values
+    under the missing rates of model ``m``'s training rows (an aggregate a card could carry)."""
 
     def __init__(self, held_out: str, scores: dict[str, np.ndarray], y: np.ndarray, sites: np.ndarray,
                  in_test: np.ndarray, cross_site: dict[str, dict[str, float]], recorded: np.ndarray,
-                 inputs: dict[str, tuple[np.ndarray, np.ndarray]], local: bool = False) -> None:
+                 inputs: dict[str, tuple[np.ndarray, np.ndarray]], missing_rates: dict[str, np.ndarray],
+                 local: bool = False) -> None:
         self.held_out, self.models = held_out, [s for s in HOSPITALS if s != held_out]
         target = (sites == held_out) & ~in_test if local else sites == held_out
         self.y = y[target]
         self.p = [scores[m][target] for m in self.models]
         self.inputs = [_share_of_inputs(recorded[target], *inputs[m]) for m in self.models]
+        self.pattern_fit = [np.where(recorded[target], np.log1p(-missing_rates[m]), np.log(missing_rates[m])).mean(1)
+                            for m in self.models]
         calibration = (sites == held_out) & in_test
         self.local_auc = [roc_auc(y[calibration], scores[m][calibration]) for m in self.models]
         positives = int(y[calibration].sum())
@@ -114,6 +125,39 @@ def _stacked(c: Case, non_negative: bool) -> np.ndarray:
     return x_target @ np.exp(w[:-1])
 
 
+def _separations(columns: list[np.ndarray]) -> np.ndarray:
+    """Each model's class separation on the target records, up to a common factor, from the covariances between the
+    models alone (no labels): if the models' errors are independent given the diagnosis, cov(i, j) = k·dᵢ·dⱼ, so
+    dᵢ = sqrt(cov(i, j)·cov(i, l) / cov(j, l)) (the spectral meta-learner's identity, Parisi et al. 2014)."""
+    cov = np.cov(np.vstack(columns))
+    out = []
+    for i in range(len(columns)):
+        j, m = (k for k in range(len(columns)) if k != i)
+        ratio = cov[i, j] * cov[i, m] / cov[j, m] if cov[j, m] > 1e-12 else 0.0
+        out.append(float(np.sqrt(ratio)) if ratio > 0 else 1e-3)
+    return np.array(out)
+
+
+def _agreement(c: Case, spectral: bool) -> np.ndarray:
+    """Logit average weighted by what the models' agreement on the receiving hospital's records says of them."""
+    columns = [logits(p) for p in c.p]
+    if spectral:
+        weights = list(_separations(columns))
+    else:  # correlation with the mean of the others
+        weights = [max(float(np.corrcoef(columns[i], np.mean([x for k, x in enumerate(columns) if k != i], axis=0))
+                             [0, 1]), 1e-3) for i in range(len(columns))]
+    return average([(x - x.mean()) / x.std() for x in columns], weights)
+
+
+def _pattern_gated(c: Case, sharpness: float, per_record: bool) -> np.ndarray:
+    """Logit average, each weight × exp(sharpness × how well the record's missing values fit the model's site)."""
+    fit = np.column_stack(c.pattern_fit)
+    if not per_record:
+        fit = np.broadcast_to(fit.mean(axis=0), fit.shape)
+    weights = np.array(c.skill())[None, :] * np.exp(sharpness * (fit - fit.max(axis=1, keepdims=True)))
+    return (weights * np.column_stack([logits(p) for p in c.p])).sum(axis=1) / weights.sum(axis=1)
+
+
 RULES: dict[str, Callable[[Case], np.ndarray]] = {
     "weighted avg, weight AUC − 0.5 (default)": lambda c: average(c.p, c.skill()),
     "weighted avg, weight raw AUC": lambda c: average(c.p, [np.mean(c.aucs(m)) for m in c.models]),
@@ -135,6 +179,13 @@ RULES: dict[str, Callable[[Case], np.ndarray]] = {
     "no fusion: the model cards rank first": lambda c: c.p[int(np.argmax(c.skill()))],
     "weighted avg, weight × share of inputs recorded": lambda c: _per_record(c, 1.0, on_logits=False),
     "logit avg, weight × (share of inputs recorded)²": lambda c: _per_record(c, 2.0, on_logits=True),
+    "logit avg, weights from the models' agreement at the hospital (spectral, no labels)":
+        lambda c: _agreement(c, spectral=True),
+    "logit avg, weight = correlation with the other models at the hospital": lambda c: _agreement(c, spectral=False),
+    "logit avg, weight × fit of the record's missing values to the model's site (sharpness 3)":
+        lambda c: _pattern_gated(c, 3.0, per_record=True),
+    "logit avg, weight × fit of the hospital's missing values to the model's site (sharpness 3)":
+        lambda c: _pattern_gated(c, 3.0, per_record=False),
 }
 LOCAL_RULES: dict[str, Callable[[Case], np.ndarray]] = {
     "weighted avg, skill on the hospital's own test split": lambda c: average(c.p, _local_skill(c)),
@@ -152,8 +203,11 @@ def cases(seed: int, local: bool = False) -> list[Case]:
     in_test = np.isin(data.record_ids, split(data, task.test_fraction, seed).test.record_ids)
     scores = {s: m.scorer.predict(data.x) for s, m in models.items()}
     inputs = {s: (m.scorer.columns.numpy(), m.scorer.indicators.numpy()) for s, m in models.items()}
+    missing = np.isnan(data.x)
+    training_rows = {s: (data.sites == s) & ~in_test for s in HOSPITALS}
+    missing_rates = {s: (missing[rows].sum(axis=0) + 1) / (rows.sum() + 2) for s, rows in training_rows.items()}
     return [Case(h, scores, data.y, data.sites, in_test, {s: m.cross_site for s, m in models.items()},
-                 ~np.isnan(data.x), inputs, local) for h in HOSPITALS]
+                 ~missing, inputs, missing_rates, local) for h in HOSPITALS]
 
 
 def margins(seed: int, local: bool = False) -> dict[str, list[tuple[float, float]]]:
@@ -168,9 +222,72 @@ def margins(seed: int, local: bool = False) -> dict[str, list[tuple[float, float
     return out
 
 
+GRID = [(a, b, 1.0 - a - b) for a in np.arange(0.0, 1.0001, 0.05) for b in np.arange(0.0, 1.0001 - a, 0.05)]
+
+
+def _cross_fitted(c: Case, learn: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]) -> np.ndarray:
+    """Scores from a fusion learned on the hospital's other folds' outcomes (5 folds, stratified)."""
+    x, out = np.column_stack([logits(p) for p in c.p]), np.zeros(len(c.y))
+    for fit_rows, score_rows in StratifiedKFold(5, shuffle=True, random_state=0).split(x, c.y):
+        out[score_rows] = learn(x[fit_rows], c.y[fit_rows])(x[score_rows])
+    return out
+
+
+def _local_weights(power: float) -> Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    def learn(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        w = np.array([max(roc_auc(y, x[:, i]) - 0.5, FLOOR) ** power for i in range(x.shape[1])])
+        return lambda z: z @ (w / w.sum())
+    return learn
+
+
+def _local_stacker(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    return LogisticRegression(C=0.1).fit(x, y).decision_function
+
+
+def _local_pick(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    best = int(np.argmax([roc_auc(y, x[:, i]) for i in range(x.shape[1])]))
+    return lambda z: z[:, best]
+
+
+CEILING_RULES = {
+    "logit avg, weight AUC − 0.5 at the hospital": _local_weights(1.0),
+    "logit avg, weight (AUC − 0.5)² at the hospital": _local_weights(2.0),
+    "stacking: logistic on logits at the hospital": _local_stacker,
+    "no fusion: the model best at the hospital": _local_pick,
+}
+
+
+def ceiling(seeds: list[int]) -> None:
+    """Per held-out hospital: the best fixed weighting on its own labels (in-sample) and cross-fitted local rules."""
+    rows: dict[str, list[str]] = {h: [] for h in HOSPITALS}
+    local: dict[str, list[float]] = {name: [] for name in CEILING_RULES}
+    for seed in seeds:
+        for c in cases(seed):
+            best = max(roc_auc(c.y, p) for p in c.p)
+            x = np.column_stack([logits(p) for p in c.p])
+            auc, weights = max(((roc_auc(c.y, x @ np.array(w)), w) for w in GRID), key=lambda t: t[0])
+            shares = ", ".join(f"{m} {w:.2f}" for m, w in zip(c.models, weights, strict=True))
+            rows[c.held_out].append(f"{seed}: {auc - best:+.3f} ({shares})")
+            for name, learn in CEILING_RULES.items():
+                local[name].append(roc_auc(c.y, _cross_fitted(c, learn)) - best)
+    print("Best fixed weighting of the logits on the held-out hospital's own labels, in-sample, minus the best single "
+          "model (weights):")
+    for hospital, lines in rows.items():
+        print(f"- {hospital}: " + "; ".join(lines))
+    print(f"\n| learned from the hospital's outcomes, cross-fitted | rows ≥ best (of {4 * len(seeds)}) "
+          "| per held-out hospital | mean | worst |\n|---|---|---|---|---|")
+    for name, margins_ in local.items():
+        d = np.array(margins_).reshape(len(seeds), len(HOSPITALS))
+        per_hospital = ", ".join(f"{h} {int((d[:, i] >= 0).sum())}" for i, h in enumerate(HOSPITALS))
+        print(f"| {name} | {int((d >= 0).sum())} | {per_hospital} | {d.mean():+.3f} | {d.min():+.3f} |")
+
+
 if __name__ == "__main__":
     local = "--local" in sys.argv
-    seeds = [int(a) for a in sys.argv[1:] if a != "--local"] or [7]
+    seeds = [int(a) for a in sys.argv[1:] if not a.startswith("--")] or [7]
+    if "--ceiling" in sys.argv:
+        ceiling(seeds)
+        sys.exit()
     runs = {seed: margins(seed, local) for seed in seeds}
     names = list(runs[seeds[0]])
     if len(seeds) == 1:
