@@ -74,7 +74,7 @@ class FusionSpec(_Spec):
     deadline_seconds: float = Field(2.0, gt=0)
     review_spread: float = Field(0.3, ge=0, le=1, description=(
         "models disagree (needs_review) when one is at least half of this above its threshold and another at "
-        "least half of it below"))
+        "least half of it below; a model with under a third of an equal share of the weight does not count"))
 
 
 class TaskSpec(_Spec):

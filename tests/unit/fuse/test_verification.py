@@ -78,3 +78,17 @@ def test_vote_agreement_is_the_majority_share_and_a_tie_is_reported() -> None:
     verdict = check("majority_vote", (0.9, 0.1), review_spread=1.0)
     assert verdict.reasons == ["the weighted vote is tied; the label follows the weighted average"]
     assert verdict.agreement == 0.5
+
+
+def test_a_model_fusion_barely_listens_to_cannot_ask_for_review_alone() -> None:
+    # weights as fuse gives them when one card shows no skill on other hospitals: the floor against three real skills
+    weak = [Answer("m/switzerland/v1", Vote(0.95, 0.01)), Answer("m/cleveland/v1", Vote(0.05, 0.35)),
+            Answer("m/hungary/v1", Vote(0.10, 0.36)), Answer("m/va-long-beach/v1", Vote(0.20, 0.28))]
+    fused = combine("weighted_average", [a.vote for a in weak])
+    options = {"missing": [], "unexpected": [], "review_spread": 0.35, "deadline_seconds": 2.0, "expected_count": 4}
+    assert verify("weighted_average", weak, fused, **options).reasons == []
+    # the same answers with that model at 0.17 of the weight (over a third of an equal 0.25): its dissent counts
+    heard = [Answer("m/switzerland/v1", Vote(0.95, 0.2)), *weak[1:]]
+    fused = combine("weighted_average", [a.vote for a in heard])
+    [reason] = verify("weighted_average", heard, fused, **options).reasons
+    assert "m/switzerland/v1 says yes (0.95" in reason and "m/cleveland/v1 says no (0.05" in reason
