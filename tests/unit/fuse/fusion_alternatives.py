@@ -17,6 +17,7 @@ weightings learned from its labels cross-fitted over 5 folds (no record's fused 
     .venv/bin/python -m tests.unit.fuse.fusion_alternatives --local 1 2 3 ...
     .venv/bin/python -m tests.unit.fuse.fusion_alternatives --ceiling 1 2 3 ...
     .venv/bin/python -m tests.unit.fuse.fusion_alternatives --reduced 1 2 3 ...  # with reduced-feature models
+    .venv/bin/python -m tests.unit.fuse.fusion_alternatives --criteria 1 2 3 ...  # the default against other criteria
 """
 
 from __future__ import annotations
@@ -308,11 +309,41 @@ def ceiling(seeds: list[int]) -> None:
         print(f"| {name} | {int((d >= 0).sum())} | {per_hospital} | {d.mean():+.3f} | {d.min():+.3f} |")
 
 
+def criteria(seeds: list[int], resamples: int = 1000) -> None:
+    """How often the default fusion meets the issue's criterion and weaker ones, with the paired bootstrap of
+    fused − best single (resampling the held-out hospital's patients)."""
+    rng = np.random.default_rng(0)
+    counts = {"fused ≥ best single": 0, "fused > mean single": 0, "fused ≥ second-best single": 0,
+              "fused ≥ best − 0.03": 0, "95 % bootstrap interval of fused − best reaches 0": 0}
+    rows = 0
+    for seed in seeds:
+        for c in cases(seed):
+            fused = RULES["weighted avg, weight AUC − 0.5 (default)"](c)
+            single = [roc_auc(c.y, p) for p in c.p]
+            best, auc = int(np.argmax(single)), roc_auc(c.y, fused)
+            differences = []
+            for _ in range(resamples):
+                i = rng.integers(0, len(c.y), len(c.y))
+                if c.y[i].min() != c.y[i].max():
+                    differences.append(roc_auc(c.y[i], fused[i]) - roc_auc(c.y[i], c.p[best][i]))
+            met = [auc >= single[best], auc > np.mean(single), auc >= sorted(single)[-2],
+                   auc >= single[best] - 0.03, np.percentile(differences, 97.5) >= 0]
+            for name, ok in zip(counts, met, strict=True):
+                counts[name] += bool(ok)
+            rows += 1
+    print(f"| criterion (default fusion, seeds {', '.join(map(str, seeds))}) | rows met (of {rows}) |\n|---|---|")
+    for name, count in counts.items():
+        print(f"| {name} | {count} |")
+
+
 if __name__ == "__main__":
     local = "--local" in sys.argv
     seeds = [int(a) for a in sys.argv[1:] if not a.startswith("--")] or [7]
     if "--ceiling" in sys.argv:
         ceiling(seeds)
+        sys.exit()
+    if "--criteria" in sys.argv:
+        criteria(seeds)
         sys.exit()
     runs = {seed: margins(seed, local, reduced="--reduced" in sys.argv) for seed in seeds}
     names = list(runs[seeds[0]])
