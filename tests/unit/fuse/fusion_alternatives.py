@@ -249,6 +249,12 @@ def margins(seed: int, local: bool = False, reduced: bool = False) -> dict[str, 
     return out
 
 
+def summary_row(name: str, d: np.ndarray) -> str:
+    """A table row from fused − best margins ``d[seed, held-out hospital]``: rows ≥ 0, per hospital, mean, worst."""
+    per_hospital = ", ".join(f"{h} {int((d[:, i] >= 0).sum())}" for i, h in enumerate(HOSPITALS))
+    return f"| {name} | {int((d >= 0).sum())} | {per_hospital} | {d.mean():+.3f} | {d.min():+.3f} |"
+
+
 GRID = [(a, b, 1.0 - a - b) for a in np.arange(0.0, 1.0001, 0.05) for b in np.arange(0.0, 1.0001 - a, 0.05)]
 
 
@@ -304,9 +310,7 @@ def ceiling(seeds: list[int]) -> None:
     print(f"\n| learned from the hospital's outcomes, cross-fitted | rows ≥ best (of {4 * len(seeds)}) "
           "| per held-out hospital | mean | worst |\n|---|---|---|---|---|")
     for name, margins_ in local.items():
-        d = np.array(margins_).reshape(len(seeds), len(HOSPITALS))
-        per_hospital = ", ".join(f"{h} {int((d[:, i] >= 0).sum())}" for i, h in enumerate(HOSPITALS))
-        print(f"| {name} | {int((d >= 0).sum())} | {per_hospital} | {d.mean():+.3f} | {d.min():+.3f} |")
+        print(summary_row(name, np.array(margins_).reshape(len(seeds), len(HOSPITALS))))
 
 
 def criteria(seeds: list[int], resamples: int = 1000) -> None:
@@ -357,6 +361,4 @@ if __name__ == "__main__":
               "| worst |")
         print("|---|---|---|---|---|")
         for name in names:
-            d = np.array([[m for _, m in runs[seed][name]] for seed in seeds])  # [seed, held-out hospital]
-            per_hospital = ", ".join(f"{h} {int((d[:, i] >= 0).sum())}" for i, h in enumerate(HOSPITALS))
-            print(f"| {name} | {int((d >= 0).sum())} | {per_hospital} | {d.mean():+.3f} | {d.min():+.3f} |")
+            print(summary_row(name, np.array([[m for _, m in runs[seed][name]] for seed in seeds])))
