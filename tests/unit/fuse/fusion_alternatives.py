@@ -66,6 +66,7 @@ class Case:
         target = (sites == held_out) & ~in_test if local else sites == held_out
         self.y = y[target]
         self.p = [scores[m][target] for m in self.models]
+        self.logits = [logits(p) for p in self.p]
         self.inputs = [_share_of_inputs(recorded[target], *inputs[m]) for m in self.models]
         self.pattern_fit = [np.where(recorded[target], np.log1p(-missing_rates[m]), np.log(missing_rates[m])).mean(1)
                             for m in self.models]
@@ -93,7 +94,7 @@ def _share_of_inputs(recorded: np.ndarray, used: np.ndarray, with_indicator: np.
 
 def _per_record(c: Case, power: float, on_logits: bool) -> np.ndarray:
     weights = np.array(c.skill())[None, :] * np.column_stack(c.inputs) ** power
-    columns = np.column_stack([logits(p) if on_logits else p for p in c.p])
+    columns = np.column_stack(c.logits if on_logits else c.p)
     return (weights * columns).sum(axis=1) / weights.sum(axis=1)
 
 
@@ -116,7 +117,7 @@ def _z(reference: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def _stacked(c: Case, non_negative: bool) -> np.ndarray:
-    x, x_target = np.column_stack([logits(p) for p in c.reference_p]), np.column_stack([logits(p) for p in c.p])
+    x, x_target = np.column_stack([logits(p) for p in c.reference_p]), np.column_stack(c.logits)
     if not non_negative:
         return LogisticRegression(C=1.0).fit(x, c.reference_y).predict_proba(x_target)[:, 1]
 
@@ -143,13 +144,13 @@ def _separations(columns: list[np.ndarray]) -> np.ndarray:
 
 def _agreement(c: Case, spectral: bool) -> np.ndarray:
     """Logit average weighted by what the models' agreement on the receiving hospital's records says of them."""
-    columns = [logits(p) for p in c.p]
+    columns = c.logits
     if spectral:
         weights = list(_separations(columns))
     else:  # correlation with the mean of the others
         weights = [max(float(np.corrcoef(columns[i], np.mean([x for k, x in enumerate(columns) if k != i], axis=0))
                              [0, 1]), 1e-3) for i in range(len(columns))]
-    return average([(x - x.mean()) / x.std() for x in columns], weights)
+    return average([_z(p, p) for p in c.p], weights)  # each standardized over the hospital's own records
 
 
 def _pattern_gated(c: Case, sharpness: float, per_record: bool) -> np.ndarray:
@@ -158,7 +159,7 @@ def _pattern_gated(c: Case, sharpness: float, per_record: bool) -> np.ndarray:
     if not per_record:
         fit = np.broadcast_to(fit.mean(axis=0), fit.shape)
     weights = np.array(c.skill())[None, :] * np.exp(sharpness * (fit - fit.max(axis=1, keepdims=True)))
-    return (weights * np.column_stack([logits(p) for p in c.p])).sum(axis=1) / weights.sum(axis=1)
+    return (weights * np.column_stack(c.logits)).sum(axis=1) / weights.sum(axis=1)
 
 
 RULES: dict[str, Callable[[Case], np.ndarray]] = {
@@ -168,8 +169,8 @@ RULES: dict[str, Callable[[Case], np.ndarray]] = {
     "weighted avg, weight (AUC − 0.5)²": lambda c: average(c.p, [s**2 for s in c.skill()]),
     "weighted avg, skill incl. own test split": lambda c: average(c.p, c.skill(own=True)),
     "weighted avg, worst-site skill": lambda c: average(c.p, c.skill(np.min)),
-    "logit avg, weight AUC − 0.5": lambda c: average([logits(p) for p in c.p], c.skill()),
-    "logit avg, equal weights": lambda c: average([logits(p) for p in c.p], [1.0] * 3),
+    "logit avg, weight AUC − 0.5": lambda c: average(c.logits, c.skill()),
+    "logit avg, equal weights": lambda c: average(c.logits, [1.0] * 3),
     "median (= trimmed mean of 3)": lambda c: np.median(np.vstack(c.p), axis=0),
     "rank avg (ranks within own test split)": lambda c: average(
         [_ranks(r, p) for r, p in zip(c.own_test, c.p, strict=True)], c.skill()),
@@ -193,7 +194,7 @@ RULES: dict[str, Callable[[Case], np.ndarray]] = {
 LOCAL_RULES: dict[str, Callable[[Case], np.ndarray]] = {
     "weighted avg, skill on the hospital's own test split": lambda c: average(c.p, _local_skill(c)),
     "weighted avg, own-split skill shrunk to the cards' (10 records)": lambda c: average(c.p, _local_skill(c, 10)),
-    "logit avg, own-split skill": lambda c: average([logits(p) for p in c.p], _local_skill(c)),
+    "logit avg, own-split skill": lambda c: average(c.logits, _local_skill(c)),
     "no fusion: the model best on the own test split": lambda c: c.p[int(np.argmax(_local_skill(c)))],
 }
 
@@ -260,7 +261,7 @@ GRID = [(a, b, 1.0 - a - b) for a in np.arange(0.0, 1.0001, 0.05) for b in np.ar
 
 def _cross_fitted(c: Case, learn: Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]) -> np.ndarray:
     """Scores from a fusion learned on the hospital's other folds' outcomes (5 folds, stratified)."""
-    x, out = np.column_stack([logits(p) for p in c.p]), np.zeros(len(c.y))
+    x, out = np.column_stack(c.logits), np.zeros(len(c.y))
     for fit_rows, score_rows in StratifiedKFold(5, shuffle=True, random_state=0).split(x, c.y):
         out[score_rows] = learn(x[fit_rows], c.y[fit_rows])(x[score_rows])
     return out
@@ -297,7 +298,7 @@ def ceiling(seeds: list[int]) -> None:
     for seed in seeds:
         for c in cases(seed):
             best = max(roc_auc(c.y, p) for p in c.p)
-            x = np.column_stack([logits(p) for p in c.p])
+            x = np.column_stack(c.logits)
             auc, weights = max(((roc_auc(c.y, x @ np.array(w)), w) for w in GRID), key=lambda t: t[0])
             shares = ", ".join(f"{m} {w:.2f}" for m, w in zip(c.models, weights, strict=True))
             rows[c.held_out].append(f"{seed}: {auc - best:+.3f} ({shares})")
