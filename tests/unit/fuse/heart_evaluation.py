@@ -206,11 +206,16 @@ def markdown(table: list[HeldOut]) -> str:
     return "\n".join(lines)
 
 
+def all_reviews(table: list[HeldOut]) -> Review:
+    """needs_review over every held-out hospital together."""
+    return sum((row.review for row in table[1:]), table[0].review)
+
+
 def review_markdown(table: list[HeldOut]) -> str:
     lines = ["| held out | flagged needs_review | fused label wrong when flagged | wrong when not flagged |",
              "|---|---|---|---|"]
     for name, review in [*((row.hospital, row.review) for row in table),
-                         ("all four", sum((row.review for row in table[1:]), table[0].review))]:
+                         ("all four", all_reviews(table))]:
         lines.append(f"| {name} | {review.flagged} of {review.flagged + review.unflagged} "
                      f"({review.flagged_share:.0%}) | {review.flagged_wrong} ({review.wrong_when_flagged:.0%}) | "
                      f"{review.unflagged_wrong} ({review.wrong_otherwise:.0%}) |")
