@@ -291,12 +291,12 @@ CEILING_RULES = {
 }
 
 
-def ceiling(seeds: list[int]) -> None:
+def ceiling(seeds: list[int], reduced: bool = False) -> None:
     """Per held-out hospital: the best fixed weighting on its own labels (in-sample) and cross-fitted local rules."""
     rows: dict[str, list[str]] = {h: [] for h in HOSPITALS}
     local: dict[str, list[float]] = {name: [] for name in CEILING_RULES}
     for seed in seeds:
-        for c in cases(seed):
+        for c in cases(seed, reduced=reduced):
             best = max(roc_auc(c.y, p) for p in c.p)
             x = np.column_stack(c.logits)
             auc, weights = max(((roc_auc(c.y, x @ np.array(w)), w) for w in GRID), key=lambda t: t[0])
@@ -342,15 +342,15 @@ def criteria(seeds: list[int], resamples: int = 1000) -> None:
 
 
 if __name__ == "__main__":
-    local = "--local" in sys.argv
+    local, reduced = "--local" in sys.argv, "--reduced" in sys.argv
     seeds = [int(a) for a in sys.argv[1:] if not a.startswith("--")] or [7]
     if "--ceiling" in sys.argv:
-        ceiling(seeds)
+        ceiling(seeds, reduced)
         sys.exit()
     if "--criteria" in sys.argv:
         criteria(seeds)
         sys.exit()
-    runs = {seed: margins(seed, local, reduced="--reduced" in sys.argv) for seed in seeds}
+    runs = {seed: margins(seed, local, reduced) for seed in seeds}
     names = list(runs[seeds[0]])
     if len(seeds) == 1:
         print("| rule | " + " | ".join(HOSPITALS) + " | ≥ best single in every row? |\n|---|---|---|---|---|---|")
