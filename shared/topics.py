@@ -29,6 +29,16 @@ def topic_name(topic: Topic | str, prefix: str) -> str:
     return f"{prefix}{Topic(topic).value}"
 
 
+def topic_from_name(name: str, prefix: str = "") -> Topic:
+    """A contract topic from its name as a person types it: ``records.clean``, or with the deployment's prefix."""
+    try:
+        return Topic(name.removeprefix(prefix) if prefix else name)
+    except ValueError:
+        known = ", ".join(topic.value for topic in Topic)
+        raise ValueError(f"no topic {name!r} in the contract; its topics are {known} "
+                         f"(with or without the prefix {prefix!r})") from None
+
+
 def group_id(service: str, prefix: str) -> str:
     """A service's consumer group in the deployment named by the topic prefix: ``aimass-infer`` for ``aimass.``,
     ``it-1a2b-infer`` for ``it-1a2b.``. Deployments sharing a broker then never join each other's groups (a test run

@@ -8,8 +8,12 @@ import contextlib
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from shared.settings import SERVICE_NAMES, get_settings
+
+if TYPE_CHECKING:
+    from shared.topics import Topic
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -51,12 +55,13 @@ def _quality(args: argparse.Namespace) -> int:
     return asyncio.run(quality(get_settings(), args.task, args.timeout))
 
 
-def _not_yet(issue: str) -> argparse._SubParsersAction:  # pragma: no cover - replaced as issues land
-    def run(_: argparse.Namespace) -> int:
-        print(f"aimass: this command arrives with the {issue} issue and is not available yet", file=sys.stderr)
-        return 2
+def _contract_topic(name: str) -> Topic:
+    from shared.topics import topic_from_name
 
-    return run  # type: ignore[return-value]
+    try:
+        return topic_from_name(name, get_settings().topic_prefix)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="document format (default: from each file's extension)")
     publish.set_defaults(func=_publish)
 
-    tail = commands.add_parser("tail", help="print the events on a topic (name without the prefix)")
-    tail.add_argument("topic", help="e.g. records.clean, deadletter, predictions.fused")
+    tail = commands.add_parser("tail", help="print the events on a topic")
+    tail.add_argument("topic", type=_contract_topic,
+                      help="e.g. records.clean, deadletter, predictions.fused (the prefix may be left out)")
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--max", type=int, default=None, help="stop after this many events")
     tail.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
@@ -87,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--since", help="only dead letters after this ISO time (UTC unless it says), e.g. "
                         "2026-11-29T10:00")
     replay.add_argument("--hospital", help="only dead letters from this hospital (ce_source)")
-    replay.add_argument("--topic", help="only dead letters from this original topic (without the prefix), "
-                        "e.g. ingest.raw")
+    replay.add_argument("--topic", type=_contract_topic,
+                        help="only dead letters from this original topic, e.g. ingest.raw")
     replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
     replay.add_argument("--timeout", type=float, default=5.0, help="stop after this many idle seconds")
     replay.set_defaults(func=_replay)

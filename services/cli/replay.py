@@ -60,10 +60,10 @@ def parse_since(text: str | None) -> datetime | None:
 
 
 async def replay(settings: Settings, service: str | None, reason: str | None, since: str | None,
-                 dry_run: bool, idle: float, *, hospital: str | None = None, topic: str | None = None) -> int:
+                 dry_run: bool, idle: float, *, hospital: str | None = None, topic: Topic | None = None) -> int:
     try:
         filters = Filters(service, reason, parse_since(since), hospital,
-                          topic_name(Topic(topic), settings.topic_prefix) if topic else None)
+                          topic_name(topic, settings.topic_prefix) if topic else None)
     except ValueError as error:
         print(f"aimass replay: {error}", file=sys.stderr)
         return 2

@@ -25,8 +25,8 @@ def render(record: object) -> str:
     })
 
 
-async def tail(topic: str, settings: Settings, from_beginning: bool, limit: int | None, idle: float | None) -> int:
-    name = topic_name(Topic(topic), settings.topic_prefix)
+async def tail(topic: Topic, settings: Settings, from_beginning: bool, limit: int | None, idle: float | None) -> int:
+    name = topic_name(topic, settings.topic_prefix)
     client = consumer(settings, name, group_id=None, from_beginning=from_beginning)
     try:
         await client.start()

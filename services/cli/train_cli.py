@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,13 @@ if TYPE_CHECKING:
     from shared.tasks import TaskSpec
 
 
+def release_headers() -> list[tuple[str, bytes]]:
+    """Headers of one status change published from here. Each change is its own event, so its ``ce_id`` is new
+    every time: a rollback re-activates a version whose earlier activation consumers have already seen."""
+    headers = cloudevent_headers(service="cli", type_=event_type("model", "released"), event_id=str(uuid.uuid4()))
+    return [(name, value.encode()) for name, value in headers.items()]
+
+
 async def publish_cards(cards: Sequence[ModelCard], settings: Settings) -> bool:
     client = producer(settings)
     try:
@@ -38,12 +46,10 @@ async def publish_cards(cards: Sequence[ModelCard], settings: Settings) -> bool:
         return False
     try:
         for card in cards:
-            headers = cloudevent_headers(service="cli", type_=event_type("model", "released"),
-                                         event_id=f"{card.task}/{card.site}/{card.version}/{card.status}")
             await client.send_and_wait(
                 topic_name(Topic.MODELS_RELEASED, settings.topic_prefix),
                 card.model_dump_json(exclude_none=True).encode(), key=f"{card.task}/{card.site}".encode(),
-                headers=[(k, v.encode()) for k, v in headers.items()],
+                headers=release_headers(),
             )
     finally:
         await client.stop()

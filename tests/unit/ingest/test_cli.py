@@ -1,10 +1,14 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from services.cli.main import build_parser
 from services.cli.publish import document_headers, format_of, read_documents
 from services.cli.replay import Filters, parse_since
-from shared.topics import CE_SOURCE, CONTENT_TYPE, DLQ_ERROR, DLQ_ORIGINAL_TOPIC, DLQ_SERVICE
+from services.cli.train_cli import release_headers
+from shared.settings import get_settings
+from shared.topics import CE_ID, CE_SOURCE, CE_TYPE, CONTENT_TYPE, DLQ_ERROR, DLQ_ORIGINAL_TOPIC, DLQ_SERVICE, Topic
 
 
 def test_the_format_comes_from_the_flag_the_extension_or_the_content() -> None:
@@ -47,3 +51,20 @@ def test_the_cli_accepts_the_new_flags() -> None:
     args = build_parser().parse_args(["replay", "--hospital", "hungary", "--topic", "ingest.raw", "--dry-run"])
     assert (args.hospital, args.topic, args.dry_run) == ("hungary", "ingest.raw", True)
     assert build_parser().parse_args(["publish", "x.xlsx", "--hospital", "h", "--format", "xlsx"]).format == "xlsx"
+
+
+def test_a_topic_is_named_with_or_without_the_prefix_and_a_wrong_name_lists_the_topics(capsys) -> None:
+    prefixed = get_settings().topic_prefix + "records.clean"
+    assert build_parser().parse_args(["tail", prefixed]).topic is Topic.RECORDS_CLEAN
+    assert build_parser().parse_args(["tail", "predictions.fused"]).topic is Topic.PREDICTIONS_FUSED
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["replay", "--topic", "records.cleaned"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert "no topic 'records.cleaned'" in error and "records.clean, train.requests" in error
+
+
+def test_every_status_change_the_cli_publishes_is_a_new_event() -> None:
+    first, again = dict(release_headers()), dict(release_headers())  # e.g. v1 activated, and again after a rollback
+    assert first[CE_ID] != again[CE_ID]
+    assert first[CE_TYPE] == again[CE_TYPE] == b"org.aimass.model.released.v1"
