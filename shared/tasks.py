@@ -14,6 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.schemas.predictions import FusionMethod
 from shared.schemas.records import CanonicalRecord, Code
 from shared.settings import PROJECT_ROOT
 
@@ -70,7 +71,7 @@ class ModelSearch(_Spec):
 
 
 class FusionSpec(_Spec):
-    method: Literal["weighted_average", "logit_average", "majority_vote"] = "weighted_average"
+    method: FusionMethod = "weighted_average"
     deadline_seconds: float = Field(2.0, gt=0)
     review_spread: float = Field(0.3, ge=0, le=1, description=(
         "models disagree (needs_review) when one is at least half of this above its threshold and another at "

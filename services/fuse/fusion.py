@@ -10,11 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from shared.schemas.models import ModelCard
-
-Method = Literal["weighted_average", "logit_average", "majority_vote"]
+from shared.schemas.predictions import FusionMethod as Method
 
 CHANCE_AUC = 0.5
 MIN_SKILL = 0.01  # a model no better than chance still counts a little, so weights never all vanish

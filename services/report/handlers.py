@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from aiokafka import ConsumerRecord
+from pydantic import ValidationError
 
 from services.report.attribution import Occlusion, Scorer, explanation_candidates, occlusions
 from services.report.inputs import input_groups
@@ -29,7 +30,7 @@ from services.report.render.html import render_html
 from services.report.render.pdf import render_pdf
 from services.report.store import ModelSource, ReportEntry, ReportFiles, ReportStore
 from services.report.view import ReportView, build_view, check_features
-from shared.errors import RejectedInput, parse_event
+from shared.errors import RejectedInput, describe_validation_error, parse_event
 from shared.events import DeadLetters, EventPublisher, confirmed
 from shared.metrics import ServiceMetrics
 from shared.schemas.models import ModelRef
@@ -46,10 +47,12 @@ def report_id_of(fused: FusedPrediction) -> str:
 
 
 def parse_time(value: str | None) -> datetime | None:
+    """A ``ce_time`` header as an aware time (one without an offset is UTC, as the contract's times are)."""
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
     except ValueError:
         return None
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 Explanation = tuple[ModelRef, Occlusion] | None
@@ -93,7 +96,11 @@ class Reporter:
         valid = [(index, task) for index, task in enumerate(outcomes) if isinstance(task, TaskSpec)]
         explanations = self._explain([(items[index][0], task) for index, task in valid])
         for (index, task), explanation in zip(valid, explanations, strict=True):
-            outcomes[index] = self._report(items[index][0], task, items[index][1], explanation)
+            try:
+                outcomes[index] = self._report(items[index][0], task, items[index][1], explanation)
+            except ValidationError as invalid:  # the FHIR output rejected what the fused result's schema let through
+                outcomes[index] = RejectedInput("the report of this fused result is not valid FHIR R4: "
+                                                + describe_validation_error(invalid), "fhir_invalid")
         return outcomes  # type: ignore[return-value]  # every TaskSpec was replaced by its report
 
     def pdf(self, report_id: str) -> bytes | None:

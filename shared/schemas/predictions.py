@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat
 
 from shared.schemas.models import ModelRef
 from shared.schemas.records import QualityFlag
+
+FusionMethod = Literal["weighted_average", "logit_average", "majority_vote"]
 
 
 class Prediction(BaseModel):
@@ -20,7 +24,7 @@ class Prediction(BaseModel):
     label: int
     cache_hit: bool = False
     latency_ms: float = 0.0
-    features: list[float | None] = Field(default_factory=list, description="the task's feature vector scored")
+    features: list[FiniteFloat | None] = Field(default_factory=list, description="the task's feature vector scored")
     quality_flags: list[QualityFlag] = Field(default_factory=list, description="carried from records.clean")
 
 
@@ -41,10 +45,11 @@ class FusedPrediction(BaseModel):
     task: str
     probability: float = Field(ge=0.0, le=1.0)
     label: int
-    method: str
+    method: FusionMethod
     contributions: list[Contribution]
     agreement: float = Field(ge=0.0, le=1.0, description="1 = every model agrees")
     needs_review: bool = False
     review_reasons: list[str] = Field(default_factory=list)
-    features: list[float | None] = Field(default_factory=list, description="the task's feature vector, for reports")
+    features: list[FiniteFloat | None] = Field(default_factory=list,
+                                               description="the task's feature vector, for reports")
     quality_flags: list[QualityFlag] = Field(default_factory=list, description="carried from records.clean")

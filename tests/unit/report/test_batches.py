@@ -20,6 +20,7 @@ from services.report.inputs import input_groups
 from services.report.metrics import ReportMetrics
 from services.report.render.pdf import render_pdf
 from services.report.view import build_view
+from shared.errors import RejectedInput
 from shared.metrics import ServiceMetrics
 from shared.schemas.models import ModelCard, ModelRef
 from shared.schemas.predictions import FusedPrediction
@@ -241,3 +242,30 @@ async def test_a_pdf_stored_before_pdfs_were_rendered_on_demand_is_still_served(
     legacy.write_bytes(b"%PDF-1.4 stored at report time")
     assert made.pdf(message.report_id) == b"%PDF-1.4 stored at report time"
     assert 'aimass_report_render_seconds_count{format="pdf"} 0.0' in metrics.render().decode()
+
+
+async def test_what_the_schema_or_fhir_rejects_is_dead_lettered_and_a_time_without_offset_is_utc(
+        fresh_settings: Settings) -> None:
+    log: list[str] = []
+    made, out, metrics = reporter(fresh_settings, log)
+    deadletters = EnqueuingDeadLetters(log)
+    handle = ReportFusedBatch(made, out, deadletters, metrics)  # type: ignore[arg-type]
+    good = batch_of([fused_for(record_from(h, 3), SITES) for h in ("cleveland", "hungary")])
+    no_method = good[0].model_dump_json().replace('"method":"weighted_average"', '"method":""').encode()
+    infinite = good[0].model_dump_json().replace('"features":[', '"features":[1e400,', 1).encode()
+    await handle([record(0, no_method), record(1, infinite),
+                  record(2, good[1].model_dump_json().encode(), when="2026-01-05T09:30:00")])
+
+    assert [(offset, kind) for offset, _, kind in deadletters.letters] == [(0, "schema"), (1, "schema")]
+    assert "method" in deadletters.letters[0][1] and "features" in deadletters.letters[1][1]
+    assert [m.record_id for m, _, _ in out.sent] == [good[1].record_id]
+    view = FileReportStore.under(fresh_settings).view(out.sent[0][1])
+    assert view is not None and view.created_at == WHEN
+
+    # A result the schema lets through but FHIR does not (as a producer with a looser schema could send) is
+    # rejected with the reason, and the rest of the batch is still reported.
+    loose = FusedPrediction.model_construct(**{**dict(good[0]), "method": ""})
+    rejected, reported = made.report_many([(loose, WHEN), (good[0], WHEN)])
+    assert isinstance(rejected, RejectedInput) and rejected.reason_class == "fhir_invalid"
+    assert "not valid FHIR R4" in rejected.reason and "method" in rejected.reason
+    assert isinstance(reported, ReportMessage) and reported.record_id == good[0].record_id
