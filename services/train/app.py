@@ -3,6 +3,8 @@ out. Training runs in a worker process; the request's offset is committed once i
 
 from __future__ import annotations
 
+import asyncio
+
 from faststream.kafka.annotations import KafkaMessage
 
 from services.train.adapters.store import STORE_FOLDER, ParquetTrainingStore
@@ -28,10 +30,11 @@ def create_service(settings: Settings | None = None) -> Service:
     catalog = TaskCatalog(settings.tasks_dir)
     worker = ProcessTrainingWorker(settings.tasks_dir, store.root, registry_root(settings))
     train_metrics = TrainMetrics(service.metrics.registry)
+    store_lock = asyncio.Lock()
     store_clean = StoreCleanRecord(store, catalog, service.deadletters, service.metrics, train_metrics, requests,
-                                   settings.train_retrain_after)
+                                   store_lock, settings.train_retrain_after)
     train_requested = TrainRequested(store, catalog, worker, cards, service.deadletters, service.metrics,
-                                     train_metrics)
+                                     train_metrics, store_lock)
     service.details["training"] = lambda: {"busy": worker.busy, "tasks": sorted(catalog.tasks())}
 
     @service.on_startup

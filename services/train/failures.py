@@ -14,3 +14,7 @@ class NotTrainable(RejectedInput):
 
 class ParityError(Exception):
     """The exported graph does not reproduce the torch model: nothing may be released."""
+
+
+class TrainerDied(Exception):
+    """The training process died (killed for memory, a crash in a native library) on a fresh start as well."""

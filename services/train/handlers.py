@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import Counter
@@ -10,7 +11,7 @@ from typing import Protocol
 from aiokafka import ConsumerRecord
 
 from services.train.adapters.store import ParquetTrainingStore, StoredRecord
-from services.train.failures import ParityError
+from services.train.failures import ParityError, TrainerDied
 from services.train.metrics import TrainMetrics
 from services.train.task_catalog import TaskCatalog
 from shared.errors import RejectedInput, parse_event
@@ -45,14 +46,17 @@ def stored_record(record: CleanRecord, task: TaskSpec) -> StoredRecord:
 
 class StoreCleanRecord:
     """Materializes each clean record once per task; asks for a pooled retraining after ``retrain_after`` new
-    labelled records of a task (0 = never)."""
+    labelled records of a task (0 = never).
+
+    ``store_lock`` is held while appending, and by ``TrainRequested`` while it compacts in a thread: compaction
+    reads the inbox and then removes it, so a row appended in between would be lost."""
 
     def __init__(self, store: ParquetTrainingStore, catalog: TaskCatalog, deadletters: DeadLetters,
                  metrics: ServiceMetrics, train_metrics: TrainMetrics, requests: EventPublisher | None,
-                 retrain_after: int = 0) -> None:
+                 store_lock: asyncio.Lock, retrain_after: int = 0) -> None:
         self.store, self.catalog, self.deadletters = store, catalog, deadletters
         self.metrics, self.train_metrics, self.requests = metrics, train_metrics, requests
-        self.retrain_after = retrain_after
+        self.store_lock, self.retrain_after = store_lock, retrain_after
         self.new_labelled: Counter[str] = Counter()
 
     async def __call__(self, raw: ConsumerRecord) -> None:
@@ -61,15 +65,17 @@ class StoreCleanRecord:
         except RejectedInput as rejected:
             await self.deadletters.send(raw, rejected.reason, rejected.reason_class)
             return
-        added = 0
-        for task in self.catalog.tasks().values():
-            row = stored_record(record, task)
-            if self.store.add(task.name, row):
-                added += 1
-                self.train_metrics.store_records.labels(task.name, record.hospital).inc()
-                if row.label is not None:
-                    await self._count_for_retraining(task.name, event_id_of(raw))
-        self.metrics.counted("stored" if added else "duplicate")
+        labelled = []
+        async with self.store_lock:
+            for task in self.catalog.tasks().values():
+                row = stored_record(record, task)
+                if self.store.add(task.name, row):
+                    self.train_metrics.store_records.labels(task.name, record.hospital).inc()
+                    labelled.append((task.name, row.label is not None))
+        for task_name, has_label in labelled:
+            if has_label:
+                await self._count_for_retraining(task_name, event_id_of(raw))
+        self.metrics.counted("stored" if labelled else "duplicate")
 
     async def _count_for_retraining(self, task: str, event_id: str) -> None:
         if not self.retrain_after or self.requests is None:
@@ -86,9 +92,10 @@ class TrainRequested:
 
     def __init__(self, store: ParquetTrainingStore, catalog: TaskCatalog, worker: TrainingWorker,
                  cards: EventPublisher, deadletters: DeadLetters, metrics: ServiceMetrics,
-                 train_metrics: TrainMetrics) -> None:
+                 train_metrics: TrainMetrics, store_lock: asyncio.Lock) -> None:
         self.store, self.catalog, self.worker, self.cards = store, catalog, worker, cards
         self.deadletters, self.metrics, self.train_metrics = deadletters, metrics, train_metrics
+        self.store_lock = store_lock
 
     async def __call__(self, raw: ConsumerRecord) -> None:
         site = "?"
@@ -100,7 +107,8 @@ class TrainRequested:
             if self.catalog.get(request.task) is None:
                 raise RejectedInput(f"train request names task {request.task!r}, which no task file in "
                                     f"{self.catalog.directory} defines", "unknown_task")
-            self.store.compact(request.task)
+            async with self.store_lock:  # reading and writing Parquet takes seconds on a large inbox: off the loop
+                await asyncio.to_thread(self.store.compact, request.task)
             released = await self.worker.train(request.task, request.site)
         except RejectedInput as rejected:
             self.train_metrics.runs.labels(task, site, "rejected").inc()
@@ -109,6 +117,10 @@ class TrainRequested:
         except ParityError as failed:
             self.train_metrics.runs.labels(task, site, "failed").inc()
             await self.deadletters.send(raw, f"training of {task}/{site} not released: {failed}", "parity")
+            return
+        except TrainerDied as died:
+            self.train_metrics.runs.labels(task, site, "failed").inc()
+            await self.deadletters.send(raw, str(died), "trainer_died")
             return
         self.train_metrics.duration.labels(task).observe(time.monotonic() - started)
         parent = event_id_of(raw)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, model_validator
 
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
@@ -111,8 +111,14 @@ class TaskFeatures(_Model):
     """A task's feature vector in the order its config declares; ``None`` marks a missing value."""
 
     names: list[str]
-    values: list[float | None]
+    values: list[FiniteFloat | None]
     label: float | None = None
+
+    @model_validator(mode="after")
+    def _one_value_per_name(self) -> TaskFeatures:
+        if len(self.values) != len(self.names):
+            raise ValueError(f"{len(self.names)} names but {len(self.values)} values")
+        return self
 
 
 class AsSent(_Model):

@@ -1,0 +1,97 @@
+"""train's subscribers without Kafka: bad clean records become dead letters; compaction runs off the event loop and
+never loses a record that arrives while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from aiokafka import ConsumerRecord
+
+from services.train.adapters.store import DATA_FILE, ParquetTrainingStore
+from services.train.failures import NotTrainable
+from services.train.handlers import StoreCleanRecord, TrainRequested
+from services.train.metrics import TrainMetrics
+from services.train.task_catalog import TaskCatalog
+from shared.metrics import ServiceMetrics
+from shared.schemas.models import ModelCard, TrainRequest
+from shared.settings import PROJECT_ROOT
+from tests.support.models import heart_clean_records
+
+TASK = "heart_disease"
+
+
+def raw(offset: int, value: bytes, topic: str = "unit.records.clean") -> ConsumerRecord:
+    return ConsumerRecord(topic, 0, offset, 0, 0, None, value, None, 0, len(value), [("ce_id", f"e-{offset}".encode())])
+
+
+class DeadLetters:
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, str, str]] = []
+
+    async def send(self, record: ConsumerRecord, reason: str, reason_class: str) -> None:
+        self.sent.append((record.offset, reason, reason_class))
+
+
+class NothingToTrain:
+    async def train(self, task: str, site: str | None) -> list[ModelCard]:
+        raise NotTrainable(f"task {task}: nothing to train in this test")
+
+
+class HeldCompaction(ParquetTrainingStore):
+    """Compaction that waits, in its thread, until the test lets it finish."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.started, self.finish = threading.Event(), threading.Event()
+
+    def compact(self, task: str | None = None) -> None:
+        self.started.set()
+        assert self.finish.wait(10)
+        super().compact(task)
+
+
+def handlers(store: ParquetTrainingStore) -> tuple[StoreCleanRecord, TrainRequested, DeadLetters]:
+    metrics, lock, deadletters = ServiceMetrics("train"), asyncio.Lock(), DeadLetters()
+    train_metrics, catalog = TrainMetrics(metrics.registry), TaskCatalog(PROJECT_ROOT / "tasks")
+    store_clean = StoreCleanRecord(store, catalog, deadletters, metrics, train_metrics, None, lock)  # type: ignore[arg-type]
+    requested = TrainRequested(store, catalog, NothingToTrain(), None, deadletters, metrics,  # type: ignore[arg-type]
+                               train_metrics, lock)
+    return store_clean, requested, deadletters
+
+
+async def test_a_feature_vector_with_a_value_missing_is_dead_lettered_and_nothing_is_stored(tmp_path: Path) -> None:
+    store = ParquetTrainingStore(tmp_path)
+    store_clean, _, deadletters = handlers(store)
+    record = heart_clean_records(1)[0]
+    short = record.model_dump_json().replace('"values":[', '"values":[1.0,', 1).encode()  # one value too many
+    await store_clean(raw(0, short))
+    await store_clean(raw(1, record.model_dump_json().encode()))
+
+    [(offset, reason, kind)] = deadletters.sent
+    assert (offset, kind) == (0, "schema") and f"features.{TASK}" in reason and "names but" in reason
+    assert list(store.frame(TASK, record.hospital)["_record_id"]) == [record.record_id]
+
+
+async def test_records_arriving_during_compaction_wait_for_it_and_none_is_lost(tmp_path: Path) -> None:
+    store = HeldCompaction(tmp_path)
+    store_clean, requested, deadletters = handlers(store)
+    first, *later = heart_clean_records(2)
+    await store_clean(raw(0, first.model_dump_json().encode()))
+    request = raw(1, TrainRequest(task=TASK).model_dump_json().encode(), "unit.train.requests")
+
+    training = asyncio.create_task(requested(request))
+    await asyncio.to_thread(store.started.wait, 10)  # the event loop is free while compaction runs
+    arriving = [asyncio.create_task(store_clean(raw(2 + i, r.model_dump_json().encode()))) for i, r in
+                enumerate(later)]
+    await asyncio.sleep(0.2)
+    assert not any(task.done() for task in arriving)  # they wait for the compaction instead of racing it
+    store.finish.set()
+    await asyncio.gather(training, *arriving)
+
+    assert [kind for _, _, kind in deadletters.sent] == ["not_trainable"]  # the request ran to its end
+    assert (store.partition(TASK, first.hospital) / DATA_FILE).exists()
+    hospitals = {r.hospital for r in (first, *later)}
+    stored = {record_id for h in hospitals for record_id in store.frame(TASK, h)["_record_id"]}
+    assert stored == {r.record_id for r in (first, *later)}
