@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 ModelStatus = Literal["candidate", "active", "retired"]
 
@@ -25,7 +24,7 @@ class ModelCard(BaseModel):
     site: str
     version: str
     status: ModelStatus
-    created_at: datetime
+    created_at: AwareDatetime
     metrics: dict[str, float] = Field(default_factory=dict)
     features: list[str] = Field(default_factory=list, description="feature names, in the order the model reads")
     threshold: float = 0.5
