@@ -91,6 +91,14 @@ async def raw_body(message: StreamMessage[Any]) -> bytes:
     return message.body
 
 
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+"""The largest message the contract topics take (the broker's ``message.max.bytes``)."""
+DEADLETTER_MAX_MESSAGE_BYTES = MAX_MESSAGE_BYTES + 64 * 1024
+"""``deadletter`` takes a little more: a dead letter is a message of up to ``MAX_MESSAGE_BYTES`` plus its reason
+headers, and one that did not fit would fail its batch again and again instead of being set aside. Producers may send
+this much (the client cannot tell topics apart); every other topic's broker limit still applies."""
+
+
 def make_broker(settings: Settings, service: str, metrics: ServiceMetrics) -> KafkaBroker:
     return KafkaBroker(
         settings.kafka_bootstrap,
@@ -99,7 +107,7 @@ def make_broker(settings: Settings, service: str, metrics: ServiceMetrics) -> Ka
         acks="all",
         enable_idempotence=True,
         linger_ms=0,
-        max_request_size=8 * 1024 * 1024,
+        max_request_size=DEADLETTER_MAX_MESSAGE_BYTES,
         request_timeout_ms=15_000,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         graceful_timeout=15.0,
@@ -137,14 +145,18 @@ def consumer_options(group: str, batch: bool = False) -> dict[str, Any]:
 
 
 async def ensure_topics(settings: Settings, topics: list[Topic] | None = None) -> None:
-    """Create the contract topics with the configured partition count; existing ones are left as they are."""
+    """Create the contract topics with the configured partition count (``deadletter`` with room for the reason
+    headers of the largest message); existing ones are left as they are."""
     admin = AIOKafkaAdminClient(**kafka_client_options(settings), request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [topic_name(t, settings.topic_prefix) for t in (topics or list(Topic))]
+        deadletter = topic_name(Topic.DEADLETTER, settings.topic_prefix)
+        room = {"max.message.bytes": str(DEADLETTER_MAX_MESSAGE_BYTES)}
         missing = [
-            NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1)
+            NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1,
+                     topic_configs=room if name == deadletter else {})
             for name in wanted
             if name not in existing
         ]

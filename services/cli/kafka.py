@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from shared.broker import MAX_MESSAGE_BYTES
 from shared.security import kafka_client_options
 from shared.settings import Settings
 
@@ -11,7 +12,7 @@ from shared.settings import Settings
 def producer(settings: Settings) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         **kafka_client_options(settings), acks="all", enable_idempotence=True,
-        max_request_size=8 * 1024 * 1024, client_id="aimass-cli",
+        max_request_size=MAX_MESSAGE_BYTES, client_id="aimass-cli",
     )
 
 

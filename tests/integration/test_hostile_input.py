@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 from pydicom.data import get_testdata_file
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
-from shared.broker import ensure_topics
+from shared.broker import MAX_MESSAGE_BYTES, ensure_topics
 from shared.security import kafka_client_options
 from shared.settings import PROJECT_ROOT, Settings
 from shared.topics import CE_ID, DLQ_ERROR, DLQ_SERVICE, Topic, decode_headers, topic_name
@@ -112,6 +112,8 @@ def hostile_documents() -> list[Hostile]:
         Hostile("csv-100k-columns", _wide_csv(), plain("text/csv", b"va-long-beach"), "more than 1000 columns"),
         Hostile("deflated-dicom-bomb", _deflated_dicom_bomb(), plain(DICOM), "deflated dataset expands"),
         Hostile("xlsx-bomb", _xlsx_bomb(), plain(XLSX, b"va-long-beach"), "workbook expands"),
+        # As large as ingest.raw takes: its dead letter, with the reason headers, is larger than that.
+        Hostile("at-the-broker-limit", b" " * (MAX_MESSAGE_BYTES - 200), plain(JSON), "exceeds the limit"),
         Hostile("crlf-ce_source", GOOD, plain(JSON, b"switzerland\r\nX-Injected: 1"), "header ce_source"),
         Hostile("control-ce_source", GOOD, plain(JSON, b"\x1b[2Jswitzerland\x00"), "header ce_source"),
         Hostile("path-traversal-ce_source", GOOD, plain(JSON, b"../../../etc/passwd"), "header ce_source"),
@@ -147,7 +149,7 @@ def memory_of(pid: int) -> dict[str, int]:
 
 async def send_on_partition_zero(settings: Settings, messages: list[tuple[bytes, list[tuple[str, bytes]]]]) -> None:
     client = AIOKafkaProducer(**kafka_client_options(settings), acks="all", enable_idempotence=True,
-                              max_request_size=8 * 1024 * 1024)
+                              max_request_size=MAX_MESSAGE_BYTES)
     await client.start()
     try:
         for body, headers in messages:
