@@ -35,17 +35,16 @@ class ProcessTrainingWorker:
     async def train(self, task: str, site: str | None) -> list[ModelCard]:
         self.busy = True
         try:
-            try:
-                cards = await self._run(task, site)
-            except BrokenProcessPool:
-                self.close()
+            for _ in range(2):
                 try:
                     cards = await self._run(task, site)
+                    break
                 except BrokenProcessPool:
                     self.close()
-                    raise TrainerDied(f"the training process died twice while training {task}/{site or 'pooled'} "
-                                      "(killed for memory?): see the train log, give train more memory, then "
-                                      "replay this request") from None
+            else:
+                raise TrainerDied(f"the training process died twice while training {task}/{site or 'pooled'} "
+                                  "(killed for memory?): see the train log, give train more memory, then replay "
+                                  "this request")
         finally:
             self.busy = False
         return [ModelCard.model_validate_json(card) for card in cards]
