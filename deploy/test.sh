@@ -10,4 +10,4 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 "$HERE/stack.sh" infra-up "$state" || exit 1
-cd "$ROOT" && .venv/bin/python -m pytest "$@"
+cd "$ROOT" && AIMASS_TEST_NO_SKIPS=1 .venv/bin/python -m pytest "$@"

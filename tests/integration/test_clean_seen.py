@@ -65,7 +65,8 @@ async def test_what_was_remembered_is_a_duplicate_after_a_restart(namespace: str
 
 
 async def test_an_empty_batch_asks_nothing(namespace: str) -> None:
-    client, seen = await seen_events(namespace)
+    nowhere = Redis.from_url("redis://127.0.0.1:1/0")  # any command would fail to connect
+    seen = RedisSeenEvents(nowhere, namespace, 600)
     assert await seen.judge([]) == []
     await seen.remember([])
-    await client.aclose()
+    await nowhere.aclose()

