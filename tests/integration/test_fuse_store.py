@@ -80,6 +80,21 @@ async def test_a_lost_emission_becomes_due_after_its_lease_and_an_emitted_join_n
     assert await one.due(now=1e9, limit=10) == []
 
 
+async def test_an_emitted_join_keeps_who_answered_but_not_the_predictions(stores, redis: Redis) -> None:
+    one, _ = stores
+    key = JoinKey("heart_disease", str(uuid.uuid4()))
+    prediction = '{"probability": 0.7, "features": [' + ", ".join(["54.0"] * 13) + "]}"
+    for site in ("hungary", "cleveland"):
+        await add(one, key, site, prediction, now=100.0, deadline=102.0)
+    assert await claim(one, key, now=102.0) is not None
+    await one.emitted_many([key])
+    join = f"aimass:fuse:{one.namespace}:join:{key.task}:{key.record_id}"
+    assert await redis.hgetall(join) == {b"model:hungary": b"", b"model:cleveland": b"", b"first_seen": b"100.0"}
+    assert 0 < await redis.ttl(join) <= 600
+    assert (await add(one, key, "cleveland", prediction, now=103.0, deadline=105.0)).arrival is Arrival.DUPLICATE
+    assert (await add(one, key, "switzerland", prediction, now=103.0, deadline=105.0)).arrival is Arrival.LATE
+
+
 async def test_keys_carry_the_aimass_prefix_and_expire(stores, redis: Redis) -> None:
     one, _ = stores
     key = JoinKey("heart_disease", str(uuid.uuid4()))

@@ -2,7 +2,8 @@
 
 Keys (``<ns>`` is the deployment's topic prefix without its dot, so two deployments sharing a Redis stay apart):
 
-- ``aimass:fuse:<ns>:join:<task>:<record>``  hash: ``model:<site>`` -> prediction JSON, ``first_seen`` -> epoch s
+- ``aimass:fuse:<ns>:join:<task>:<record>``  hash: ``model:<site>`` -> prediction JSON (emptied once the join is
+  emitted), ``first_seen`` -> epoch s
 - ``aimass:fuse:<ns>:fused:<task>:<record>`` string: ``claimed`` (an emission is under way) or ``emitted``
 - ``aimass:fuse:<ns>:deadlines``             sorted set: open joins by deadline
 - ``aimass:fuse:<ns>:leases``                sorted set: claimed joins by the end of their emission lease
@@ -93,11 +94,19 @@ return 1
 """
 
 # KEYS: leases, then marker and join of each key. ARGV: ttl, then each key's member.
+# The join keeps which models answered (a repeat is a duplicate, another model late) but not their predictions:
+# nothing reads them after the emission, and for the dedup TTL (7 days) they were most of fuse's Redis memory.
 EMITTED_MANY = """
 for i = 1, (#KEYS - 1) / 2 do
+  local join = KEYS[2 * i + 1]
   redis.call('SET', KEYS[2 * i], 'emitted', 'EX', ARGV[1])
   redis.call('ZREM', KEYS[1], ARGV[1 + i])
-  redis.call('EXPIRE', KEYS[2 * i + 1], ARGV[1])
+  for _, field in ipairs(redis.call('HKEYS', join)) do
+    if string.sub(field, 1, 6) == 'model:' then
+      redis.call('HSET', join, field, '')
+    end
+  end
+  redis.call('EXPIRE', join, ARGV[1])
 end
 return 1
 """
