@@ -12,6 +12,26 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_
 from shared.settings import get_settings
 
 
+class BoundedLabel:
+    """Label values as they come, up to ``limit`` distinct ones; any later new value is reported as ``overflow``.
+
+    For labels whose values come from outside (hospital ids, the units a hospital writes): a sender with free text,
+    or an id per department, could otherwise grow the series, and every scrape, without end."""
+
+    def __init__(self, limit: int, overflow: str = "other") -> None:
+        self.limit = limit
+        self.overflow = overflow
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) < self.limit:
+            self._seen.add(value)
+            return value
+        return self.overflow
+
+
 class ServiceMetrics:
     def __init__(self, service: str) -> None:
         self.service = service

@@ -6,10 +6,16 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter
 
 from services.clean.cleaning import Cleaned
+from shared.metrics import BoundedLabel
+
+MAX_HOSPITALS = 1000
+MAX_UNITS = 200  # UCUM annotations ("mg{anything}/dL") make any text a valid unit
 
 
 class CleanMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.hospital = BoundedLabel(MAX_HOSPITALS)
+        self.unit = BoundedLabel(MAX_UNITS)
         self.records = Counter("aimass_clean_records_total", "Clean records emitted, by hospital",
                                ["hospital"], registry=registry)
         self.conversions = Counter("aimass_clean_unit_conversions_total", "Values converted to a canonical unit",
@@ -26,10 +32,10 @@ class CleanMetrics:
             self.duplicates.labels(kind)
 
     def emitted(self, cleaned: Cleaned) -> None:
-        hospital = cleaned.record.hospital
+        hospital = self.hospital(cleaned.record.hospital)
         self.records.labels(hospital).inc()
         for from_unit, to_unit in cleaned.conversions:
-            self.conversions.labels(from_unit, to_unit).inc()
+            self.conversions.labels(self.unit(from_unit), self.unit(to_unit)).inc()
         if cleaned.unmapped_codes:
             self.unmapped.labels(hospital).inc(cleaned.unmapped_codes)
         for name in cleaned.implausible:

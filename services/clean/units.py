@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 
 from services.clean.analytes import IFCC_NGSP_INTERCEPT, IFCC_SLOPE, IFCC_UNIT, NGSP_UNIT, Analyte
 
 SIGNIFICANT_DIGITS = 10  # drops float noise (98.6 °F -> 37.00000000000006 °C) far below any instrument's precision
+UNIT_CACHE_SIZE = 1024
 
 
 class UnitProblem(Exception):
@@ -52,7 +53,7 @@ def _registry() -> Any:
     return PintUcumRegistry()
 
 
-@cache
+@lru_cache(maxsize=UNIT_CACHE_SIZE)  # bounded: any text with a UCUM annotation is a valid unit of its own
 def ucum_unit(unit: str) -> Any:
     """The pint unit for a UCUM code, or ``UnitProblem('unknown_unit')``."""
     try:
@@ -70,7 +71,7 @@ def _ifcc(from_unit: str, to_unit: str) -> Affine:
                                            f"not {from_unit!r} -> {to_unit!r}")
 
 
-@cache
+@lru_cache(maxsize=UNIT_CACHE_SIZE)
 def conversion(from_unit: str, to_unit: str, analyte: Analyte | None = None) -> Affine:
     """The map from values in ``from_unit`` to values in ``to_unit`` (UCUM codes), for ``analyte`` where the
     conversion depends on it (molar mass; the HbA1c master equation)."""

@@ -41,7 +41,7 @@ def create_service(settings: Settings | None = None) -> Service:
     async def count_store() -> None:
         store.compact()
         for (task, hospital), count in store.counts().items():
-            train_metrics.store_records.labels(task, hospital).set(count)
+            train_metrics.store_records.labels(task, train_metrics.site(hospital)).set(count)
 
     @service.on_shutdown
     async def stop_worker() -> None:

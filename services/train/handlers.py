@@ -70,7 +70,8 @@ class StoreCleanRecord:
             for task in self.catalog.tasks().values():
                 row = stored_record(record, task)
                 if self.store.add(task.name, row):
-                    self.train_metrics.store_records.labels(task.name, record.hospital).inc()
+                    hospital = self.train_metrics.site(record.hospital)
+                    self.train_metrics.store_records.labels(task.name, hospital).inc()
                     labelled.append((task.name, row.label is not None))
         for task_name, has_label in labelled:
             if has_label:
@@ -103,23 +104,24 @@ class TrainRequested:
         started = time.monotonic()
         try:
             request = parse_event(raw.value, TrainRequest, raw.topic)
-            task, site = request.task, request.site or "pooled"
-            if self.catalog.get(request.task) is None:
+            site = request.site or "pooled"
+            if self.catalog.get(request.task) is None:  # its name stays out of the metric labels ("?")
                 raise RejectedInput(f"train request names task {request.task!r}, which no task file in "
                                     f"{self.catalog.directory} defines", "unknown_task")
+            task = request.task
             async with self.store_lock:  # reading and writing Parquet takes seconds on a large inbox: off the loop
                 await asyncio.to_thread(self.store.compact, request.task)
             released = await self.worker.train(request.task, request.site)
         except RejectedInput as rejected:
-            self.train_metrics.runs.labels(task, site, "rejected").inc()
+            self._ran(task, site, "rejected")
             await self.deadletters.send(raw, rejected.reason, rejected.reason_class)
             return
         except ParityError as failed:
-            self.train_metrics.runs.labels(task, site, "failed").inc()
+            self._ran(task, site, "failed")
             await self.deadletters.send(raw, f"training of {task}/{site} not released: {failed}", "parity")
             return
         except TrainerDied as died:
-            self.train_metrics.runs.labels(task, site, "failed").inc()
+            self._ran(task, site, "failed")
             await self.deadletters.send(raw, str(died), "trainer_died")
             return
         self.train_metrics.duration.labels(task).observe(time.monotonic() - started)
@@ -128,6 +130,9 @@ class TrainRequested:
             (card, derived_event_id("train", parent, card.site, card.version, card.status), f"{card.task}/{card.site}")
             for card in released
         ])
-        self.train_metrics.runs.labels(task, site, "released").inc()
+        self._ran(task, site, "released")
         self.metrics.counted("emitted")
         log.info("released", extra={"task": task, "site": site, "version": released[-1].version})
+
+    def _ran(self, task: str, site: str, outcome: str) -> None:
+        self.train_metrics.runs.labels(task, self.train_metrics.site(site), outcome).inc()

@@ -71,3 +71,25 @@ def test_offset_and_logarithmic_units_never_pass_as_concentrations(unit: str) ->
 def test_a_logarithmic_unit_is_not_treated_as_linear() -> None:
     with pytest.raises(UnitProblem, match="not linear"):
         conversion("dB", "1")
+
+
+def test_units_a_sender_makes_up_grow_neither_the_caches_nor_the_series() -> None:
+    """UCUM annotations make any text a valid unit ("mg{lab-7}/dL" is mg/dL): one sender writing a new one per
+    record must not grow clean's memory or its Prometheus series without end."""
+    from prometheus_client import CollectorRegistry
+
+    from services.clean.metrics import MAX_UNITS, CleanMetrics
+    from services.clean.units import UNIT_CACHE_SIZE, ucum_unit
+    from tests.unit.clean.factories import cleaner, document, record_of
+
+    clean, registry = cleaner(), CollectorRegistry()
+    metrics = CleanMetrics(registry)
+    for i in range(UNIT_CACHE_SIZE + 100):
+        unit = f"mg{{lab-{i}}}/dL"
+        cleaned = clean.clean(record_of(document(c=("http://loinc.org", "2093-3", 200.0, unit)), "cleveland"))
+        assert cleaned.conversions == [(unit, "mg/dL")]
+        metrics.emitted(cleaned)
+    assert ucum_unit.cache_info().currsize <= UNIT_CACHE_SIZE
+    series = [s.labels["from_unit"] for m in registry.collect() for s in m.samples
+              if s.name == "aimass_clean_unit_conversions_total"]
+    assert len(set(series)) <= MAX_UNITS + 1 and "other" in series

@@ -95,3 +95,15 @@ async def test_records_arriving_during_compaction_wait_for_it_and_none_is_lost(t
     hospitals = {r.hospital for r in (first, *later)}
     stored = {record_id for h in hospitals for record_id in store.frame(TASK, h)["_record_id"]}
     assert stored == {r.record_id for r in (first, *later)}
+
+
+async def test_a_request_for_a_task_nobody_defined_is_dead_lettered_without_a_series_of_its_own(
+        tmp_path: Path) -> None:
+    _, requested, deadletters = handlers(ParquetTrainingStore(tmp_path))
+    for n in range(3):
+        await requested(raw(n, TrainRequest(task=f"made_up_{n}", site=f"ward-{n}").model_dump_json().encode(),
+                            "unit.train.requests"))
+    assert [kind for _, _, kind in deadletters.sent] == ["unknown_task"] * 3
+    assert "made_up_0" in deadletters.sent[0][1]
+    runs = [s.labels for m in requested.train_metrics.runs.collect() for s in m.samples if s.name.endswith("_total")]
+    assert [(r["task"], r["outcome"]) for r in runs] == [("?", "rejected")] * 3  # one series per site, bounded
