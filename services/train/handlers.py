@@ -10,7 +10,7 @@ from typing import Protocol
 
 from aiokafka import ConsumerRecord
 
-from services.train.adapters.store import ParquetTrainingStore, StoredRecord
+from services.train.adapters.store import COMPACT_AFTER_ROWS, ParquetTrainingStore, StoredRecord
 from services.train.failures import ParityError, TrainerDied
 from services.train.metrics import TrainMetrics
 from services.train.task_catalog import TaskCatalog
@@ -66,13 +66,19 @@ class StoreCleanRecord:
             await self.deadletters.send(raw, rejected.reason, rejected.reason_class)
             return
         labelled = []
+        hospital = self.train_metrics.site(record.hospital)
         async with self.store_lock:
             for task in self.catalog.tasks().values():
                 row = stored_record(record, task)
-                if self.store.add(task.name, row):
-                    hospital = self.train_metrics.site(record.hospital)
+                if not self.store.add(task.name, row):
+                    continue
+                labelled.append((task.name, row.label is not None))
+                if self.store.inbox_rows(task.name, record.hospital) < COMPACT_AFTER_ROWS:
                     self.train_metrics.store_records.labels(task.name, hospital).inc()
-                    labelled.append((task.name, row.label is not None))
+                    continue
+                await asyncio.to_thread(self.store.compact, task.name, record.hospital)
+                rows = self.store.rows(task.name, record.hospital)  # exact again: duplicates are gone
+                self.train_metrics.store_records.labels(task.name, hospital).set(rows)
         for task_name, has_label in labelled:
             if has_label:
                 await self._count_for_retraining(task_name, event_id_of(raw))

@@ -7,9 +7,13 @@ Layout under ``<data dir>/train-store``::
 
 Columns: ``_record_id``, ``_patient`` (pseudonym), ``_received_at``, ``_label`` (null when unlabelled) and one
 float column per feature, named as the task file names it (null = missing). A record is appended to the inbox
-before its Kafka offset is committed (at least once); a record id already in the partition is not appended again,
-and compaction (``compact``) folds the inbox into ``data.parquet`` keeping the first copy of every record id, then
+before its Kafka offset is committed (at least once); a record id already in the inbox is not appended again, and
+compaction (``compact``) folds the inbox into ``data.parquet`` keeping the first copy of every record id, then
 removes the inbox. A crash between the two steps leaves rows that the next compaction de-duplicates.
+
+Only the inbox's ids are held in memory, not the whole store's (a set of every id ever stored grew by hundreds of
+MB a day at a million records): a re-delivered record whose first copy was already compacted is appended once more
+and dropped by the next compaction, which the handler runs whenever an inbox reaches ``COMPACT_AFTER_ROWS``.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from services.train.dataset import Dataset, Row, assemble
 from shared.files import write_atomically
@@ -31,6 +36,8 @@ STORE_FOLDER = "train-store"
 DATA_FILE = "data.parquet"
 INBOX_FILE = "inbox.jsonl"
 META = ("_record_id", "_patient", "_received_at", "_label")
+COMPACT_AFTER_ROWS = 10_000
+"""An inbox this long is folded into ``data.parquet``: bounds the inbox file and the ids held in memory."""
 
 
 @dataclass(frozen=True)
@@ -47,23 +54,24 @@ class StoredRecord:
 class ParquetTrainingStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._known: dict[Path, set[str]] = {}
+        self._inbox_ids: dict[Path, set[str]] = {}
 
     def partition(self, task: str, hospital: str) -> Path:
         return self.root / f"task={task}" / f"hospital={quote(hospital, safe='')}"
 
     def _ids(self, partition: Path) -> set[str]:
-        if partition not in self._known:
-            ids: set[str] = set()
-            if (partition / DATA_FILE).exists():
-                ids.update(pd.read_parquet(partition / DATA_FILE, columns=["_record_id"])["_record_id"])
-            if (partition / INBOX_FILE).exists():
-                ids.update(line["_record_id"] for line in _inbox_lines(partition / INBOX_FILE))
-            self._known[partition] = ids
-        return self._known[partition]
+        """The record ids in the partition's inbox."""
+        if partition not in self._inbox_ids:
+            inbox = partition / INBOX_FILE
+            self._inbox_ids[partition] = {line["_record_id"] for line in _inbox_lines(inbox)} if inbox.exists() \
+                else set()
+        return self._inbox_ids[partition]
+
+    def inbox_rows(self, task: str, hospital: str) -> int:
+        return len(self._ids(self.partition(task, hospital)))
 
     def add(self, task: str, record: StoredRecord) -> bool:
-        """Append ``record`` unless its id is already stored; ``False`` for a duplicate."""
+        """Append ``record`` unless its id is in the inbox already; ``False`` for a duplicate."""
         partition = self.partition(task, record.hospital)
         ids = self._ids(partition)
         if record.record_id in ids:
@@ -83,8 +91,10 @@ class ParquetTrainingStore:
         return [(p.parent.name.removeprefix("task="), unquote(p.name.removeprefix("hospital=")), p)
                 for p in sorted(self.root.glob(pattern)) if p.is_dir()]
 
-    def compact(self, task: str | None = None) -> None:
-        for _, _, partition in self.partitions(task):
+    def compact(self, task: str | None = None, hospital: str | None = None) -> None:
+        """Fold the inboxes of ``task`` (every task when ``None``), of one hospital's partition when it is given."""
+        partitions = [self.partition(task, hospital)] if task and hospital else [p for *_, p in self.partitions(task)]
+        for partition in partitions:
             inbox = partition / INBOX_FILE
             if not inbox.exists():
                 continue
@@ -97,6 +107,7 @@ class ParquetTrainingStore:
                     merged[column] = pd.to_numeric(merged[column], errors="coerce").astype("float64")
             write_atomically(partition / DATA_FILE, merged.to_parquet(index=False, engine="pyarrow"))
             inbox.unlink()
+            self._inbox_ids[partition] = set()
 
     def frame(self, task: str, hospital: str) -> pd.DataFrame:
         partition = self.partition(task, hospital)
@@ -110,7 +121,14 @@ class ParquetTrainingStore:
         return pd.concat(frames, ignore_index=True).drop_duplicates("_record_id", keep="first")
 
     def counts(self) -> dict[tuple[str, str], int]:
-        return {(task, hospital): len(self._ids(path)) for task, hospital, path in self.partitions()}
+        return {(task, hospital): self.rows(task, hospital) for task, hospital, _ in self.partitions()}
+
+    def rows(self, task: str, hospital: str) -> int:
+        """Records in one partition: exact after a compaction; a re-delivered record still in the inbox counts
+        twice until then."""
+        partition = self.partition(task, hospital)
+        data = partition / DATA_FILE
+        return (pq.read_metadata(data).num_rows if data.exists() else 0) + len(self._ids(partition))
 
     def dataset(self, task: str, feature_names: Sequence[str]) -> Dataset:
         """The task's labelled rows, columns in ``feature_names`` order (a column the store lacks is missing)."""

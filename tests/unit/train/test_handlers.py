@@ -7,6 +7,7 @@ import asyncio
 import threading
 from pathlib import Path
 
+import pytest
 from aiokafka import ConsumerRecord
 
 from services.train.adapters.store import DATA_FILE, ParquetTrainingStore
@@ -107,3 +108,20 @@ async def test_a_request_for_a_task_nobody_defined_is_dead_lettered_without_a_se
     assert "made_up_0" in deadletters.sent[0][1]
     runs = [s.labels for m in requested.train_metrics.runs.collect() for s in m.samples if s.name.endswith("_total")]
     assert [(r["task"], r["outcome"]) for r in runs] == [("?", "rejected")] * 3  # one series per site, bounded
+
+
+async def test_a_long_inbox_is_compacted_as_records_arrive_and_only_its_ids_stay_in_memory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("services.train.handlers.COMPACT_AFTER_ROWS", 3)
+    store = ParquetTrainingStore(tmp_path)
+    store_clean, requested, _ = handlers(store)
+    records = [r for r in heart_clean_records(8) if r.hospital == "cleveland"]
+    for offset, record in enumerate(records + records[:2]):  # the last two are re-deliveries of compacted records
+        await store_clean(raw(offset, record.model_dump_json().encode()))
+
+    assert (store.partition(TASK, "cleveland") / DATA_FILE).exists()
+    assert store.inbox_rows(TASK, "cleveland") < 3  # not every id ever stored
+    store.compact(TASK)
+    assert sorted(store.frame(TASK, "cleveland")["_record_id"]) == sorted(r.record_id for r in records)
+    gauge = requested.train_metrics.store_records.labels(TASK, "cleveland")._value.get()
+    assert store.rows(TASK, "cleveland") == len(records) <= gauge <= len(records) + 2
