@@ -63,8 +63,8 @@ class ParquetTrainingStore:
         """The record ids in the partition's inbox."""
         if partition not in self._inbox_ids:
             inbox = partition / INBOX_FILE
-            self._inbox_ids[partition] = {line["_record_id"] for line in _inbox_lines(inbox)} if inbox.exists() \
-                else set()
+            lines = _inbox_lines(inbox) if inbox.exists() else []
+            self._inbox_ids[partition] = {str(line["_record_id"]) for line in lines}
         return self._inbox_ids[partition]
 
     def inbox_rows(self, task: str, hospital: str) -> int:
