@@ -11,6 +11,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_
 
 from shared.settings import get_settings
 
+MAX_HOSPITAL_LABELS = 1000
+"""Distinct hospital (site) ids a service labels its series with; later ones are ``other``."""
+
 
 class BoundedLabel:
     """Label values as they come, up to ``limit`` distinct ones; any later new value is reported as ``overflow``.

@@ -6,15 +6,14 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter
 
 from services.clean.cleaning import Cleaned
-from shared.metrics import BoundedLabel
+from shared.metrics import MAX_HOSPITAL_LABELS, BoundedLabel
 
-MAX_HOSPITALS = 1000
 MAX_UNITS = 200  # UCUM annotations ("mg{anything}/dL") make any text a valid unit
 
 
 class CleanMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.hospital = BoundedLabel(MAX_HOSPITALS)
+        self.hospital = BoundedLabel(MAX_HOSPITAL_LABELS)
         self.unit = BoundedLabel(MAX_UNITS)
         self.records = Counter("aimass_clean_records_total", "Clean records emitted, by hospital",
                                ["hospital"], registry=registry)

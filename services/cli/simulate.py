@@ -34,6 +34,7 @@ from services.cli.scenario import plan, summary
 from services.cli.scenario.heart import records_by_hospital
 from services.cli.scenario.outcome import FOLLOWED, Outcome
 from services.cli.train_cli import publish_cards, train_sites
+from shared.broker import MAX_MESSAGE_BYTES
 from shared.schemas.models import ModelCard
 from shared.security import kafka_client_options
 from shared.settings import Settings
@@ -57,7 +58,7 @@ async def _at_end(settings: Settings, *topics: Topic) -> AIOKafkaConsumer:
     """A consumer of ``topics`` positioned at their current end, so it sees only what comes after."""
     names = [topic_name(t, settings.topic_prefix) for t in topics]
     consumer = AIOKafkaConsumer(*names, **kafka_client_options(settings), enable_auto_commit=False,
-                                auto_offset_reset="latest", max_partition_fetch_bytes=8 * 1024 * 1024)
+                                auto_offset_reset="latest", max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
     await consumer.start()
     while not consumer.assignment():  # the first poll joins and assigns; records it returns predate this run
         await consumer.getmany(timeout_ms=100)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from shared.metrics import BoundedLabel
-
-MAX_SITES = 1000
+from shared.metrics import MAX_HOSPITAL_LABELS, BoundedLabel
 
 
 class TrainMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.site = BoundedLabel(MAX_SITES)  # site and hospital ids come with the records and requests
+        self.site = BoundedLabel(MAX_HOSPITAL_LABELS)  # site and hospital ids come with the records and requests
         self.runs = Counter("aimass_train_runs_total", "Training runs, by outcome (released, rejected, failed)",
                             ["task", "site", "outcome"], registry=registry)
         self.duration = Histogram("aimass_train_duration_seconds", "Wall time of one training run, search included",

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from shared.broker import DEADLETTER_MAX_MESSAGE_BYTES
 from shared.security import kafka_client_options
 from shared.settings import Settings
 from shared.topics import Topic, topic_name
@@ -69,7 +70,7 @@ async def read_all(settings: Settings, topic: Topic) -> list[ConsumerRecord]:
     """Everything on ``topic`` up to its current end (no consumer group)."""
     name = topic_name(topic, settings.topic_prefix)
     consumer = AIOKafkaConsumer(**kafka_client_options(settings), enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 1024 * 1024)
+                                max_partition_fetch_bytes=DEADLETTER_MAX_MESSAGE_BYTES)
     await consumer.start()
     try:
         # ensure_topics created every topic with this many partitions (the run's own prefix: none existed before)
