@@ -43,8 +43,13 @@ from shared.topics import (
 OUTPUT = PROJECT_ROOT / "docs" / "asyncapi.yaml"
 KAFKA_BINDING = "0.5.0"
 # The contract's formats on ingest.raw (CONTRACT.md, "What hospitals publish"); no project code publishes there.
-HOSPITAL_CONTENT_TYPES = ["application/fhir+json", "x-application/hl7-v2+er7", "text/csv", "application/json",
-                          "application/dicom"]
+HOSPITAL_CONTENT_TYPES = [
+    "application/fhir+json",
+    "x-application/hl7-v2+er7",
+    "text/csv",
+    "application/json",
+    "application/dicom",
+]
 HOSPITAL_DOCUMENT = "hospital.document"
 DEAD_LETTER = "aimass.deadletter"
 ANY_BYTES = {"type": "string", "format": "binary"}
@@ -52,8 +57,14 @@ ANY_BYTES = {"type": "string", "format": "binary"}
 
 def reference_settings(var_dir: Path) -> Settings:
     """Defaults spelled out, so the document does not depend on the environment it is generated in."""
-    return Settings(kafka_bootstrap="127.0.0.1:9092", kafka_security_protocol="PLAINTEXT", topic_prefix="aimass.",
-                    topic_partitions=3, var_dir=var_dir, pseudonym_key="asyncapi-generation-only")
+    return Settings(
+        kafka_bootstrap="127.0.0.1:9092",
+        kafka_security_protocol="PLAINTEXT",
+        topic_prefix="aimass.",
+        topic_partitions=3,
+        var_dir=var_dir,
+        pseudonym_key="asyncapi-generation-only",
+    )
 
 
 def build_services(settings: Settings) -> list[Service]:
@@ -66,34 +77,43 @@ def _object(properties: dict[str, Any], required: Iterable[str]) -> dict[str, An
 
 
 def cloudevent_headers(ce_type: str, sources: list[str]) -> dict[str, Any]:
-    return _object({
-        CE_SPECVERSION: {"const": "1.0"},
-        CE_ID: {"type": "string", "description": "unique per event; consumers de-duplicate on it"},
-        CE_SOURCE: {"enum": sources},
-        CE_TYPE: {"const": ce_type},
-        CE_TIME: {"type": "string", "format": "date-time"},
-        CONTENT_TYPE: {"const": JSON},
-    }, [CE_SPECVERSION, CE_ID, CE_SOURCE, CE_TYPE, CE_TIME, CONTENT_TYPE])
+    return _object(
+        {
+            CE_SPECVERSION: {"const": "1.0"},
+            CE_ID: {"type": "string", "description": "unique per event; consumers de-duplicate on it"},
+            CE_SOURCE: {"enum": sources},
+            CE_TYPE: {"const": ce_type},
+            CE_TIME: {"type": "string", "format": "date-time"},
+            CONTENT_TYPE: {"const": JSON},
+        },
+        [CE_SPECVERSION, CE_ID, CE_SOURCE, CE_TYPE, CE_TIME, CONTENT_TYPE],
+    )
 
 
 def dead_letter_headers() -> dict[str, Any]:
-    headers = _object({
-        DLQ_ERROR: {"type": "string", "description": "why, in words a person can act on"},
-        DLQ_SERVICE: {"enum": list(SERVICE_NAMES)},
-        DLQ_ORIGINAL_TOPIC: {"type": "string"},
-        DLQ_ORIGINAL_PARTITION: {"type": "string", "pattern": "^[0-9]+$"},
-        DLQ_ORIGINAL_OFFSET: {"type": "string", "pattern": "^[0-9]+$"},
-    }, [DLQ_ERROR, DLQ_SERVICE, DLQ_ORIGINAL_TOPIC, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_OFFSET])
+    headers = _object(
+        {
+            DLQ_ERROR: {"type": "string", "description": "why, in words a person can act on"},
+            DLQ_SERVICE: {"enum": list(SERVICE_NAMES)},
+            DLQ_ORIGINAL_TOPIC: {"type": "string"},
+            DLQ_ORIGINAL_PARTITION: {"type": "string", "pattern": "^[0-9]+$"},
+            DLQ_ORIGINAL_OFFSET: {"type": "string", "pattern": "^[0-9]+$"},
+        },
+        [DLQ_ERROR, DLQ_SERVICE, DLQ_ORIGINAL_TOPIC, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_OFFSET],
+    )
     headers["additionalProperties"] = {"type": "string", "description": "the original message's headers"}
     return headers
 
 
 def hospital_headers() -> dict[str, Any]:
-    return _object({
-        CE_SOURCE: {"type": "string", "description": "the hospital's id"},
-        CE_ID: {"type": "string", "description": "the hospital's message id; ingest assigns one if absent"},
-        CONTENT_TYPE: {"enum": HOSPITAL_CONTENT_TYPES, "description": "selects the parser; sniffed when absent"},
-    }, [CE_SOURCE])
+    return _object(
+        {
+            CE_SOURCE: {"type": "string", "description": "the hospital's id"},
+            CE_ID: {"type": "string", "description": "the hospital's message id; ingest assigns one if absent"},
+            CONTENT_TYPE: {"enum": HOSPITAL_CONTENT_TYPES, "description": "selects the parser; sniffed when absent"},
+        },
+        [CE_SOURCE],
+    )
 
 
 # -- merging ----------------------------------------------------------------------------------------------------
@@ -103,16 +123,27 @@ class Merger:
         self.partitions = partitions
         self.schemas: dict[str, Any] = {}
         self.messages: dict[str, Any] = {
-            DEAD_LETTER: {"name": DEAD_LETTER, "title": "Dead letter",
-                          "summary": "Original value and headers of a message a service could not process, plus "
-                          "why. Holds raw input: restricted.", "headers": dead_letter_headers(), "payload": ANY_BYTES},
-            HOSPITAL_DOCUMENT: {"name": HOSPITAL_DOCUMENT, "title": "Hospital document",
-                                "summary": "A document as the hospital has it (FHIR, HL7 v2, CSV, canonical JSON, "
-                                "DICOM); content-type selects the parser.", "headers": hospital_headers(),
-                                "payload": ANY_BYTES},
+            DEAD_LETTER: {
+                "name": DEAD_LETTER,
+                "title": "Dead letter",
+                "summary": "Original value and headers of a message a service could not process, plus "
+                "why. Holds raw input: restricted.",
+                "headers": dead_letter_headers(),
+                "payload": ANY_BYTES,
+            },
+            HOSPITAL_DOCUMENT: {
+                "name": HOSPITAL_DOCUMENT,
+                "title": "Hospital document",
+                "summary": "A document as the hospital has it (FHIR, HL7 v2, CSV, canonical JSON, "
+                "DICOM); content-type selects the parser.",
+                "headers": hospital_headers(),
+                "payload": ANY_BYTES,
+            },
         }
-        self.channel_messages: dict[str, list[str]] = {Topic.DEADLETTER: [DEAD_LETTER],
-                                                       Topic.INGEST_RAW: [HOSPITAL_DOCUMENT]}
+        self.channel_messages: dict[str, list[str]] = {
+            Topic.DEADLETTER: [DEAD_LETTER],
+            Topic.INGEST_RAW: [HOSPITAL_DOCUMENT],
+        }
         # What a topic carries, in its publishers' words; its consumers' words where no project code publishes it.
         self.sent_descriptions: dict[str, list[str]] = {}
         self.received_descriptions: dict[str, list[str]] = {}
@@ -137,7 +168,10 @@ class Merger:
                 raise ValueError(f"{service.name}: FastStream did not describe {name} for {event.topic}")
             self.sources.setdefault(event.type, []).append(f"aimass/{service.name}")
             self.messages[event.type] = {
-                "name": event.type, "title": name, "summary": event.description, "contentType": JSON,
+                "name": event.type,
+                "title": name,
+                "summary": event.description,
+                "contentType": JSON,
                 "payload": {"$ref": f"#/components/schemas/{name}"},
             }
             if event.type not in self.channel_messages.setdefault(topic, []):
@@ -150,14 +184,22 @@ class Merger:
             topic = self.topic_of(channel["address"])
             receive = operation["action"] == "receive"
             messages = [published[topic]] if topic in published and not receive else None
-            entry: dict[str, Any] = {"action": operation["action"], "channel": {"$ref": f"#/channels/{topic}"},
-                                     "summary": channel.get("description", ""), "messages": messages or topic}
+            entry: dict[str, Any] = {
+                "action": operation["action"],
+                "channel": {"$ref": f"#/channels/{topic}"},
+                "summary": channel.get("description", ""),
+                "messages": messages or topic,
+            }
             if receive:
                 group = groups.get(channel["address"])
-                entry["bindings"] = {"kafka": {
-                    "groupId": {"type": "string", "enum": [group]} if group else {
-                        "type": "null", "description": "no consumer group: every replica reads every message"},
-                    "bindingVersion": KAFKA_BINDING}}
+                entry["bindings"] = {
+                    "kafka": {
+                        "groupId": {"type": "string", "enum": [group]}
+                        if group
+                        else {"type": "null", "description": "no consumer group: every replica reads every message"},
+                        "bindingVersion": KAFKA_BINDING,
+                    }
+                }
             operation_id = f"{service.name}.{'consume' if receive else 'publish'}.{topic}"
             if operation_id in self.operations:
                 raise ValueError(f"{service.name} declares {operation_id} twice")
@@ -171,24 +213,29 @@ class Merger:
         """(operation, its channel) pairs, consumed before produced, each in the contract's topic order: FastStream
         lists publishers in no stable order, and the document must not change between two runs."""
         topics = [t.value for t in Topic]
-        pairs = [(operation, document["channels"][operation["channel"]["$ref"].rsplit("/", 1)[-1]])
-                 for operation in document.get("operations", {}).values()]
-        return sorted(pairs, key=lambda pair: (pair[0]["action"] != "receive",
-                                               topics.index(self.topic_of(pair[1]["address"]))))
+        pairs = [
+            (operation, document["channels"][operation["channel"]["$ref"].rsplit("/", 1)[-1]])
+            for operation in document.get("operations", {}).values()
+        ]
+        return sorted(
+            pairs, key=lambda pair: (pair[0]["action"] != "receive", topics.index(self.topic_of(pair[1]["address"])))
+        )
 
     def channels(self) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for topic in (t.value for t in Topic if t.value in self.channel_messages):
             address = self.prefix + topic
-            descriptions = list(dict.fromkeys(
-                self.sent_descriptions.get(topic) or self.received_descriptions.get(topic, [])))
+            descriptions = list(
+                dict.fromkeys(self.sent_descriptions.get(topic) or self.received_descriptions.get(topic, []))
+            )
             result[topic] = {
                 "address": address,
                 "title": topic,
                 "description": " ".join(descriptions),
                 "messages": {name: {"$ref": f"#/components/messages/{name}"} for name in self.channel_messages[topic]},
-                "bindings": {"kafka": {"topic": address, "partitions": self.partitions,
-                                       "bindingVersion": KAFKA_BINDING}},
+                "bindings": {
+                    "kafka": {"topic": address, "partitions": self.partitions, "bindingVersion": KAFKA_BINDING}
+                },
             }
         return result
 
@@ -228,14 +275,18 @@ def project_document(services: list[Service]) -> dict[str, Any]:
                 "deploy/asyncapi.py. Topic names carry the deployment's prefix (AIMASS_TOPIC_PREFIX, shown with "
                 "its default `aimass.`). Every message the project produces has CloudEvents 1.0 binary-mode "
                 "headers, is keyed by the patient pseudonym where one is known, and is delivered at least once: "
-                "consumers de-duplicate on ce_id. Each service serves its own part at GET /asyncapi."),
+                "consumers de-duplicate on ce_id. Each service serves its own part at GET /asyncapi."
+            ),
         },
         "defaultContentType": JSON,
-        "servers": {"kafka": {
-            "host": "{bootstrap}", "protocol": "kafka",
-            "description": "The Kafka cluster (AIMASS_KAFKA_BOOTSTRAP).",
-            "variables": {"bootstrap": {"default": settings.kafka_bootstrap}},
-        }},
+        "servers": {
+            "kafka": {
+                "host": "{bootstrap}",
+                "protocol": "kafka",
+                "description": "The Kafka cluster (AIMASS_KAFKA_BOOTSTRAP).",
+                "variables": {"bootstrap": {"default": settings.kafka_bootstrap}},
+            }
+        },
         "channels": merger.channels(),
         "operations": merger.resolved_operations(),
         "components": {"messages": merger.finished_messages(), "schemas": dict(sorted(merger.schemas.items()))},
@@ -250,8 +301,9 @@ class _PlainDumper(yaml.SafeDumper):
 
 
 def render(document: dict[str, Any]) -> str:
-    return yaml.dump(document, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=120,
-                     default_flow_style=False)
+    return yaml.dump(
+        document, Dumper=_PlainDumper, sort_keys=False, allow_unicode=True, width=120, default_flow_style=False
+    )
 
 
 def generate() -> str:
@@ -265,8 +317,14 @@ def main(argv: list[str]) -> int:
         committed = OUTPUT.read_text() if OUTPUT.exists() else ""
         if committed == text:
             return 0
-        sys.stdout.writelines(difflib.unified_diff(committed.splitlines(True), text.splitlines(True),
-                                                   "docs/asyncapi.yaml (committed)", "generated from the code"))
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                committed.splitlines(True),
+                text.splitlines(True),
+                "docs/asyncapi.yaml (committed)",
+                "generated from the code",
+            )
+        )
         print(f"\n{OUTPUT} does not match the code: run .venv/bin/python deploy/asyncapi.py", file=sys.stderr)
         return 1
     OUTPUT.write_text(text)

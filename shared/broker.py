@@ -155,8 +155,12 @@ async def ensure_topics(settings: Settings, topics: list[Topic] | None = None) -
         deadletter = topic_name(Topic.DEADLETTER, settings.topic_prefix)
         room = {"max.message.bytes": str(DEADLETTER_MAX_MESSAGE_BYTES)}
         missing = [
-            NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1,
-                     topic_configs=room if name == deadletter else {})
+            NewTopic(
+                name,
+                num_partitions=settings.topic_partitions,
+                replication_factor=1,
+                topic_configs=room if name == deadletter else {},
+            )
             for name in wanted
             if name not in existing
         ]

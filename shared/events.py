@@ -116,7 +116,11 @@ class DeadLetters:
         self.metrics.counted("deadlettered")
         log.warning(
             "dead-lettered",
-            extra={"topic": record.topic, "partition": record.partition, "offset": record.offset,
-                   "reason": reason_class},
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason_class,
+            },
         )
         return pending

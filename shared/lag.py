@@ -34,22 +34,33 @@ log = logging.getLogger("aimass.lag")
 DEFAULT_INTERVAL_SECONDS = 5.0
 
 
-def lag_of(end: Mapping[TopicPartition, int], committed: Mapping[TopicPartition, int],
-           beginning: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
+def lag_of(
+    end: Mapping[TopicPartition, int], committed: Mapping[TopicPartition, int], beginning: Mapping[TopicPartition, int]
+) -> dict[TopicPartition, int]:
     """Per partition: records after the committed offset (after the beginning when nothing was committed)."""
     return {tp: max(0, last - committed.get(tp, beginning.get(tp, 0))) for tp, last in end.items()}
 
 
 class ConsumerLagExporter:
-    def __init__(self, settings: Settings, service: str, registry: CollectorRegistry,
-                 groups: Mapping[str, Sequence[str]], interval: float = DEFAULT_INTERVAL_SECONDS) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        service: str,
+        registry: CollectorRegistry,
+        groups: Mapping[str, Sequence[str]],
+        interval: float = DEFAULT_INTERVAL_SECONDS,
+    ) -> None:
         """``groups``: consumer group id -> the topics it consumes."""
         self.settings = settings
         self.service = service
         self.groups = {group: list(topics) for group, topics in groups.items()}
         self.interval = interval
-        self.gauge = Gauge("aimass_consumer_lag", "Records not yet committed by the consumer group",
-                           ["service", "group", "topic", "partition"], registry=registry)
+        self.gauge = Gauge(
+            "aimass_consumer_lag",
+            "Records not yet committed by the consumer group",
+            ["service", "group", "topic", "partition"],
+            registry=registry,
+        )
         self._loop = BackgroundTask(f"{service}-consumer-lag", self._run)
         self._admin: AIOKafkaAdminClient | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -67,8 +78,9 @@ class ConsumerLagExporter:
         admin, consumer = await self._clients()
         measured: dict[tuple[str, str, int], int] = {}
         for group, topics in self.groups.items():
-            partitions = [TopicPartition(topic, p) for topic in topics
-                          for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            partitions = [
+                TopicPartition(topic, p) for topic in topics for p in sorted(consumer.partitions_for_topic(topic) or ())
+            ]
             if not partitions:
                 continue
             offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)

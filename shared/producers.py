@@ -41,8 +41,13 @@ CHECK_SECONDS = 1.0
 STOP_SECONDS = 5.0
 
 # After one of these the producer's id, epoch or sequence no longer matches the broker's: no later send succeeds.
-SEQUENCE_ERRORS = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, InvalidProducerIdMapping,
-                   ProducerFenced)
+SEQUENCE_ERRORS = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+)
 
 
 class CheckedProducer(AIOKafkaProducer):
@@ -125,8 +130,9 @@ class ProducerWatch:
             registry=registry,
         )
 
-    def watch(self, name: str, current: Callable[[], AIOKafkaProducer | None],
-              renew: Callable[[], Awaitable[None]]) -> None:
+    def watch(
+        self, name: str, current: Callable[[], AIOKafkaProducer | None], renew: Callable[[], Awaitable[None]]
+    ) -> None:
         self._watched.append(WatchedProducer(name, current, renew))
 
     def failed(self) -> list[str]:
@@ -143,7 +149,9 @@ class ProducerWatch:
                     continue
                 log.warning(
                     "the %s producer failed (%s) and is replaced by a new one; the records it could not send "
-                    "are re-delivered", watched.name, type(error).__name__,
+                    "are re-delivered",
+                    watched.name,
+                    type(error).__name__,
                     extra={"event": "producer_renewed", "producer": watched.name, "error": type(error).__name__},
                 )
                 await watched.renew()

@@ -21,15 +21,18 @@ def kafka_ssl_context(settings: Settings) -> ssl.SSLContext | None:
         return None
     context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
     if settings.kafka_ssl_certfile:
-        context.load_cert_chain(str(settings.kafka_ssl_certfile),
-                                str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None)
+        context.load_cert_chain(
+            str(settings.kafka_ssl_certfile), str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None
+        )
     return context
 
 
 def _credentials(settings: Settings) -> tuple[str, str]:
     if not settings.kafka_sasl_username or settings.kafka_sasl_password is None:
-        raise ValueError(f"AIMASS_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
-                         "AIMASS_KAFKA_SASL_USERNAME and AIMASS_KAFKA_SASL_PASSWORD")
+        raise ValueError(
+            f"AIMASS_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} needs "
+            "AIMASS_KAFKA_SASL_USERNAME and AIMASS_KAFKA_SASL_PASSWORD"
+        )
     return settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value()
 
 
@@ -42,21 +45,23 @@ def kafka_security(settings: Settings) -> BaseSecurity | None:
     if protocol == "SSL":
         return BaseSecurity(ssl_context=context, use_ssl=True)
     username, password = _credentials(settings)
-    return _SASL[settings.kafka_sasl_mechanism](username, password, ssl_context=context,
-                                                 use_ssl=protocol == "SASL_SSL")
+    return _SASL[settings.kafka_sasl_mechanism](username, password, ssl_context=context, use_ssl=protocol == "SASL_SSL")
 
 
 def kafka_client_options(settings: Settings) -> dict[str, Any]:
     """For plain aiokafka clients: ``AIOKafkaProducer(**kafka_client_options(settings), ...)``."""
-    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap,
-                               "security_protocol": settings.kafka_security_protocol}
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
     context = kafka_ssl_context(settings)
     if context is not None:
         options["ssl_context"] = context
     if settings.kafka_security_protocol.startswith("SASL"):
         username, password = _credentials(settings)
-        options.update(sasl_mechanism=settings.kafka_sasl_mechanism, sasl_plain_username=username,
-                       sasl_plain_password=password)
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism, sasl_plain_username=username, sasl_plain_password=password
+        )
     return options
 
 

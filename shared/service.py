@@ -55,9 +55,7 @@ class Service:
         self.published: list[PublishedEvent] = []
         self._asyncapi: tuple[bytes, bytes] | None = None
         self._lag: ConsumerLagExporter | None = None
-        self.app = AsgiFastStream(
-            self.broker, on_startup=[self._run_startup], after_shutdown=[self._run_shutdown]
-        )
+        self.app = AsgiFastStream(self.broker, on_startup=[self._run_startup], after_shutdown=[self._run_shutdown])
         self.app.after_startup(self._start_lag)
         self.app.after_startup(self.producers.start)
         self.http = HttpApp(self.app)
@@ -80,8 +78,14 @@ class Service:
         self, topic: Topic, *, entity: str, verb: str, schema: type[BaseModel], description: str = ""
     ) -> EventPublisher:
         publisher = EventPublisher(
-            self.broker, self.settings, self.name, topic,
-            entity=entity, verb=verb, schema=schema, description=description,
+            self.broker,
+            self.settings,
+            self.name,
+            topic,
+            entity=entity,
+            verb=verb,
+            schema=schema,
+            description=description,
         )
         self.published.append(PublishedEvent(publisher.topic, publisher.type, schema, description))
         return publisher
@@ -93,12 +97,14 @@ class Service:
         defaults = consumer_options(self.group_id, options.get("batch", False))
         return self.broker.subscriber(*names, **{**defaults, **options})
 
-    def batch_subscriber(self, *topics: Topic, max_records: int = 500, batch_timeout_ms: int = 10,
-                         **options: Any) -> Any:
+    def batch_subscriber(
+        self, *topics: Topic, max_records: int = 500, batch_timeout_ms: int = 10, **options: Any
+    ) -> Any:
         """Like ``subscriber``, but the handler gets up to ``max_records`` records at once (``message.raw_message``
         is a tuple) and the offsets are committed once per batch, after the handler returned."""
-        return without_idle_pause(self.subscriber(*topics, batch=True, max_records=max_records,
-                                                  batch_timeout_ms=batch_timeout_ms, **options))
+        return without_idle_pause(
+            self.subscriber(*topics, batch=True, max_records=max_records, batch_timeout_ms=batch_timeout_ms, **options)
+        )
 
     def on_startup(self, hook: Hook) -> Hook:
         self._startup.append(hook)

@@ -48,16 +48,22 @@ class Settings(BaseSettings):
 
     pseudonym_key: SecretStr | None = None
     max_message_bytes: int = Field(2_000_000, ge=1, description="ingest dead-letters larger documents")
-    ingest_claim_check_bytes: int = Field(16_384, ge=0, description="ingest stores DICOM pixel data larger than "
-                                          "this under the data dir and references it (claim check)")
-    hospitals_dir: Path = Field(PROJECT_ROOT / "deploy" / "hospitals",
-                                description="per-hospital files (<id>.yaml): CSV/XLSX column mappings")
+    ingest_claim_check_bytes: int = Field(
+        16_384,
+        ge=0,
+        description="ingest stores DICOM pixel data larger than "
+        "this under the data dir and references it (claim check)",
+    )
+    hospitals_dir: Path = Field(
+        PROJECT_ROOT / "deploy" / "hospitals", description="per-hospital files (<id>.yaml): CSV/XLSX column mappings"
+    )
     dedup_ttl_seconds: int = Field(7 * 24 * 3600, ge=1)
     codes_dir: Path = Field(PROJECT_ROOT / "deploy" / "codes", description="clean's per-hospital code tables")
 
     tasks_dir: Path = Field(PROJECT_ROOT / "tasks", description="folder of task files (<name>.yaml)")
-    train_retrain_after: int = Field(0, ge=0, description="train retrains a task after this many new labelled "
-                                     "records in its store; 0 = off")
+    train_retrain_after: int = Field(
+        0, ge=0, description="train retrains a task after this many new labelled records in its store; 0 = off"
+    )
 
     infer_batch_max_records: int = Field(2000, ge=1, description="records infer takes from Kafka per batch")
     infer_batch_timeout_ms: int = Field(20, ge=0, description="how long infer waits to fill a batch")

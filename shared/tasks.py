@@ -73,9 +73,15 @@ class ModelSearch(_Spec):
 class FusionSpec(_Spec):
     method: FusionMethod = "weighted_average"
     deadline_seconds: float = Field(2.0, gt=0)
-    review_spread: float = Field(0.3, ge=0, le=1, description=(
-        "models disagree (needs_review) when one is at least half of this above its threshold and another at "
-        "least half of it below; a model with under a third of an equal share of the weight does not count"))
+    review_spread: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description=(
+            "models disagree (needs_review) when one is at least half of this above its threshold and another at "
+            "least half of it below; a model with under a third of an equal share of the weight does not count"
+        ),
+    )
 
 
 class TaskSpec(_Spec):
@@ -152,8 +158,10 @@ def canonical_units(tasks: Iterable[TaskSpec]) -> dict[tuple[str, str], str]:
                 continue
             key = (feature.code.system, feature.code.code)
             if key in units and units[key] != feature.unit:
-                raise ValueError(f"tasks {owner[key]} and {task.name} declare different units for {key[1]} "
-                                 f"({units[key]!r}, {feature.unit!r}); one code needs one canonical unit")
+                raise ValueError(
+                    f"tasks {owner[key]} and {task.name} declare different units for {key[1]} "
+                    f"({units[key]!r}, {feature.unit!r}); one code needs one canonical unit"
+                )
             units[key], owner[key] = feature.unit, task.name
     return units
 
@@ -166,8 +174,7 @@ def feature_vector(record: CanonicalRecord, task: TaskSpec) -> list[float | None
 def label_of(record: CanonicalRecord, task: TaskSpec) -> float | None:
     spec = task.label
     if spec.kind == "condition":
-        return float(any((c.code.system, c.code.code) == (spec.code.system, spec.code.code)
-                         for c in record.conditions))
+        return float(any((c.code.system, c.code.code) == (spec.code.system, spec.code.code) for c in record.conditions))
     for observation in record.observations:
         if (observation.code.system, observation.code.code) == (spec.code.system, spec.code.code):
             return None if observation.value is None else float(observation.value > spec.positive_above)

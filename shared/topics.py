@@ -35,8 +35,9 @@ def topic_from_name(name: str, prefix: str = "") -> Topic:
         return Topic(name.removeprefix(prefix) if prefix else name)
     except ValueError:
         known = ", ".join(topic.value for topic in Topic)
-        raise ValueError(f"no topic {name!r} in the contract; its topics are {known} "
-                         f"(with or without the prefix {prefix!r})") from None
+        raise ValueError(
+            f"no topic {name!r} in the contract; its topics are {known} (with or without the prefix {prefix!r})"
+        ) from None
 
 
 def group_id(service: str, prefix: str) -> str:

@@ -16,8 +16,10 @@ from shared.schemas import CanonicalRecord, IncomingRecord  # noqa: E402
 from shared.schemas.audit import AuditEvent  # noqa: E402
 
 SCHEMAS = {
-    "incoming-record.schema.json": (IncomingRecord, "application/json on ingest.raw: the canonical record a "
-                                    "hospital may send, or a JSON array of them"),
+    "incoming-record.schema.json": (
+        IncomingRecord,
+        "application/json on ingest.raw: the canonical record a hospital may send, or a JSON array of them",
+    ),
     "canonical-record.schema.json": (CanonicalRecord, "records.ingested: one pseudonymized record per encounter"),
     "audit-event.schema.json": (AuditEvent, "audit: one event per document ingest handled"),
 }
@@ -26,8 +28,11 @@ SCHEMAS = {
 def rendered() -> dict[str, str]:
     out = {}
     for name, (model, description) in SCHEMAS.items():
-        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema",
-                  "$id": f"https://aimass.example/schemas/{name}", **model.model_json_schema()}
+        schema = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://aimass.example/schemas/{name}",
+            **model.model_json_schema(),
+        }
         schema["description"] = description
         out[name] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
     return out

@@ -24,19 +24,27 @@ BATCH_TIMEOUT_MS = 10
 def create_service(settings: Settings | None = None) -> Service:
     service = Service("clean", settings)
     out = service.publisher(
-        Topic.RECORDS_CLEAN, entity="record", verb="cleaned", schema=CleanRecord,
+        Topic.RECORDS_CLEAN,
+        entity="record",
+        verb="cleaned",
+        schema=CleanRecord,
         description="Canonical records, de-duplicated, with quality flags and per-task feature vectors.",
     )
     code_book = load_code_book(service.settings.codes_dir)
     cleaner = Cleaner(load_tasks(service.settings.tasks_dir), code_book)
     seen = RedisSeenEvents(service.redis, service.settings.topic_prefix, service.settings.dedup_ttl_seconds)
-    handle = CleanIngested(out, service.deadletters, seen, cleaner, service.metrics,
-                           CleanMetrics(service.metrics.registry))
+    handle = CleanIngested(
+        out, service.deadletters, seen, cleaner, service.metrics, CleanMetrics(service.metrics.registry)
+    )
     service.details["code_tables"] = code_book.versions
     service.details["tasks"] = lambda: sorted(cleaner.tasks)
 
-    @service.batch_subscriber(Topic.RECORDS_INGESTED, max_records=MAX_BATCH, batch_timeout_ms=BATCH_TIMEOUT_MS,
-                              description="Pseudonymized canonical records from ingest, in batches.")
+    @service.batch_subscriber(
+        Topic.RECORDS_INGESTED,
+        max_records=MAX_BATCH,
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
+        description="Pseudonymized canonical records from ingest, in batches.",
+    )
     async def on_ingested(message: KafkaMessage) -> None:
         await handle(message.raw_message)
 

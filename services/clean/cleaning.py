@@ -26,8 +26,9 @@ class Cleaned:
 
 
 class Cleaner:
-    def __init__(self, tasks: dict[str, TaskSpec], code_book: CodeBook,
-                 analytes: tuple[Analyte, ...] = ANALYTES) -> None:
+    def __init__(
+        self, tasks: dict[str, TaskSpec], code_book: CodeBook, analytes: tuple[Analyte, ...] = ANALYTES
+    ) -> None:
         self.tasks = tasks
         self.code_book = code_book
         self.targets = canonical_targets(canonical_units(tasks.values()), analytes)

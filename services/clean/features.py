@@ -45,9 +45,16 @@ def task_features(record: CanonicalRecord, task: TaskSpec) -> TaskResult:
         value = observed_value(record, feature)
         if value is not None and not (math.isfinite(value) and is_plausible(feature, value)):
             low, high = feature.plausible or (math.nan, math.nan)
-            flags.append(QualityFlag(kind="implausible", field=feature.name, detail=(
-                f"{task.name}: outside the task's plausible range {low:g}-{high:g} {feature.unit or ''}; "
-                "treated as missing").replace("  ", " ")))
+            flags.append(
+                QualityFlag(
+                    kind="implausible",
+                    field=feature.name,
+                    detail=(
+                        f"{task.name}: outside the task's plausible range {low:g}-{high:g} {feature.unit or ''}; "
+                        "treated as missing"
+                    ).replace("  ", " "),
+                )
+            )
             implausible.append(feature.name)
             value = None
         if value is None:

@@ -25,8 +25,15 @@ log = logging.getLogger("aimass.clean")
 
 
 class CleanIngested:
-    def __init__(self, out: EventPublisher, deadletters: DeadLetters, seen: SeenEvents, cleaner: Cleaner,
-                 metrics: ServiceMetrics, clean_metrics: CleanMetrics) -> None:
+    def __init__(
+        self,
+        out: EventPublisher,
+        deadletters: DeadLetters,
+        seen: SeenEvents,
+        cleaner: Cleaner,
+        metrics: ServiceMetrics,
+        clean_metrics: CleanMetrics,
+    ) -> None:
         self.out = out
         self.deadletters = deadletters
         self.seen = seen
@@ -47,15 +54,19 @@ class CleanIngested:
         for (event_id, record), verdict in zip(accepted, judged, strict=True):
             if verdict is Verdict.NEW:
                 cleaned = self.cleaner.clean(record)
-                pending.append(await self.out.enqueue(cleaned.record, event_id=derived_event_id("clean", event_id),
-                                                      key=record.patient))
+                pending.append(
+                    await self.out.enqueue(
+                        cleaned.record, event_id=derived_event_id("clean", event_id), key=record.patient
+                    )
+                )
                 emitted.append((event_id, cleaned))
         await confirmed(pending)
         await self.seen.remember([event_id for event_id, _ in emitted])
         self._count(accepted, judged, [cleaned for _, cleaned in emitted])
 
-    def _count(self, accepted: Sequence[tuple[str, CanonicalRecord]], judged: Sequence[Verdict],
-               emitted: Sequence[Cleaned]) -> None:
+    def _count(
+        self, accepted: Sequence[tuple[str, CanonicalRecord]], judged: Sequence[Verdict], emitted: Sequence[Cleaned]
+    ) -> None:
         """After the batch succeeded, so a batch that comes again is not counted twice."""
         for (_, record), verdict in zip(accepted, judged, strict=True):
             if verdict is not Verdict.NEW:

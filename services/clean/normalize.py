@@ -45,8 +45,11 @@ class NormalizedObservation:
 
 
 def unmapped(code: Code, table: str) -> QualityFlag:
-    return QualityFlag(kind="unmapped_code", field=code.code,
-                       detail=f"code of system {code.system} is not in code table {table}; kept as sent")
+    return QualityFlag(
+        kind="unmapped_code",
+        field=code.code,
+        detail=f"code of system {code.system} is not in code table {table}; kept as sent",
+    )
 
 
 def _in_canonical_unit(value: float, unit: str | None, target: Target | None) -> tuple[float, str | None]:
@@ -100,13 +103,32 @@ def normalize_observation(
             analyte = target.analyte if target is not None else None
             if analyte is not None and unit is not None and _implausible(value, unit, analyte):
                 low, high = analyte.plausible
-                flags.append(QualityFlag(kind="implausible", field=code.code, detail=(
-                    f"{analyte.name} outside the plausible range {low:g}-{high:g} {analyte.unit}; treated as missing")))
+                flags.append(
+                    QualityFlag(
+                        kind="implausible",
+                        field=code.code,
+                        detail=(
+                            f"{analyte.name} outside the plausible range {low:g}-{high:g} {analyte.unit}; "
+                            "treated as missing"
+                        ),
+                    )
+                )
                 value, implausible = None, analyte.name
-    changed = (code.system, code.code) != (observation.code.system, observation.code.code) \
-        or value != observation.value or unit != observation.unit
+    changed = (
+        (code.system, code.code) != (observation.code.system, observation.code.code)
+        or value != observation.value
+        or unit != observation.unit
+    )
     as_sent = AsSent(code=observation.code, value=observation.value, unit=observation.unit) if changed else None
     # ``__dict__`` holds the fields; ``dict(observation)`` would first probe for ``.keys`` (an exception each time).
-    clean = CleanObservation(**{**observation.__dict__, "code": code, "value_code": value_code, "value": value,
-                                "unit": unit, "as_sent": as_sent})
+    clean = CleanObservation(
+        **{
+            **observation.__dict__,
+            "code": code,
+            "value_code": value_code,
+            "value": value,
+            "unit": unit,
+            "as_sent": as_sent,
+        }
+    )
     return NormalizedObservation(clean, tuple(flags), converted, implausible)

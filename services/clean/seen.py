@@ -74,8 +74,11 @@ class RedisSeenEvents:
         firsts = first_of_each_event(candidates)
         if not firsts:
             return []
-        keys = [key for p in firsts
-                for key in (self._seen_key(candidates[p].event_id), self._content_key(candidates[p].fingerprint))]
+        keys = [
+            key
+            for p in firsts
+            for key in (self._seen_key(candidates[p].event_id), self._content_key(candidates[p].fingerprint))
+        ]
         answers = await self._judge(keys=keys, args=[self.ttl_seconds, *(candidates[p].event_id for p in firsts)])
         return verdicts(candidates, {p: ANSWERS[int(a)] for p, a in zip(firsts, answers, strict=True)})
 

@@ -67,8 +67,10 @@ def _ifcc(from_unit: str, to_unit: str) -> Affine:
         return Affine(IFCC_SLOPE, -IFCC_NGSP_INTERCEPT * IFCC_SLOPE)
     if (from_unit, to_unit) == (IFCC_UNIT, NGSP_UNIT):
         return Affine(1 / IFCC_SLOPE, IFCC_NGSP_INTERCEPT)
-    raise UnitProblem("incompatible_unit", f"HbA1c is converted between {NGSP_UNIT!r} and {IFCC_UNIT!r} only, "
-                                           f"not {from_unit!r} -> {to_unit!r}")
+    raise UnitProblem(
+        "incompatible_unit",
+        f"HbA1c is converted between {NGSP_UNIT!r} and {IFCC_UNIT!r} only, not {from_unit!r} -> {to_unit!r}",
+    )
 
 
 @lru_cache(maxsize=UNIT_CACHE_SIZE)

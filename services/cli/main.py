@@ -39,8 +39,18 @@ def _tail(args: argparse.Namespace) -> int:
 def _replay(args: argparse.Namespace) -> int:
     from services.cli.replay import replay
 
-    return asyncio.run(replay(get_settings(), args.service, args.reason, args.since, args.dry_run, args.timeout,
-                              hospital=args.hospital, topic=args.topic))
+    return asyncio.run(
+        replay(
+            get_settings(),
+            args.service,
+            args.reason,
+            args.since,
+            args.dry_run,
+            args.timeout,
+            hospital=args.hospital,
+            topic=args.topic,
+        )
+    )
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -75,13 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     publish = commands.add_parser("publish", help="publish hospital documents to ingest.raw")
     publish.add_argument("files", nargs="+", help="files or folders; '-' reads one document from stdin")
     publish.add_argument("--hospital", required=True, help="the sending hospital's id (ce_source)")
-    publish.add_argument("--format", choices=["fhir", "hl7v2", "csv", "xlsx", "json", "dicom"],
-                         help="document format (default: from each file's extension)")
+    publish.add_argument(
+        "--format",
+        choices=["fhir", "hl7v2", "csv", "xlsx", "json", "dicom"],
+        help="document format (default: from each file's extension)",
+    )
     publish.set_defaults(func=_publish)
 
     tail = commands.add_parser("tail", help="print the events on a topic")
-    tail.add_argument("topic", type=_contract_topic,
-                      help="e.g. records.clean, deadletter, predictions.fused (the prefix may be left out)")
+    tail.add_argument(
+        "topic",
+        type=_contract_topic,
+        help="e.g. records.clean, deadletter, predictions.fused (the prefix may be left out)",
+    )
     tail.add_argument("--from-beginning", action="store_true")
     tail.add_argument("--max", type=int, default=None, help="stop after this many events")
     tail.add_argument("--timeout", type=float, default=None, help="stop after this many idle seconds")
@@ -90,11 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay = commands.add_parser("replay", help="re-publish dead letters to their original topic")
     replay.add_argument("--service", help="only dead letters from this service")
     replay.add_argument("--reason", help="only dead letters whose reason contains this text")
-    replay.add_argument("--since", help="only dead letters after this ISO time (UTC unless it says), e.g. "
-                        "2026-11-29T10:00")
+    replay.add_argument(
+        "--since", help="only dead letters after this ISO time (UTC unless it says), e.g. 2026-11-29T10:00"
+    )
     replay.add_argument("--hospital", help="only dead letters from this hospital (ce_source)")
-    replay.add_argument("--topic", type=_contract_topic,
-                        help="only dead letters from this original topic, e.g. ingest.raw")
+    replay.add_argument(
+        "--topic", type=_contract_topic, help="only dead letters from this original topic, e.g. ingest.raw"
+    )
     replay.add_argument("--dry-run", action="store_true", help="list what would be replayed")
     replay.add_argument("--timeout", type=float, default=5.0, help="stop after this many idle seconds")
     replay.set_defaults(func=_replay)

@@ -36,8 +36,15 @@ CONTENT_TYPES = {
     "json": "application/json",
     "dicom": "application/dicom",
 }
-EXTENSIONS = {".fhir.json": "fhir", ".hl7": "hl7v2", ".er7": "hl7v2", ".csv": "csv", ".xlsx": "xlsx",
-              ".json": "json", ".dcm": "dicom"}
+EXTENSIONS = {
+    ".fhir.json": "fhir",
+    ".hl7": "hl7v2",
+    ".er7": "hl7v2",
+    ".csv": "csv",
+    ".xlsx": "xlsx",
+    ".json": "json",
+    ".dcm": "dicom",
+}
 STDIN = "-"
 
 

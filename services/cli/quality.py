@@ -49,8 +49,9 @@ def summarize(records: Iterable[CleanRecord]) -> QualitySummary:
         for name, features in record.features.items():
             task = summary.tasks.setdefault(name, TaskQuality(list(features.names)))
             task.records[record.hospital] += 1
-            task.missing[record.hospital].update(n for n, v in zip(features.names, features.values, strict=True)
-                                                 if v is None)
+            task.missing[record.hospital].update(
+                n for n, v in zip(features.names, features.values, strict=True) if v is None
+            )
     return summary
 
 
@@ -58,8 +59,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: list[str]) -> str:  # names left-aligned, numbers right-aligned
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                             strict=True)))
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
@@ -69,8 +69,10 @@ def render(summary: QualitySummary, only_task: str | None = None) -> str:
         return "records.clean holds no records yet: publish some (aimass simulate) and run clean."
     hospitals = sorted(summary.records)
     total = sum(summary.records.values())
-    parts = [f"records.clean: {total} records from {len(hospitals)} hospitals"
-             + (f" ({summary.unreadable} unreadable values skipped)" if summary.unreadable else "")]
+    parts = [
+        f"records.clean: {total} records from {len(hospitals)} hospitals"
+        + (f" ({summary.unreadable} unreadable values skipped)" if summary.unreadable else "")
+    ]
     for name, task in sorted(summary.tasks.items()):
         if only_task and name != only_task:
             continue
@@ -78,8 +80,10 @@ def render(summary: QualitySummary, only_task: str | None = None) -> str:
         rows = [["records", *(str(task.records[h]) for h in present)]]
         for feature in task.names:
             rows.append([feature, *(f"{100 * task.missing[h][feature] / task.records[h]:.1f}%" for h in present)])
-        parts.append(f"{name}: % of records missing each feature (implausible values count as missing)\n"
-                     + _table(["feature", *present], rows))
+        parts.append(
+            f"{name}: % of records missing each feature (implausible values count as missing)\n"
+            + _table(["feature", *present], rows)
+        )
     if not summary.tasks:
         parts.append("no record carries task features (records cleaned by an older clean, or none fit a task)")
     rows = [[kind, *(str(summary.flags[h][kind]) for h in hospitals)] for kind in FLAG_KINDS]
@@ -90,8 +94,14 @@ def render(summary: QualitySummary, only_task: str | None = None) -> str:
 async def read_clean_records(settings: Settings, idle_seconds: float) -> tuple[list[CleanRecord], int]:
     """Every record on records.clean up to the end offsets seen at the start, and how many could not be read."""
     name = topic_name(Topic.RECORDS_CLEAN, settings.topic_prefix)
-    client = AIOKafkaConsumer(name, **kafka_client_options(settings), group_id=None, client_id="aimass-cli",
-                              auto_offset_reset="earliest", enable_auto_commit=False)
+    client = AIOKafkaConsumer(
+        name,
+        **kafka_client_options(settings),
+        group_id=None,
+        client_id="aimass-cli",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
     await client.start()
     records: list[CleanRecord] = []
     unreadable = 0

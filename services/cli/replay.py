@@ -47,8 +47,9 @@ class Filters:
         return all(checks)
 
 
-def wanted(headers: dict[str, str], timestamp_ms: int, service: str | None, reason: str | None,
-           since: datetime | None) -> bool:
+def wanted(
+    headers: dict[str, str], timestamp_ms: int, service: str | None, reason: str | None, since: datetime | None
+) -> bool:
     return Filters(service, reason, since).wanted(headers, timestamp_ms)
 
 
@@ -59,16 +60,27 @@ def parse_since(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-async def replay(settings: Settings, service: str | None, reason: str | None, since: str | None,
-                 dry_run: bool, idle: float, *, hospital: str | None = None, topic: Topic | None = None) -> int:
+async def replay(
+    settings: Settings,
+    service: str | None,
+    reason: str | None,
+    since: str | None,
+    dry_run: bool,
+    idle: float,
+    *,
+    hospital: str | None = None,
+    topic: Topic | None = None,
+) -> int:
     try:
-        filters = Filters(service, reason, parse_since(since), hospital,
-                          topic_name(topic, settings.topic_prefix) if topic else None)
+        filters = Filters(
+            service, reason, parse_since(since), hospital, topic_name(topic, settings.topic_prefix) if topic else None
+        )
     except ValueError as error:
         print(f"aimass replay: {error}", file=sys.stderr)
         return 2
-    source = consumer(settings, topic_name(Topic.DEADLETTER, settings.topic_prefix),
-                      group_id="aimass-replay", from_beginning=True)
+    source = consumer(
+        settings, topic_name(Topic.DEADLETTER, settings.topic_prefix), group_id="aimass-replay", from_beginning=True
+    )
     sink = producer(settings)
     try:
         await source.start()

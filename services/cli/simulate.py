@@ -57,8 +57,13 @@ def dicom_samples() -> dict[str, bytes]:
 async def _at_end(settings: Settings, *topics: Topic) -> AIOKafkaConsumer:
     """A consumer of ``topics`` positioned at their current end, so it sees only what comes after."""
     names = [topic_name(t, settings.topic_prefix) for t in topics]
-    consumer = AIOKafkaConsumer(*names, **kafka_client_options(settings), enable_auto_commit=False,
-                                auto_offset_reset="latest", max_partition_fetch_bytes=MAX_MESSAGE_BYTES)
+    consumer = AIOKafkaConsumer(
+        *names,
+        **kafka_client_options(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="latest",
+        max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+    )
     await consumer.start()
     while not consumer.assignment():  # the first poll joins and assigns; records it returns predate this run
         await consumer.getmany(timeout_ms=100)
@@ -72,26 +77,38 @@ async def _follow(watcher: AIOKafkaConsumer, outcome: Outcome, settings: Setting
     while True:
         for partition, records in (await watcher.getmany(timeout_ms=200)).items():
             for record in records:
-                outcome.observe(topics[partition.topic], decode_headers(record.headers), record.value or b"",
-                                record.timestamp)
+                outcome.observe(
+                    topics[partition.topic], decode_headers(record.headers), record.value or b"", record.timestamp
+                )
 
 
-async def _publish(client: AIOKafkaProducer, settings: Settings, messages: list[plan.Message], outcome: Outcome,
-                   description: str) -> None:
+async def _publish(
+    client: AIOKafkaProducer, settings: Settings, messages: list[plan.Message], outcome: Outcome, description: str
+) -> None:
     raw = topic_name(Topic.INGEST_RAW, settings.topic_prefix)
     with tqdm(total=len(messages), desc=description, unit="msg", disable=None, leave=False) as bar:
         for message in messages:
-            headers = [(CE_SPECVERSION, b"1.0"), (CE_ID, message.ce_id.encode()),
-                       (CE_SOURCE, message.hospital.encode()), (CE_TYPE, SUBMITTED),
-                       (CONTENT_TYPE, message.content_type.encode())]
+            headers = [
+                (CE_SPECVERSION, b"1.0"),
+                (CE_ID, message.ce_id.encode()),
+                (CE_SOURCE, message.hospital.encode()),
+                (CE_TYPE, SUBMITTED),
+                (CONTENT_TYPE, message.content_type.encode()),
+            ]
             outcome.sent_at[message.ce_id] = time.time()
             await client.send(raw, message.body, headers=headers)
             bar.update()
         await client.flush()
 
 
-async def _until(done: Callable[[], int], total: int, description: str, seconds: float, problem: str,
-                 detail: Callable[[], str] | None = None) -> None:
+async def _until(
+    done: Callable[[], int],
+    total: int,
+    description: str,
+    seconds: float,
+    problem: str,
+    detail: Callable[[], str] | None = None,
+) -> None:
     deadline = time.monotonic() + seconds
     with tqdm(total=total, desc=description, unit="rec", disable=None, leave=False) as bar:
         while (count := done()) < total:
@@ -124,8 +141,10 @@ async def _serving(settings: Settings, cards: list[ModelCard], seconds: float) -
             return {tuple(ref.split("/", 1)) for ref in infer}  # type: ignore[misc]
         if time.monotonic() > deadline:
             lagging = [name for name, serves in (("infer", infer), ("fuse", fuse)) if not wanted <= serves]
-            raise Unfinished(f"{' and '.join(lagging)} did not load the new models in {seconds:.0f} s "
-                             f"(see {settings.public_url(lagging[0])}/readyz and var/log/{lagging[0]}.log)")
+            raise Unfinished(
+                f"{' and '.join(lagging)} did not load the new models in {seconds:.0f} s "
+                f"(see {settings.public_url(lagging[0])}/readyz and var/log/{lagging[0]}.log)"
+            )
         await asyncio.sleep(0.3)
 
 
@@ -136,8 +155,11 @@ def _train(outcome: Outcome, settings: Settings) -> tuple[list[ModelCard], dict[
     task = TaskCatalog(settings.tasks_dir).get(TASK)
     if task is None:
         raise Unfinished(f"no task file for {TASK} in {settings.tasks_dir} (AIMASS_TASKS_DIR)")
-    rows = [Row(r.record_id, r.hospital, list(f.values), f.label)
-            for r in outcome.training_records() if (f := r.features.get(TASK)) is not None and f.label is not None]
+    rows = [
+        Row(r.record_id, r.hospital, list(f.values), f.label)
+        for r in outcome.training_records()
+        if (f := r.features.get(TASK)) is not None and f.label is not None
+    ]
     data = assemble(task.feature_names, rows)
     return train_sites(task, data, [*data.site_names, POOLED], settings, say=tqdm.write)
 
@@ -149,8 +171,9 @@ class Run:
     outcome: Outcome
     cards: list[ModelCard] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
-        ("training_phase", "training_models", "held_out_phase"), 0.0))
+    timings: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("training_phase", "training_models", "held_out_phase"), 0.0)
+    )
     problem: str = ""
 
 
@@ -173,12 +196,27 @@ async def play(settings: Settings, per_hospital: int | None, wait_seconds: float
         phase = time.monotonic()
         first = [*scenario.training, *scenario.imaging, *scenario.broken]
         await _publish(client, settings, first, outcome, "hospitals sending")
-        await _until(lambda: outcome.audited(first), len(first), "ingest", wait_seconds,
-                     "messages audited by ingest (var/log/ingest.log)")
-        await _until(lambda: outcome.cleaned("training"), len(outcome.records_of("training")), "clean",
-                     wait_seconds, "training records through clean (var/log/clean.log)")
-        await _until(outcome.broken_answered, len(scenario.broken), "dead letters", wait_seconds,
-                     "broken messages dead-lettered (var/log/ingest.log)")
+        await _until(
+            lambda: outcome.audited(first),
+            len(first),
+            "ingest",
+            wait_seconds,
+            "messages audited by ingest (var/log/ingest.log)",
+        )
+        await _until(
+            lambda: outcome.cleaned("training"),
+            len(outcome.records_of("training")),
+            "clean",
+            wait_seconds,
+            "training records through clean (var/log/clean.log)",
+        )
+        await _until(
+            outcome.broken_answered,
+            len(scenario.broken),
+            "dead letters",
+            wait_seconds,
+            "broken messages dead-lettered (var/log/ingest.log)",
+        )
         run.timings["training_phase"] = time.monotonic() - phase
 
         phase = time.monotonic()
@@ -190,12 +228,28 @@ async def play(settings: Settings, per_hospital: int | None, wait_seconds: float
 
         phase = time.monotonic()
         await _publish(client, settings, scenario.held_out, outcome, "held-out patients")
-        await _until(lambda: outcome.audited(scenario.held_out), len(scenario.held_out), "ingest", wait_seconds,
-                     "held-out messages audited by ingest (var/log/ingest.log)")
-        await _until(lambda: outcome.cleaned("held-out"), len(outcome.records_of("held-out")), "clean",
-                     wait_seconds, "held-out records through clean (var/log/clean.log)")
-        await _until(outcome.reported, len(outcome.scored()), "scored, fused, reported", wait_seconds,
-                     "held-out records reported (var/log/infer.log, fuse.log, report.log)", outcome.stages)
+        await _until(
+            lambda: outcome.audited(scenario.held_out),
+            len(scenario.held_out),
+            "ingest",
+            wait_seconds,
+            "held-out messages audited by ingest (var/log/ingest.log)",
+        )
+        await _until(
+            lambda: outcome.cleaned("held-out"),
+            len(outcome.records_of("held-out")),
+            "clean",
+            wait_seconds,
+            "held-out records through clean (var/log/clean.log)",
+        )
+        await _until(
+            outcome.reported,
+            len(outcome.scored()),
+            "scored, fused, reported",
+            wait_seconds,
+            "held-out records reported (var/log/infer.log, fuse.log, report.log)",
+            outcome.stages,
+        )
         run.timings["held_out_phase"] = time.monotonic() - phase
     except Unfinished as unfinished:
         run.problem = str(unfinished)
@@ -214,10 +268,16 @@ async def simulate(settings: Settings, per_hospital: int | None, wait_seconds: f
     if run is None:
         return 1
     timings = summary.Timings(time.monotonic() - started, **run.timings)
-    print(summary.render(run.outcome, run.cards, run.refused, timings, settings.public_url("report"),
-                         settings.public_url("infer")))
+    print(
+        summary.render(
+            run.outcome, run.cards, run.refused, timings, settings.public_url("report"), settings.public_url("infer")
+        )
+    )
     if run.problem:
-        print(f"aimass simulate: not finished: {run.problem}; `make status` and `make logs` show what each service "
-              "is doing", file=sys.stderr)
+        print(
+            f"aimass simulate: not finished: {run.problem}; `make status` and `make logs` show what each service "
+            "is doing",
+            file=sys.stderr,
+        )
         return 1
     return 0

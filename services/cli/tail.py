@@ -19,10 +19,15 @@ def render(record: object) -> str:
         body: object = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError):
         body = value.decode("utf-8", "replace")[:2000]
-    return json.dumps({
-        "topic": record.topic, "partition": record.partition, "offset": record.offset,  # type: ignore[attr-defined]
-        "headers": decode_headers(record.headers), "value": body,  # type: ignore[attr-defined]
-    })
+    return json.dumps(
+        {
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,  # type: ignore[attr-defined]
+            "headers": decode_headers(record.headers),
+            "value": body,  # type: ignore[attr-defined]
+        }
+    )
 
 
 async def tail(topic: Topic, settings: Settings, from_beginning: bool, limit: int | None, idle: float | None) -> int:

@@ -41,14 +41,16 @@ async def publish_cards(cards: Sequence[ModelCard], settings: Settings) -> bool:
     try:
         await client.start()
     except KafkaConnectionError:
-        print(kafka_unreachable(settings) + "; the registry is written but the cards were not published",
-              file=sys.stderr)
+        print(
+            kafka_unreachable(settings) + "; the registry is written but the cards were not published", file=sys.stderr
+        )
         return False
     try:
         for card in cards:
             await client.send_and_wait(
                 topic_name(Topic.MODELS_RELEASED, settings.topic_prefix),
-                card.model_dump_json(exclude_none=True).encode(), key=f"{card.task}/{card.site}".encode(),
+                card.model_dump_json(exclude_none=True).encode(),
+                key=f"{card.task}/{card.site}".encode(),
                 headers=release_headers(),
             )
     finally:
@@ -79,8 +81,9 @@ def _dataset(task_name: str, source: str | None, settings: Settings) -> tuple[Ta
     return task, assemble(task.feature_names, rows)
 
 
-def train_sites(task: TaskSpec, data: Dataset, sites: Sequence[str], settings: Settings,
-                say: Callable[[str], None] = print) -> tuple[list[ModelCard], dict[str, str]]:
+def train_sites(
+    task: TaskSpec, data: Dataset, sites: Sequence[str], settings: Settings, say: Callable[[str], None] = print
+) -> tuple[list[ModelCard], dict[str, str]]:
     """Train and release one model per site (``pooled`` = every site), a progress bar each; returns the changed
     cards and, per site that could not be trained, why."""
     from services.train.dataset import POOLED
@@ -90,25 +93,28 @@ def train_sites(task: TaskSpec, data: Dataset, sites: Sequence[str], settings: S
     released: list[ModelCard] = []
     refused: dict[str, str] = {}
     for site in sites:
-        with tqdm(total=1, desc=f"training {task.name}/{site}", unit="trial", file=sys.stderr,
-                  leave=False) as bar:
+        with tqdm(total=1, desc=f"training {task.name}/{site}", unit="trial", file=sys.stderr, leave=False) as bar:
+
             def progress(done: int, planned: int, bar: tqdm = bar) -> None:
                 bar.total = planned
                 bar.update(done - bar.n)
 
             started = time.monotonic()
             try:
-                cards = train_and_release(task, data, None if site == POOLED else site,
-                                          registry_root(settings), progress)
+                cards = train_and_release(
+                    task, data, None if site == POOLED else site, registry_root(settings), progress
+                )
             except NotTrainable as why:
                 refused[site] = why.reason
                 continue
         card = cards[-1]
         cross = " ".join(f"{k}={v:.3f}" for k, v in card.cross_site.items())
-        say(f"{card.task}/{card.site}/{card.version}  {time.monotonic() - started:.1f} s  "
+        say(
+            f"{card.task}/{card.site}/{card.version}  {time.monotonic() - started:.1f} s  "
             f"auc={card.metrics.get('auc', float('nan')):.3f}  "
             f"f1={card.metrics['f1']:.3f}  brier={card.metrics['brier']:.3f}  ece={card.metrics['ece']:.3f}  "
-            f"cross-site: {cross}")
+            f"cross-site: {cross}"
+        )
         released.extend(cards)
     return released, refused
 
@@ -133,9 +139,11 @@ def models_table(cards: Sequence[ModelCard]) -> str:
     lines = [header]
     for c in cards:
         auc = c.metrics.get("auc")
-        lines.append(f"{c.task:<16} {c.site:<14} {c.version:<22} {c.status:<9} "
-                     f"{'' if auc is None else f'{auc:.3f}':>6} {c.metrics.get('f1', 0):>6.3f} "
-                     f"{c.metrics.get('brier', 0):>6.3f}  {c.created_at:%Y-%m-%d %H:%M}")
+        lines.append(
+            f"{c.task:<16} {c.site:<14} {c.version:<22} {c.status:<9} "
+            f"{'' if auc is None else f'{auc:.3f}':>6} {c.metrics.get('f1', 0):>6.3f} "
+            f"{c.metrics.get('brier', 0):>6.3f}  {c.created_at:%Y-%m-%d %H:%M}"
+        )
     return "\n".join(lines)
 
 
@@ -166,8 +174,9 @@ def add_commands(commands: argparse._SubParsersAction, settings_of: Callable[[],
     where = train.add_mutually_exclusive_group()
     where.add_argument("--site", help="hospital id (default: pooled over every hospital)")
     where.add_argument("--every-site", action="store_true", help="one model per hospital, then the pooled one")
-    train.add_argument("--from-dataset", choices=["heart", "wdbc"],
-                       help="train on a shipped data set instead of the training store")
+    train.add_argument(
+        "--from-dataset", choices=["heart", "wdbc"], help="train on a shipped data set instead of the training store"
+    )
     train.add_argument("--no-publish", action="store_true", help="write the registry only")
     train.set_defaults(func=lambda a: train_command(a, settings_of()))
 

@@ -30,13 +30,23 @@ BATCH_TIMEOUT_MS = 10
 
 def create_service(settings: Settings | None = None) -> Service:
     service = Service("fuse", settings)
-    out = service.publisher(Topic.PREDICTIONS_FUSED, entity="prediction", verb="fused", schema=FusedPrediction,
-                            description="One fused, verified result per (record, task).")
+    out = service.publisher(
+        Topic.PREDICTIONS_FUSED,
+        entity="prediction",
+        verb="fused",
+        schema=FusedPrediction,
+        description="One fused, verified result per (record, task).",
+    )
     directory = ModelDirectory()
-    store = RedisJoinStore(service.redis, service.settings.topic_prefix,
-                           ttl_seconds=service.settings.dedup_ttl_seconds)
-    fuser = Fuser(load_tasks(service.settings.tasks_dir), directory, store, out, service.metrics,
-                  FuseMetrics(service.metrics.registry))
+    store = RedisJoinStore(service.redis, service.settings.topic_prefix, ttl_seconds=service.settings.dedup_ttl_seconds)
+    fuser = Fuser(
+        load_tasks(service.settings.tasks_dir),
+        directory,
+        store,
+        out,
+        service.metrics,
+        FuseMetrics(service.metrics.registry),
+    )
     handle = FusePredictionBatch(fuser, service.deadletters, service.metrics)
     sweeper = DeadlineSweeper(store, fuser)
     service.details["expected_models"] = directory.summary
@@ -55,13 +65,21 @@ def create_service(settings: Settings | None = None) -> Service:
     async def stop_sweeper() -> None:
         await sweeper.stop()
 
-    @service.batch_subscriber(Topic.PREDICTIONS, max_records=MAX_BATCH, batch_timeout_ms=BATCH_TIMEOUT_MS,
-                              description="Single-model predictions from infer, in batches.")
+    @service.batch_subscriber(
+        Topic.PREDICTIONS,
+        max_records=MAX_BATCH,
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
+        description="Single-model predictions from infer, in batches.",
+    )
     async def on_predictions(message: KafkaMessage) -> None:
         await handle(message.raw_message)
 
-    @service.subscriber(Topic.MODELS_RELEASED, group_id=None, ack_policy=AckPolicy.ACK_FIRST,
-                        description="Model cards: which models a task's fusion waits for, and their weights.")
+    @service.subscriber(
+        Topic.MODELS_RELEASED,
+        group_id=None,
+        ack_policy=AckPolicy.ACK_FIRST,
+        description="Model cards: which models a task's fusion waits for, and their weights.",
+    )
     async def on_model(message: KafkaMessage) -> None:
         card = await service.accept(message.raw_message, ModelCard)
         if card is not None:

@@ -119,4 +119,3 @@ def combine(method: Method, votes: Sequence[Vote]) -> Fused:
     if not votes:
         raise ValueError("nothing to fuse: no votes")
     return METHODS[method](votes)
-

@@ -54,8 +54,11 @@ class Fuser:
     def task(self, name: str) -> TaskSpec:
         spec = self.tasks.get(name)
         if spec is None:
-            raise RejectedInput(f"prediction for task {name!r}, which has no task file among: "
-                                f"{', '.join(sorted(self.tasks)) or 'none'}", "unknown_task")
+            raise RejectedInput(
+                f"prediction for task {name!r}, which has no task file among: "
+                f"{', '.join(sorted(self.tasks)) or 'none'}",
+                "unknown_task",
+            )
         return spec
 
     async def on_predictions(self, predictions: Sequence[Prediction]) -> None:
@@ -64,8 +67,12 @@ class Fuser:
             return
         now = self.clock()
         arriving = [
-            Arriving(JoinKey(p.task, p.record_id), p.model.site, p.model_dump_json(),
-                     now + self.task(p.task).fusion.deadline_seconds)
+            Arriving(
+                JoinKey(p.task, p.record_id),
+                p.model.site,
+                p.model_dump_json(),
+                now + self.task(p.task).fusion.deadline_seconds,
+            )
             for p in predictions
         ]
         added = await self.store.add_many(arriving, now=now)
@@ -97,15 +104,23 @@ class Fuser:
             spec = self.tasks.get(key.task)
             predictions = [Prediction.model_validate_json(p) for p in claimed.payloads.values()]
             if spec is None or not predictions:  # a task file removed while its join was open: nothing sane to emit
-                log.warning("join dropped: task without a task file or join without predictions",
-                            extra={"task": key.task})
+                log.warning(
+                    "join dropped: task without a task file or join without predictions", extra={"task": key.task}
+                )
                 continue
             expected = self.directory.expected(key.task)
             outcome = fuse(spec.fusion, predictions, expected, self.directory.card)
             result = outcome.result
             results.append((result, derived_event_id("fuse", key.record_id, key.task), result.patient))
-            counts.append((spec, outcome.missing, not is_complete(claimed.payloads, expected), result.needs_review,
-                           claimed.first_seen))
+            counts.append(
+                (
+                    spec,
+                    outcome.missing,
+                    not is_complete(claimed.payloads, expected),
+                    result.needs_review,
+                    claimed.first_seen,
+                )
+            )
         try:
             await self.out.publish_many(results)
         except Exception:
@@ -117,8 +132,9 @@ class Fuser:
             self._count(*count)
         return len(results)
 
-    def _count(self, spec: TaskSpec, missing: list[str], timed_out: bool, needs_review: bool,
-               first_seen: float) -> None:
+    def _count(
+        self, spec: TaskSpec, missing: list[str], timed_out: bool, needs_review: bool, first_seen: float
+    ) -> None:
         task = spec.name
         self.fuse_metrics.results.labels(task, spec.fusion.method).inc()
         self.fuse_metrics.join_wait.observe(max(self.clock() - first_seen, 0.0))

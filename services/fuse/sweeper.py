@@ -26,8 +26,13 @@ STOP_GRACE_SECONDS = 3.0
 
 
 class DeadlineSweeper:
-    def __init__(self, store: JoinStore, fuser: Fuser, interval: float = SWEEP_INTERVAL_SECONDS,
-                 stop_grace: float = STOP_GRACE_SECONDS) -> None:
+    def __init__(
+        self,
+        store: JoinStore,
+        fuser: Fuser,
+        interval: float = SWEEP_INTERVAL_SECONDS,
+        stop_grace: float = STOP_GRACE_SECONDS,
+    ) -> None:
         self.store = store
         self.fuser = fuser
         self.interval = interval
@@ -69,7 +74,8 @@ class DeadlineSweeper:
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=self.stop_grace)
         if not done:
-            log.warning("the deadline sweeper did not stop within %.1f s; leaving it to the process exit",
-                        self.stop_grace)
+            log.warning(
+                "the deadline sweeper did not stop within %.1f s; leaving it to the process exit", self.stop_grace
+            )
         elif not task.cancelled() and task.exception() is not None:
             log.error("the deadline sweeper had failed", exc_info=task.exception())

@@ -72,8 +72,10 @@ def opposed(answers: Sequence[Answer], review_spread: float) -> tuple[Answer, An
     no = [a for a in counted if a.vote.threshold - a.vote.probability >= margin]
     if not yes or not no:
         return None
-    return (max(yes, key=lambda a: a.vote.probability - a.vote.threshold),
-            max(no, key=lambda a: a.vote.threshold - a.vote.probability))
+    return (
+        max(yes, key=lambda a: a.vote.probability - a.vote.threshold),
+        max(no, key=lambda a: a.vote.threshold - a.vote.probability),
+    )
 
 
 def majority_share(answers: Sequence[Answer]) -> float:
@@ -107,8 +109,10 @@ def verify(
     if not in_range(fused.probability):
         reasons.append("the fused probability is outside [0, 1]")
     if expected_count == 0:
-        reasons.append("no active model of this task is known to fuse, so completeness cannot be checked; "
-                       f"fused the {len(answers)} prediction(s) that arrived within {deadline_seconds:g} s")
+        reasons.append(
+            "no active model of this task is known to fuse, so completeness cannot be checked; "
+            f"fused the {len(answers)} prediction(s) that arrived within {deadline_seconds:g} s"
+        )
     for model in missing:
         reasons.append(f"no prediction from {model} within {deadline_seconds:g} s")
     if missing and expected_count:
@@ -118,10 +122,12 @@ def verify(
     if len(answers) > 1:
         if (pair := opposed(answers, review_spread)) is not None:
             yes, no = pair
-            reasons.append(f"models disagree: {yes.model} says yes ({yes.vote.probability:.2f}, threshold "
-                           f"{yes.vote.threshold:.2f}), {no.model} says no ({no.vote.probability:.2f}, threshold "
-                           f"{no.vote.threshold:.2f}); both at least {review_spread / 2:.2f} past their thresholds "
-                           f"(half the task's review spread of {review_spread:.2f})")
+            reasons.append(
+                f"models disagree: {yes.model} says yes ({yes.vote.probability:.2f}, threshold "
+                f"{yes.vote.threshold:.2f}), {no.model} says no ({no.vote.probability:.2f}, threshold "
+                f"{no.vote.threshold:.2f}); both at least {review_spread / 2:.2f} past their thresholds "
+                f"(half the task's review spread of {review_spread:.2f})"
+            )
         if method == "majority_vote" and math.isclose(fused.probability, 0.5, abs_tol=1e-9):
             reasons.append("the weighted vote is tied; the label follows the weighted average")
     share = agreement(method, answers)

@@ -35,10 +35,16 @@ def create_service(settings: Settings | None = None) -> Service:
     service = Service("infer", settings)
     settings = service.settings
     # Declared for the AsyncAPI document and the topic's schema; the hot path sends through KafkaEventSender.
-    service.publisher(Topic.PREDICTIONS, entity="prediction", verb="made", schema=Prediction,
-                      description="One prediction per (record, model).")
-    sender = KafkaEventSender(settings, service.name, service.topic(Topic.PREDICTIONS), entity="prediction",
-                              verb="made")
+    service.publisher(
+        Topic.PREDICTIONS,
+        entity="prediction",
+        verb="made",
+        schema=Prediction,
+        description="One prediction per (record, model).",
+    )
+    sender = KafkaEventSender(
+        settings, service.name, service.topic(Topic.PREDICTIONS), entity="prediction", verb="made"
+    )
     service.producers.watch("predictions", sender.current, sender.renew)
     metrics = InferMetrics(service.metrics.registry)
     catalog: ModelCatalog[Scorer] = ModelCatalog()
@@ -60,22 +66,29 @@ def create_service(settings: Settings | None = None) -> Service:
             try:
                 await apply_card.load(card)
             except RejectedInput as rejected:
-                log.error("model not loaded", extra={"task": card.task, "site": card.site,
-                                                     "reason": rejected.reason})
+                log.error("model not loaded", extra={"task": card.task, "site": card.site, "reason": rejected.reason})
 
     @service.on_shutdown
     async def stop() -> None:
         await sender.stop()
 
-    @service.batch_subscriber(Topic.RECORDS_CLEAN, max_records=settings.infer_batch_max_records,
-                              batch_timeout_ms=settings.infer_batch_timeout_ms, parser=fast_tolerant_batch_parser,
-                              description="Clean records with their per-task feature vectors, in batches.")
+    @service.batch_subscriber(
+        Topic.RECORDS_CLEAN,
+        max_records=settings.infer_batch_max_records,
+        batch_timeout_ms=settings.infer_batch_timeout_ms,
+        parser=fast_tolerant_batch_parser,
+        description="Clean records with their per-task feature vectors, in batches.",
+    )
     async def on_clean(message: KafkaMessage) -> None:
         await score(message.raw_message)
 
     # Every replica needs every card (no consumer group); replaying old cards is harmless (see catalog.py).
-    @service.subscriber(Topic.MODELS_RELEASED, group_id=None, ack_policy=AckPolicy.ACK_FIRST,
-                        description="Model cards: load, promote or retire models.")
+    @service.subscriber(
+        Topic.MODELS_RELEASED,
+        group_id=None,
+        ack_policy=AckPolicy.ACK_FIRST,
+        description="Model cards: load, promote or retire models.",
+    )
     async def on_model(message: KafkaMessage) -> None:
         card = await service.accept(message.raw_message, ModelCard)
         if card is None:

@@ -35,22 +35,27 @@ class ModelGroup(Generic[ScorerT]):
         return np.flatnonzero(~self.cached)
 
 
-def plan_groups(tasks: Mapping[str, TaskRows], models: Mapping[str, Sequence[LoadedModel[ScorerT]]],
-                ) -> list[ModelGroup[ScorerT]]:
+def plan_groups(
+    tasks: Mapping[str, TaskRows],
+    models: Mapping[str, Sequence[LoadedModel[ScorerT]]],
+) -> list[ModelGroup[ScorerT]]:
     groups = []
     for task, rows in tasks.items():
         digests: dict[tuple[str, ...], list[str]] = {}
         for loaded in models.get(task, ()):
             features = model_matrix(rows, loaded.card)
             order_key = tuple(loaded.card.features)
-            row_keys = digests[order_key] if order_key in digests else digests.setdefault(
-                order_key, row_digests(features))
+            row_keys = (
+                digests[order_key] if order_key in digests else digests.setdefault(order_key, row_digests(features))
+            )
             groups.append(ModelGroup(rows, loaded, features, cache_keys(loaded.card, row_keys)))
     return groups
 
 
-def apply_cached(groups: Sequence[ModelGroup[ScorerT]], answers: Sequence[Sequence[bytes | None]] | None,
-                 ) -> tuple[int, int]:
+def apply_cached(
+    groups: Sequence[ModelGroup[ScorerT]],
+    answers: Sequence[Sequence[bytes | None]] | None,
+) -> tuple[int, int]:
     """Fill each group from the cache's answers (one list per group, in key order); returns (hits, misses)."""
     if answers is None:
         return 0, 0
@@ -90,9 +95,18 @@ def build_predictions(groups: Sequence[ModelGroup[ScorerT]]) -> list[Built]:
         latency_ms = group.seconds * 1000.0
         for i, scored in enumerate(group.rows.records):
             hit = bool(group.cached[i])
-            body = prediction_json(scored, group.rows.task, card, float(group.probabilities[i]), hit,
-                                   0.0 if hit else latency_ms)
-            built.append(Built(scored.position, scored.record.patient.encode(), body,
-                               prediction_id(scored.event_id, card), card.task, card.site))
+            body = prediction_json(
+                scored, group.rows.task, card, float(group.probabilities[i]), hit, 0.0 if hit else latency_ms
+            )
+            built.append(
+                Built(
+                    scored.position,
+                    scored.record.patient.encode(),
+                    body,
+                    prediction_id(scored.event_id, card),
+                    card.task,
+                    card.site,
+                )
+            )
     built.sort(key=lambda b: b.position)
     return built

@@ -55,8 +55,6 @@ class Registry(Protocol):
     def cards(self, task: str, site: str) -> list[ModelCard]: ...
 
 
-
-
 def score_misses(groups: Sequence[ModelGroup[Scorer]]) -> None:
     """Runs in a worker thread: one onnxruntime call per model, for the rows the cache did not answer."""
     for group in groups:
@@ -70,8 +68,15 @@ def score_misses(groups: Sequence[ModelGroup[Scorer]]) -> None:
 
 
 class ScoreCleanBatch:
-    def __init__(self, catalog: ModelCatalog[Scorer], cache: Cache, sender: Sender, deadletters: DeadLetters,
-                 metrics: ServiceMetrics, infer_metrics: InferMetrics) -> None:
+    def __init__(
+        self,
+        catalog: ModelCatalog[Scorer],
+        cache: Cache,
+        sender: Sender,
+        deadletters: DeadLetters,
+        metrics: ServiceMetrics,
+        infer_metrics: InferMetrics,
+    ) -> None:
         self.catalog = catalog
         self.cache = cache
         self.sender = sender
@@ -110,8 +115,12 @@ class ScoreCleanBatch:
         if self.cache.available:
             await self.cache.put_many(new_cache_entries(groups))
 
-    def _count(self, accepted: Sequence[tuple[int, str, ScoringInput]], groups: Sequence[ModelGroup[Scorer]],
-               built: Sequence[object]) -> None:
+    def _count(
+        self,
+        accepted: Sequence[tuple[int, str, ScoringInput]],
+        groups: Sequence[ModelGroup[Scorer]],
+        built: Sequence[object],
+    ) -> None:
         for group in groups:
             self.infer_metrics.predictions.labels(group.model.card.task, group.model.card.site).inc(len(group.keys))
         scored = {scored.position for group in groups for scored in group.rows.records}
@@ -123,8 +132,9 @@ class ScoreCleanBatch:
 class ApplyModelCard:
     """Hot reload: load the model a card calls for beside the one serving, then swap; retire removes it."""
 
-    def __init__(self, catalog: ModelCatalog[Scorer], loader: Loader, registry: Registry,
-                 infer_metrics: InferMetrics) -> None:
+    def __init__(
+        self, catalog: ModelCatalog[Scorer], loader: Loader, registry: Registry, infer_metrics: InferMetrics
+    ) -> None:
         self.catalog = catalog
         self.loader = loader
         self.registry = registry

@@ -110,8 +110,11 @@ def prediction_id(record_event_id: str, card: ModelCard) -> str:
     The same value as ``shared.topics.derived_event_id("infer", record_event_id, task, site, version)`` (a UUID 5),
     computed without building ``uuid.UUID`` objects: at five predictions per record that was 5 % of infer's time.
     """
-    digest = bytearray(hashlib.sha1(
-        _NAMESPACE + f"infer/{record_event_id}/{card.task}/{card.site}/{card.version}".encode()).digest()[:16])
+    digest = bytearray(
+        hashlib.sha1(_NAMESPACE + f"infer/{record_event_id}/{card.task}/{card.site}/{card.version}".encode()).digest()[
+            :16
+        ]
+    )
     digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     text = digest.hex()
@@ -126,16 +129,18 @@ def prediction_json(
     output against the schema."""
     probability = min(1.0, max(0.0, probability))
     record = scored.record
-    return orjson.dumps({
-        "record_id": record.record_id,
-        "patient": record.patient,
-        "hospital": record.hospital,
-        "task": task,
-        "model": {"task": card.task, "site": card.site, "version": card.version},
-        "probability": probability,
-        "label": int(probability >= card.threshold),
-        "cache_hit": cache_hit,
-        "latency_ms": round(latency_ms, 3),
-        "features": record.features[task].values,
-        "quality_flags": scored.flags,
-    })
+    return orjson.dumps(
+        {
+            "record_id": record.record_id,
+            "patient": record.patient,
+            "hospital": record.hospital,
+            "task": task,
+            "model": {"task": card.task, "site": card.site, "version": card.version},
+            "probability": probability,
+            "label": int(probability >= card.threshold),
+            "cache_hit": cache_hit,
+            "latency_ms": round(latency_ms, 3),
+            "features": record.features[task].values,
+            "quality_flags": scored.flags,
+        }
+    )

@@ -33,31 +33,60 @@ def create_service(settings: Settings | None = None) -> Service:
     service = Service("ingest", settings)
     settings = service.settings
     records = service.publisher(
-        Topic.RECORDS_INGESTED, entity="record", verb="ingested", schema=CanonicalRecord,
+        Topic.RECORDS_INGESTED,
+        entity="record",
+        verb="ingested",
+        schema=CanonicalRecord,
         description="One pseudonymized canonical record per patient encounter.",
     )
     audit = service.publisher(
-        Topic.AUDIT, entity="audit", verb="recorded", schema=AuditEvent,
+        Topic.AUDIT,
+        entity="audit",
+        verb="recorded",
+        schema=AuditEvent,
         description="One event per document ingest handled: who sent what kind, when, which pseudonyms; "
-                    "never an identifier.",
+        "never an identifier.",
     )
     tables = load_tables(settings.hospitals_dir)
-    options = ReadOptions(tables=tables, data_root=settings.data_path,
-                          claim_check_bytes=settings.ingest_claim_check_bytes)
-    read = partial(_read, pseudonymize=Pseudonymizer(load_pseudonym_key(settings)),
-                   max_bytes=settings.max_message_bytes, options=options)
-    handle = IngestRaw(records, audit, service.deadletters, FileClaimChecks(settings.data_path), service.metrics,
-                       IngestMetrics(service.metrics.registry), read)
+    options = ReadOptions(
+        tables=tables, data_root=settings.data_path, claim_check_bytes=settings.ingest_claim_check_bytes
+    )
+    read = partial(
+        _read,
+        pseudonymize=Pseudonymizer(load_pseudonym_key(settings)),
+        max_bytes=settings.max_message_bytes,
+        options=options,
+    )
+    handle = IngestRaw(
+        records,
+        audit,
+        service.deadletters,
+        FileClaimChecks(settings.data_path),
+        service.metrics,
+        IngestMetrics(service.metrics.registry),
+        read,
+    )
     service.details["hospital_tables"] = lambda: sorted(tables)
 
-    @service.batch_subscriber(Topic.INGEST_RAW, max_records=BATCH_MAX_RECORDS, batch_timeout_ms=BATCH_TIMEOUT_MS,
-                              description="Hospital documents: FHIR, HL7 v2, CSV, XLSX, JSON, DICOM; in batches.")
+    @service.batch_subscriber(
+        Topic.INGEST_RAW,
+        max_records=BATCH_MAX_RECORDS,
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
+        description="Hospital documents: FHIR, HL7 v2, CSV, XLSX, JSON, DICOM; in batches.",
+    )
     async def on_raw(message: KafkaMessage) -> None:
         await handle(message.raw_message)
 
     return service
 
 
-def _read(document: bytes, headers: Mapping[str, str], envelope: Envelope, *, pseudonymize: Pseudonymizer,
-          max_bytes: int, options: ReadOptions) -> Ingested:
+def _read(
+    document: bytes,
+    headers: Mapping[str, str],
+    envelope: Envelope,
+    *,
+    pseudonymize: Pseudonymizer,
+    max_bytes: int,
+    options: ReadOptions,
+) -> Ingested:
     return read_document(document, headers, envelope, pseudonymize, max_bytes, options)

@@ -36,8 +36,11 @@ _LINE = re.compile(r"line (\d+)")
 def _mapping(context: ParseContext, label: str) -> TableMapping:
     mapping = context.tables.get(context.hospital)
     if mapping is None:
-        raise RejectedInput(f"{label}: no column mapping for hospital {context.hospital[:64]!r} "
-                            f"(add deploy/hospitals/{context.hospital[:64]}.yaml with a 'table' section)", "unmapped")
+        raise RejectedInput(
+            f"{label}: no column mapping for hospital {context.hospital[:64]!r} "
+            f"(add deploy/hospitals/{context.hospital[:64]}.yaml with a 'table' section)",
+            "unmapped",
+        )
     return mapping
 
 
@@ -64,11 +67,19 @@ def _read_csv(document: bytes, mapping: TableMapping) -> pd.DataFrame:
         _check_width(text, mapping.delimiter)
     except csv.Error as error:
         line = _LINE.search(str(error))
-        raise RejectedInput(f"CSV: cannot be read{f' at line {line.group(1)}' if line else ''} ({error})",
-                            "malformed") from None
+        raise RejectedInput(
+            f"CSV: cannot be read{f' at line {line.group(1)}' if line else ''} ({error})", "malformed"
+        ) from None
     try:
-        return pd.read_csv(io.StringIO(text), sep=mapping.delimiter, dtype=str, keep_default_na=False,
-                           skip_blank_lines=True, engine="c", nrows=MAX_ROWS + 1)
+        return pd.read_csv(
+            io.StringIO(text),
+            sep=mapping.delimiter,
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=True,
+            engine="c",
+            nrows=MAX_ROWS + 1,
+        )
     except pd.errors.EmptyDataError:
         raise RejectedInput("CSV: no header row", "empty") from None
     except Exception as error:  # pandas' tokenizer errors name the line, never its content
@@ -86,15 +97,23 @@ def _check_inflated_size(document: bytes) -> None:
     except Exception:  # not a zip at all: pandas says so below, with the usual reason
         return
     if declared > MAX_XLSX_UNCOMPRESSED:
-        raise RejectedInput(f"XLSX: the workbook expands to {declared} bytes, more than the limit of "
-                            f"{MAX_XLSX_UNCOMPRESSED}", "oversized")
+        raise RejectedInput(
+            f"XLSX: the workbook expands to {declared} bytes, more than the limit of {MAX_XLSX_UNCOMPRESSED}",
+            "oversized",
+        )
 
 
 def _read_xlsx(document: bytes, mapping: TableMapping) -> pd.DataFrame:
     _check_inflated_size(document)
     try:
-        frame = pd.read_excel(io.BytesIO(document), sheet_name=mapping.sheet, dtype=str, engine="openpyxl",
-                              keep_default_na=False, nrows=MAX_ROWS + 1)
+        frame = pd.read_excel(
+            io.BytesIO(document),
+            sheet_name=mapping.sheet,
+            dtype=str,
+            engine="openpyxl",
+            keep_default_na=False,
+            nrows=MAX_ROWS + 1,
+        )
     except Exception as error:  # openpyxl: BadZipFile, KeyError, ValueError ... on anything that is not a workbook
         raise RejectedInput(f"XLSX: cannot be read as a workbook ({type(error).__name__})", "malformed") from None
     return frame.fillna("")
@@ -106,8 +125,9 @@ def _datetime(text: str, date_format: str | None, where: str) -> datetime | None
     try:
         parsed = datetime.strptime(text, date_format) if date_format else datetime.fromisoformat(text)
     except ValueError:
-        raise RejectedInput(f"{where}: not a date{f' ({date_format})' if date_format else ' (ISO 8601)'}",
-                            "schema") from None
+        raise RejectedInput(
+            f"{where}: not a date{f' ({date_format})' if date_format else ' (ISO 8601)'}", "schema"
+        ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
@@ -121,16 +141,18 @@ def _number(text: str, where: str) -> float:
     return value
 
 
-def _observation(column: str, mapping: ColumnMapping, text: str, when: datetime | None,
-                 where: str) -> Observation:
+def _observation(column: str, mapping: ColumnMapping, text: str, when: datetime | None, where: str) -> Observation:
     code = Code(system=mapping.system, code=mapping.code, display=mapping.display)
     if mapping.kind == "numeric":
         return Observation(code=code, value=_number(text, where), unit=mapping.unit, time=when)
     if mapping.kind == "coded":
         local = mapping.values.get(text, text)
         value_code = mapping.value_template.format(value=local)
-        return Observation(code=code, value_code=Code(system=mapping.value_system or mapping.system,
-                                                      code=value_code[:256], display=local[:512]), time=when)
+        return Observation(
+            code=code,
+            value_code=Code(system=mapping.value_system or mapping.system, code=value_code[:256], display=local[:512]),
+            time=when,
+        )
     return Observation(code=code, value_text=text[:4096], time=when)
 
 
@@ -149,13 +171,17 @@ def _row(row: dict[str, str], mapping: TableMapping, where: str) -> IncomingReco
     try:
         observations = [
             _observation(column, spec, cell(column), when, f"{where} column {column!r}")
-            for column, spec in mapping.columns.items() if cell(column)
+            for column, spec in mapping.columns.items()
+            if cell(column)
         ]
         return IncomingRecord(
-            patient_id=patient_id, encounter_id=cell(mapping.encounter_id) or None, recorded_at=when,
+            patient_id=patient_id,
+            encounter_id=cell(mapping.encounter_id) or None,
+            recorded_at=when,
             birth_date=birth.date() if birth else None,
             age_years=int(_number(age, f"{where} column {mapping.age_years!r}")) if age else None,
-            sex=sex if sex in SEX_WORDS else "unknown", observations=observations,
+            sex=sex if sex in SEX_WORDS else "unknown",
+            observations=observations,
         )
     except ValidationError as error:
         raise RejectedInput(f"{where} {describe_validation_error(error)}", "schema") from None
@@ -173,8 +199,11 @@ def _parse_table(frame: pd.DataFrame, mapping: TableMapping, label: str, budget:
         raise RejectedInput(f"{label}: more than {MAX_COLUMNS} columns", "oversized")
     frame.columns = [str(c).strip() for c in frame.columns]
     if mapping.patient_id not in frame.columns:
-        raise RejectedInput(f"{label}: column {mapping.patient_id!r} (the patient identifier in the hospital's "
-                            "mapping) is missing from the header", "schema")
+        raise RejectedInput(
+            f"{label}: column {mapping.patient_id!r} (the patient identifier in the hospital's "
+            "mapping) is missing from the header",
+            "schema",
+        )
     if len(frame) > MAX_ROWS:
         raise RejectedInput(f"{label}: more than {MAX_ROWS} rows; split the export", "oversized")
     if frame.empty:
@@ -186,17 +215,28 @@ def _parse_table(frame: pd.DataFrame, mapping: TableMapping, label: str, budget:
         try:
             records.append(ParsedRecord(_row(row, mapping, f"{label} row {position}"), f"row-{position}"))
         except RejectedInput as problem:
-            rejected.append(budget.spend(RejectedPart(f"row-{position}", problem.reason, problem.reason_class,
-                                                      _one_row_csv(header, list(values), mapping.delimiter),
-                                                      CSV_CONTENT_TYPE)))
+            rejected.append(
+                budget.spend(
+                    RejectedPart(
+                        f"row-{position}",
+                        problem.reason,
+                        problem.reason_class,
+                        _one_row_csv(header, list(values), mapping.delimiter),
+                        CSV_CONTENT_TYPE,
+                    )
+                )
+            )
     if not records:
-        raise RejectedInput("; ".join(r.reason for r in rejected[:3]) + f" (all {len(rejected)} rows rejected)",
-                            rejected[0].reason_class)
+        raise RejectedInput(
+            "; ".join(r.reason for r in rejected[:3]) + f" (all {len(rejected)} rows rejected)",
+            rejected[0].reason_class,
+        )
     return ParsedDocument(records=records, rejected=rejected)
 
 
-def _table_parser(label: str, read: Callable[[bytes, TableMapping], pd.DataFrame]
-                  ) -> Callable[[bytes, ParseContext], ParsedDocument]:
+def _table_parser(
+    label: str, read: Callable[[bytes, TableMapping], pd.DataFrame]
+) -> Callable[[bytes, ParseContext], ParsedDocument]:
     def parse(document: bytes, context: ParseContext) -> ParsedDocument:
         mapping = _mapping(context, label)
         return _parse_table(read(document, mapping), mapping, label, PartBudget(document, label))

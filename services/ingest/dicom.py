@@ -29,19 +29,59 @@ from shared.schemas import ImagingReference, IncomingRecord
 DICOM_CONTENT_TYPE = "application/dicom"
 STANDARD_UID_ROOT = "1.2.840.10008."  # DICOM's own UIDs (SOP classes, transfer syntaxes): not about anyone
 IDENTIFYING = (
-    "PatientName", "IssuerOfPatientID", "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames",
-    "PatientBirthDate", "PatientBirthTime", "PatientBirthName", "PatientMotherBirthName", "PatientAddress",
-    "PatientTelephoneNumbers", "PatientTelecomInformation", "MedicalRecordLocator", "PatientComments",
-    "AdditionalPatientHistory", "Occupation", "MilitaryRank", "BranchOfService", "RegionOfResidence",
-    "CountryOfResidence", "InsurancePlanIdentification", "AccessionNumber", "InstitutionName",
-    "InstitutionAddress", "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber", "StudyID",
-    "ReferencedPatientSequence", "RequestAttributesSequence", "PatientInsurancePlanCodeSequence",
-    "ResponsiblePerson", "ResponsibleOrganization", "ReferringPhysicianAddress", "ReferringPhysicianTelephoneNumbers",
+    "PatientName",
+    "IssuerOfPatientID",
+    "OtherPatientIDs",
+    "OtherPatientIDsSequence",
+    "OtherPatientNames",
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "PatientBirthName",
+    "PatientMotherBirthName",
+    "PatientAddress",
+    "PatientTelephoneNumbers",
+    "PatientTelecomInformation",
+    "MedicalRecordLocator",
+    "PatientComments",
+    "AdditionalPatientHistory",
+    "Occupation",
+    "MilitaryRank",
+    "BranchOfService",
+    "RegionOfResidence",
+    "CountryOfResidence",
+    "InsurancePlanIdentification",
+    "AccessionNumber",
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "StationName",
+    "DeviceSerialNumber",
+    "StudyID",
+    "ReferencedPatientSequence",
+    "RequestAttributesSequence",
+    "PatientInsurancePlanCodeSequence",
+    "ResponsiblePerson",
+    "ResponsibleOrganization",
+    "ReferringPhysicianAddress",
+    "ReferringPhysicianTelephoneNumbers",
 )
 ACQUISITION = (
-    "SliceThickness", "SpacingBetweenSlices", "PixelSpacing", "KVP", "ExposureTime", "XRayTubeCurrent",
-    "MagneticFieldStrength", "RepetitionTime", "EchoTime", "FlipAngle", "ImagingFrequency", "BitsAllocated",
-    "BitsStored", "PhotometricInterpretation", "NumberOfFrames", "ContrastBolusAgent",
+    "SliceThickness",
+    "SpacingBetweenSlices",
+    "PixelSpacing",
+    "KVP",
+    "ExposureTime",
+    "XRayTubeCurrent",
+    "MagneticFieldStrength",
+    "RepetitionTime",
+    "EchoTime",
+    "FlipAngle",
+    "ImagingFrequency",
+    "BitsAllocated",
+    "BitsStored",
+    "PhotometricInterpretation",
+    "NumberOfFrames",
+    "ContrastBolusAgent",
 )
 SEX = {"M": "male", "F": "female", "O": "other"}
 # Bounds against decompression bombs: a deflated dataset of half a megabyte can declare gigabytes of zeros, and a few
@@ -74,8 +114,11 @@ def _age(ds: Dataset) -> tuple[date | None, int | None]:
 
 
 def _when(ds: Dataset) -> datetime | None:
-    for day_key, time_key in (("StudyDate", "StudyTime"), ("AcquisitionDate", "AcquisitionTime"),
-                              ("ContentDate", "ContentTime")):
+    for day_key, time_key in (
+        ("StudyDate", "StudyTime"),
+        ("AcquisitionDate", "AcquisitionTime"),
+        ("ContentDate", "ContentTime"),
+    ):
         day, clock = _text(ds, day_key), _text(ds, time_key).split(".")[0].ljust(6, "0")[:6]
         if len(day) == 8 and day.isdigit():
             try:
@@ -101,8 +144,12 @@ def _acquisition(ds: Dataset) -> dict[str, float | str]:
 
 def _declared_pixels(ds: Dataset) -> int | None:
     try:
-        return (int(ds.get("Rows") or 0) * int(ds.get("Columns") or 0) * max(int(ds.get("NumberOfFrames") or 1), 1)
-                * max(int(ds.get("SamplesPerPixel") or 1), 1))
+        return (
+            int(ds.get("Rows") or 0)
+            * int(ds.get("Columns") or 0)
+            * max(int(ds.get("NumberOfFrames") or 1), 1)
+            * max(int(ds.get("SamplesPerPixel") or 1), 1)
+        )
     except (TypeError, ValueError):
         return None
 
@@ -120,8 +167,12 @@ def _pixel_statistics(ds: Dataset) -> dict[str, float]:
     if pixels.size == 0:
         return {}
     pixels = pixels * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
-    return {"pixel_mean": float(pixels.mean()), "pixel_std": float(pixels.std()),
-            "pixel_min": float(pixels.min()), "pixel_max": float(pixels.max())}
+    return {
+        "pixel_mean": float(pixels.mean()),
+        "pixel_std": float(pixels.std()),
+        "pixel_min": float(pixels.min()),
+        "pixel_max": float(pixels.max()),
+    }
 
 
 def deidentify(ds: Dataset, context: ParseContext, pseudonym: str) -> Dataset:
@@ -162,8 +213,7 @@ def _check_inflated_size(document: bytes) -> None:
     except zlib.error:
         raise RejectedInput("DICOM: the deflated dataset is corrupt", "malformed") from None
     if len(inflated) > MAX_INFLATED_BYTES:
-        raise RejectedInput(f"DICOM: the deflated dataset expands to more than {MAX_INFLATED_BYTES} bytes",
-                            "oversized")
+        raise RejectedInput(f"DICOM: the deflated dataset expands to more than {MAX_INFLATED_BYTES} bytes", "oversized")
 
 
 def _read(document: bytes) -> Dataset:
@@ -201,14 +251,21 @@ def _instance(ds: Dataset, context: ParseContext) -> ParsedDocument:
     }
     attachments = []
     if pixel_bytes is not None and pixel_bytes > context.claim_check_bytes:
-        path = (context.data_root / "imaging" / reference["study_uid"] / reference["series_uid"]
-                / f"{reference['instance_uid'] or 'instance'}.dcm")
+        path = (
+            context.data_root
+            / "imaging"
+            / reference["study_uid"]
+            / reference["series_uid"]
+            / f"{reference['instance_uid'] or 'instance'}.dcm"
+        )
         buffer = io.BytesIO()
         deidentify(ds, context, context.pseudonymize(context.hospital, patient_id)).save_as(buffer)
         attachments.append(Attachment(path, buffer.getvalue()))
         reference["uri"] = path.as_uri() if path.is_absolute() else str(path)
     incoming = IncomingRecord(
-        patient_id=patient_id[:256], recorded_at=_when(ds), birth_date=birth,
+        patient_id=patient_id[:256],
+        recorded_at=_when(ds),
+        birth_date=birth,
         age_years=min(age, OLDEST_REPORTED_AGE) if age is not None else None,
         sex=SEX.get(_text(ds, "PatientSex")[:1].upper(), "unknown"),
     )

@@ -42,8 +42,11 @@ PARSERS: dict[str, tuple[SourceFormat, Parser]] = {
     JSON_CONTENT_TYPE: ("json", parse_json_document),
     DICOM_CONTENT_TYPE: ("dicom", parse_dicom),
 }
-ALIASES = {"application/json+fhir": FHIR_CONTENT_TYPE, "application/hl7-v2": HL7_CONTENT_TYPE,
-           "x-application/hl7-v2+er7; charset=utf-8": HL7_CONTENT_TYPE}
+ALIASES = {
+    "application/json+fhir": FHIR_CONTENT_TYPE,
+    "application/hl7-v2": HL7_CONTENT_TYPE,
+    "x-application/hl7-v2+er7; charset=utf-8": HL7_CONTENT_TYPE,
+}
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,15 @@ def format_of(headers: Mapping[str, str], document: bytes) -> SourceFormat | Non
 def envelope_of(headers: Mapping[str, str], fallback_id: str, received_at: datetime) -> Envelope:
     hospital = (header(headers, CE_SOURCE) or "").strip()
     if not hospital:
-        raise RejectedInput("missing header ce_source: every document must name the hospital that sent it",
-                            "missing_source")
+        raise RejectedInput(
+            "missing header ce_source: every document must name the hospital that sent it", "missing_source"
+        )
     if len(hospital) > MAX_HOSPITAL_ID or not HOSPITAL_ID.fullmatch(hospital) or ".." in hospital:
-        raise RejectedInput(f"header ce_source: a hospital id is 1 to {MAX_HOSPITAL_ID} ASCII letters, digits, '.', "
-                            "'_', ':' or '-', starting with a letter or digit, without '..'", "missing_source")
+        raise RejectedInput(
+            f"header ce_source: a hospital id is 1 to {MAX_HOSPITAL_ID} ASCII letters, digits, '.', "
+            "'_', ':' or '-', starting with a letter or digit, without '..'",
+            "missing_source",
+        )
     return Envelope(hospital=hospital, message_id=header(headers, CE_ID) or fallback_id, received_at=received_at)
 
 
@@ -171,26 +178,35 @@ def read_document(
     """Every canonical record in ``document`` (and the parts rejected alone), or ``RejectedInput`` saying why
     there are none."""
     if len(document) > max_bytes:
-        raise RejectedInput(f"document of {len(document)} bytes exceeds the limit of {max_bytes} bytes "
-                            "(AIMASS_MAX_MESSAGE_BYTES)", "oversized")
+        raise RejectedInput(
+            f"document of {len(document)} bytes exceeds the limit of {max_bytes} bytes (AIMASS_MAX_MESSAGE_BYTES)",
+            "oversized",
+        )
     if not document.strip():
         raise RejectedInput("empty document", "empty")
     content_type = content_type_of(headers, document)
     if content_type is None:
-        raise RejectedInput("no content-type header and the format could not be recognised; set content-type "
-                            f"to one of: {', '.join(sorted(PARSERS))}", "unknown_format")
+        raise RejectedInput(
+            "no content-type header and the format could not be recognised; set content-type "
+            f"to one of: {', '.join(sorted(PARSERS))}",
+            "unknown_format",
+        )
     if content_type not in PARSERS:
-        raise RejectedInput(f"unsupported content-type {content_type[:80]!r}; supported: {', '.join(sorted(PARSERS))}",
-                            "unknown_format")
+        raise RejectedInput(
+            f"unsupported content-type {content_type[:80]!r}; supported: {', '.join(sorted(PARSERS))}", "unknown_format"
+        )
     options = options or ReadOptions()
     source_format, parse = PARSERS[content_type]
-    context = ParseContext(envelope.hospital, pseudonymize, options.tables, options.data_root,
-                           options.claim_check_bytes)
+    context = ParseContext(
+        envelope.hospital, pseudonymize, options.tables, options.data_root, options.claim_check_bytes
+    )
     with _cyclic_collection_paused():
         parsed = _parse(parse, document, context, source_format)
         try:
-            records = [to_canonical(p.incoming, envelope, source_format, pseudonymize, p.key, p.imaging)
-                       for p in parsed.records]
+            records = [
+                to_canonical(p.incoming, envelope, source_format, pseudonymize, p.key, p.imaging)
+                for p in parsed.records
+            ]
         except ValidationError as error:
             raise RejectedInput(f"{source_format}: {describe_validation_error(error)}", "schema") from None
     return Ingested(records, source_format, content_type, parsed.rejected, parsed.attachments)

@@ -85,8 +85,9 @@ def _validate(entry: _Entry) -> Any:
     except ValidationError as error:
         raise RejectedInput(f"FHIR {describe_validation_error(error, f'{entry.where}.')}", "schema") from None
     except Exception as error:  # fhir.resources raises plain errors on some malformed shapes
-        raise RejectedInput(f"FHIR {entry.where}: not a valid {entry.resource_type} ({type(error).__name__})",
-                            "schema") from None
+        raise RejectedInput(
+            f"FHIR {entry.where}: not a valid {entry.resource_type} ({type(error).__name__})", "schema"
+        ) from None
 
 
 def _part(entry: _Entry, rejected: RejectedInput, everything: dict[str, _Entry]) -> RejectedPart:
@@ -99,8 +100,9 @@ def _part(entry: _Entry, rejected: RejectedInput, everything: dict[str, _Entry])
         if target is not None and target is not entry and target.raw not in context:
             context.append(target.raw)
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [*context, entry.raw]}
-    return RejectedPart(entry.key, rejected.reason, rejected.reason_class, json.dumps(bundle).encode(),
-                        FHIR_CONTENT_TYPE)
+    return RejectedPart(
+        entry.key, rejected.reason, rejected.reason_class, json.dumps(bundle).encode(), FHIR_CONTENT_TYPE
+    )
 
 
 def _subject(model: Any, where: str, patients: dict[str, _Entry]) -> tuple[str, str, Any]:
@@ -113,8 +115,9 @@ def _subject(model: Any, where: str, patients: dict[str, _Entry]) -> tuple[str, 
         return patient.key, values.patient_identifier(patient.model) or "", patient.model
     if subject.identifier is not None and subject.identifier.value:
         return f"identifier:{subject.identifier.value}", subject.identifier.value, None
-    raise RejectedInput(f"FHIR {where}.subject: references no valid Patient in the Bundle and has no identifier",
-                        "reference")
+    raise RejectedInput(
+        f"FHIR {where}.subject: references no valid Patient in the Bundle and has no identifier", "reference"
+    )
 
 
 def _encounter(model: Any, encounters: dict[str, _Entry]) -> tuple[str | None, Any, str | None]:
@@ -144,7 +147,8 @@ def _record(group: _Group) -> IncomingRecord:
     period = group.encounter.period if group.encounter is not None else None
     times = [o.time for o in group.observations if o.time is not None]
     recorded: datetime | None = (values.as_datetime(period.start) if period is not None else None) or (
-        min(times) if times else None)
+        min(times) if times else None
+    )
     return IncomingRecord(
         patient_id=group.patient_id,
         encounter_id=group.encounter_id,
@@ -201,10 +205,13 @@ def parse_fhir(document: bytes, _: ParseContext) -> ParsedDocument:
     records = [ParsedRecord(_record(g), f"{p}|{e or '-'}") for (p, e), g in groups.items()]
     if not records:
         if rejected:
-            raise RejectedInput("; ".join(r.reason for r in rejected[:3]) + f" (all {len(rejected)} entries "
-                                "rejected)", rejected[0].reason_class)
-        raise RejectedInput("FHIR: nothing to ingest (no Patient, Encounter, Observation, Condition or "
-                            "DiagnosticReport)", "empty")
+            raise RejectedInput(
+                "; ".join(r.reason for r in rejected[:3]) + f" (all {len(rejected)} entries rejected)",
+                rejected[0].reason_class,
+            )
+        raise RejectedInput(
+            "FHIR: nothing to ingest (no Patient, Encounter, Observation, Condition or DiagnosticReport)", "empty"
+        )
     return ParsedDocument(records=records, rejected=rejected)
 
 

@@ -14,8 +14,14 @@ from shared.schemas.records import LOINC, SNOMED
 UCUM = "http://unitsofmeasure.org"
 PREFERRED_SYSTEMS = (LOINC, SNOMED)
 SKIPPED_STATUSES = {"entered-in-error", "cancelled"}
-CLINICAL_STATUS = {"active": "active", "recurrence": "active", "relapse": "active",
-                   "inactive": "resolved", "remission": "resolved", "resolved": "resolved"}
+CLINICAL_STATUS = {
+    "active": "active",
+    "recurrence": "active",
+    "relapse": "active",
+    "inactive": "resolved",
+    "remission": "resolved",
+    "resolved": "resolved",
+}
 
 
 def as_datetime(value: Any) -> datetime | None:
@@ -107,10 +113,12 @@ def interpretation(element: Any) -> str | None:
 
 def observation_time(resource: Any) -> datetime | None:
     period = getattr(resource, "effectivePeriod", None)
-    return (as_datetime(getattr(resource, "effectiveDateTime", None))
-            or as_datetime(getattr(resource, "effectiveInstant", None))
-            or as_datetime(period.start if period is not None else None)
-            or as_datetime(getattr(resource, "issued", None)))
+    return (
+        as_datetime(getattr(resource, "effectiveDateTime", None))
+        or as_datetime(getattr(resource, "effectiveInstant", None))
+        or as_datetime(period.start if period is not None else None)
+        or as_datetime(getattr(resource, "issued", None))
+    )
 
 
 def observations_of(resource: Any, where: str) -> list[Observation]:
@@ -128,9 +136,15 @@ def observations_of(resource: Any, where: str) -> list[Observation]:
     for index, component in enumerate(resource.component or []):
         part = f"{where}.component[{index}]"
         fields = value_fields(component, part)
-        out.append(Observation(code=pick_code(component.code, f"{part}.code"), **fields, time=when,
-                               reference_range=reference_range(component),
-                               interpretation=interpretation(component)))
+        out.append(
+            Observation(
+                code=pick_code(component.code, f"{part}.code"),
+                **fields,
+                time=when,
+                reference_range=reference_range(component),
+                interpretation=interpretation(component),
+            )
+        )
     return out
 
 
@@ -141,16 +155,19 @@ def condition_of(resource: Any, where: str) -> Condition:
     for coding in (resource.verificationStatus.coding or []) if resource.verificationStatus else []:
         if coding.code in ("refuted", "entered-in-error"):
             status = "refuted"
-    return Condition(code=pick_code(resource.code, f"{where}.code"),
-                     onset=as_datetime(resource.onsetDateTime), status=status)
+    return Condition(
+        code=pick_code(resource.code, f"{where}.code"), onset=as_datetime(resource.onsetDateTime), status=status
+    )
 
 
 def report_findings(resource: Any, where: str) -> list[Observation]:
     """A DiagnosticReport's coded conclusions (its free-text conclusion is not carried: it may name people)."""
     code = pick_code(resource.code, f"{where}.code")
     when = as_datetime(resource.effectiveDateTime) or as_datetime(resource.issued)
-    return [Observation(code=code, value_code=pick_code(c, f"{where}.conclusionCode[{i}]"), time=when)
-            for i, c in enumerate(resource.conclusionCode or [])]
+    return [
+        Observation(code=code, value_code=pick_code(c, f"{where}.conclusionCode[{i}]"), time=when)
+        for i, c in enumerate(resource.conclusionCode or [])
+    ]
 
 
 def patient_identifier(patient: Any) -> str | None:

@@ -40,9 +40,16 @@ def part_record(raw: ConsumerRecord, part: RejectedPart, message_id: str) -> Con
 
 
 class IngestRaw:
-    def __init__(self, records: EventPublisher, audit: EventPublisher, deadletters: DeadLetters,
-                 claim_checks: FileClaimChecks, metrics: ServiceMetrics, ingest_metrics: IngestMetrics,
-                 read: Reader) -> None:
+    def __init__(
+        self,
+        records: EventPublisher,
+        audit: EventPublisher,
+        deadletters: DeadLetters,
+        claim_checks: FileClaimChecks,
+        metrics: ServiceMetrics,
+        ingest_metrics: IngestMetrics,
+        read: Reader,
+    ) -> None:
         self.records = records
         self.audit = audit
         self.deadletters = deadletters
@@ -83,22 +90,39 @@ class IngestRaw:
         await self.claim_checks.store(ingested.attachments)
         pending.extend([await self.records.enqueue(r, event_id=r.record_id, key=r.patient) for r in ingested.records])
         for part in ingested.rejected:
-            pending.append(await self.deadletters.enqueue(part_record(raw, part, envelope.message_id), part.reason,
-                                                          part.reason_class))
+            pending.append(
+                await self.deadletters.enqueue(
+                    part_record(raw, part, envelope.message_id), part.reason, part.reason_class
+                )
+            )
             self.ingest_metrics.failed(part.reason_class)
         event = ingested_event(envelope.hospital, envelope.message_id, len(document), received, ingested)
         pending.append(await self.audit.enqueue(event, event_id=event.audit_id, key=envelope.hospital))
         return len(ingested.records)
 
-    async def _reject(self, raw: ConsumerRecord, headers: dict[str, str], document: bytes, received: datetime,
-                      rejected: RejectedInput, seconds: float) -> list[Awaitable[object] | None]:
+    async def _reject(
+        self,
+        raw: ConsumerRecord,
+        headers: dict[str, str],
+        document: bytes,
+        received: datetime,
+        rejected: RejectedInput,
+        seconds: float,
+    ) -> list[Awaitable[object] | None]:
         hospital = (headers.get(CE_SOURCE) or "").strip()[:128] or "unknown"
         message_id = headers.get(CE_ID) or record_position(raw)
         source_format = format_of(headers, document)
         self.ingest_metrics.received(hospital, source_format or "unknown", len(document), seconds)
         self.ingest_metrics.failed(rejected.reason_class)
-        event = rejected_event(hospital, message_id, len(document), received, content_type_of(headers, document),
-                               source_format, rejected.reason)
+        event = rejected_event(
+            hospital,
+            message_id,
+            len(document),
+            received,
+            content_type_of(headers, document),
+            source_format,
+            rejected.reason,
+        )
         return [
             await self.deadletters.enqueue(raw, rejected.reason, rejected.reason_class),
             await self.audit.enqueue(event, event_id=audit_id(hospital, message_id), key=hospital),

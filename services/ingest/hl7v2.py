@@ -77,13 +77,14 @@ def _message_type(msh: Any, where: str) -> tuple[str, str]:
     kind = (fields.value(msh, 9, 1, 1).upper(), fields.value(msh, 9, 1, 2).upper())
     if kind not in SUPPORTED_EVENTS:
         shown = "^".join(k for k in kind if k) or "empty"
-        raise RejectedInput(f"{where} MSH-9: message type {shown[:20]} is not supported "
-                            "(ADT^A01, ADT^A04, ADT^A08, ORU^R01)", "unsupported")
+        raise RejectedInput(
+            f"{where} MSH-9: message type {shown[:20]} is not supported (ADT^A01, ADT^A04, ADT^A08, ORU^R01)",
+            "unsupported",
+        )
     return kind
 
 
-def _read_message(text: str, where: str, key: str, budget: PartBudget
-                  ) -> tuple[list[ParsedRecord], list[RejectedPart]]:
+def _read_message(text: str, where: str, key: str, budget: PartBudget) -> tuple[list[ParsedRecord], list[RejectedPart]]:
     message = _parse(text, where)
     msh = message.segments("MSH")[0]
     _message_type(msh, where)
@@ -139,8 +140,11 @@ def _record(patient: _Patient, where: str, sent_at: datetime | None) -> Incoming
 
 
 def _obx_part(patient: _Patient, obx: Any, number: int, problem: Exception, where: str) -> RejectedPart:
-    reason, reason_class = ((problem.reason, problem.reason_class) if isinstance(problem, RejectedInput)
-                            else (f"{where}: {describe_validation_error(problem)}", "schema"))
+    reason, reason_class = (
+        (problem.reason, problem.reason_class)
+        if isinstance(problem, RejectedInput)
+        else (f"{where}: {describe_validation_error(problem)}", "schema")
+    )
     text = "\r".join(str(s) for s in [*patient.context(), obx])
     return RejectedPart(f"obx-{number}", reason, reason_class, text.encode(), HL7_CONTENT_TYPE)
 
@@ -148,8 +152,11 @@ def _obx_part(patient: _Patient, obx: Any, number: int, problem: Exception, wher
 def _bounded(text: str) -> str:
     delimiters = sum(text.count(c) for c in set(text[3:8]) | set("|^~\\&"))
     if delimiters > MAX_DELIMITERS:
-        raise RejectedInput(f"HL7: more than {MAX_DELIMITERS} fields, components and repetitions in one document "
-                            "(too many to parse; split the document)", "oversized")
+        raise RejectedInput(
+            f"HL7: more than {MAX_DELIMITERS} fields, components and repetitions in one document "
+            "(too many to parse; split the document)",
+            "oversized",
+        )
     return text
 
 
@@ -164,12 +171,17 @@ def parse_hl7v2(document: bytes, _: ParseContext) -> ParsedDocument:
             try:
                 found, parts = _read_message(text, f"HL7 message[{index}]", f"message-{index}", budget)
             except RejectedInput as problem:
-                rejected.append(RejectedPart(f"message-{index}", problem.reason, problem.reason_class,
-                                             text.encode(), HL7_CONTENT_TYPE))
+                rejected.append(
+                    RejectedPart(
+                        f"message-{index}", problem.reason, problem.reason_class, text.encode(), HL7_CONTENT_TYPE
+                    )
+                )
                 continue
             records.extend(found)
             rejected.extend(parts)
     if not records:
-        raise RejectedInput("; ".join(r.reason for r in rejected[:3]) + f" (all {len(rejected)} parts rejected)",
-                            rejected[0].reason_class if rejected else "empty")
+        raise RejectedInput(
+            "; ".join(r.reason for r in rejected[:3]) + f" (all {len(rejected)} parts rejected)",
+            rejected[0].reason_class if rejected else "empty",
+        )
     return ParsedDocument(records=records, rejected=rejected)

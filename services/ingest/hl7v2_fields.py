@@ -13,8 +13,15 @@ from shared.schemas import Code, Observation
 from shared.schemas.records import AIMASS_CODES, LOINC, SNOMED
 
 # HL7 table 0396 names → URIs; "99AIM" is the project's local coding system (local names start with 99).
-CODING_SYSTEMS = {"LN": LOINC, "LOINC": LOINC, "SCT": SNOMED, "SNM": SNOMED, "SNOMED": SNOMED,
-                  "99AIM": AIMASS_CODES, "AIMASS": AIMASS_CODES}
+CODING_SYSTEMS = {
+    "LN": LOINC,
+    "LOINC": LOINC,
+    "SCT": SNOMED,
+    "SNM": SNOMED,
+    "SNOMED": SNOMED,
+    "99AIM": AIMASS_CODES,
+    "AIMASS": AIMASS_CODES,
+}
 SEX = {"M": "male", "F": "female", "O": "other", "A": "other", "U": "unknown", "N": "unknown"}
 NUMERIC_TYPES = {"NM"}
 CODED_TYPES = {"CE", "CWE", "CNE", "CF"}

@@ -27,8 +27,11 @@ def load_tables(folder: Path) -> dict[str, TableMapping]:
         try:
             config = load_hospital(path)
         except (OSError, ValueError, ValidationError, yaml.YAMLError):
-            log.error("unreadable hospital file %s: its CSV/XLSX documents will be dead-lettered", path.name,
-                      extra={"event": "hospital_file_invalid"})
+            log.error(
+                "unreadable hospital file %s: its CSV/XLSX documents will be dead-lettered",
+                path.name,
+                extra={"event": "hospital_file_invalid"},
+            )
             continue
         if config.table is not None:
             tables[config.hospital] = config.table

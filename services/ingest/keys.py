@@ -20,6 +20,7 @@ def load_pseudonym_key(settings: Settings) -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
-        log.warning("generated a local pseudonym key; set AIMASS_PSEUDONYM_KEY in production",
-                    extra={"event": "key_generated"})
+        log.warning(
+            "generated a local pseudonym key; set AIMASS_PSEUDONYM_KEY in production", extra={"event": "key_generated"}
+        )
     return path.read_text().strip().encode()

@@ -21,15 +21,28 @@ def hospital_label(hospital: str | None) -> str:
 
 class IngestMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.messages = Counter("aimass_ingest_messages_total", "Documents received, by hospital and format",
-                                ["hospital", "format"], registry=registry)
-        self.parse_failures = Counter("aimass_ingest_parse_failures_total",
-                                      "Documents or parts (entries, rows, OBX) rejected, by reason class",
-                                      ["reason"], registry=registry)
-        self.bytes = Counter("aimass_ingest_bytes_total", "Document bytes received, by hospital", ["hospital"],
-                             registry=registry)
-        self.parse_seconds = Histogram("aimass_ingest_parse_seconds", "Time to parse and pseudonymize one document",
-                                       ["format"], buckets=PARSE_BUCKETS, registry=registry)
+        self.messages = Counter(
+            "aimass_ingest_messages_total",
+            "Documents received, by hospital and format",
+            ["hospital", "format"],
+            registry=registry,
+        )
+        self.parse_failures = Counter(
+            "aimass_ingest_parse_failures_total",
+            "Documents or parts (entries, rows, OBX) rejected, by reason class",
+            ["reason"],
+            registry=registry,
+        )
+        self.bytes = Counter(
+            "aimass_ingest_bytes_total", "Document bytes received, by hospital", ["hospital"], registry=registry
+        )
+        self.parse_seconds = Histogram(
+            "aimass_ingest_parse_seconds",
+            "Time to parse and pseudonymize one document",
+            ["format"],
+            buckets=PARSE_BUCKETS,
+            registry=registry,
+        )
 
     def received(self, hospital: str | None, source_format: str, size: int, seconds: float) -> None:
         label = hospital_label(hospital)

@@ -53,9 +53,11 @@ class PartBudget:
     def spend(self, part: RejectedPart) -> RejectedPart:
         self.left -= len(part.document)
         if self.left < 0:
-            raise RejectedInput(f"{self.label}: its rejected parts, each with its context, would take more than "
-                                f"{PART_BYTES_FACTOR} times the document as dead letters; rejected whole instead",
-                                "oversized")
+            raise RejectedInput(
+                f"{self.label}: its rejected parts, each with its context, would take more than "
+                f"{PART_BYTES_FACTOR} times the document as dead letters; rejected whole instead",
+                "oversized",
+            )
         return part
 
 

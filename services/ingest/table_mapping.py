@@ -43,8 +43,10 @@ class TableMapping(_Model):
     birth_date: str | None = Field(None, description="turned into an age, then dropped")
     age_years: str | None = None
     sex: SexColumn | None = None
-    dropped: list[str] = Field(default_factory=list, description="identifier columns the hospital sends that "
-                               "ingest ignores (documentation: they are never read)")
+    dropped: list[str] = Field(
+        default_factory=list,
+        description="identifier columns the hospital sends that ingest ignores (documentation: they are never read)",
+    )
     columns: dict[str, ColumnMapping] = Field(default_factory=dict)
 
 

@@ -23,16 +23,32 @@ BATCH_TIMEOUT_MS = 10
 
 def create_service(settings: Settings | None = None) -> Service:
     service = Service("report", settings)
-    out = service.publisher(Topic.REPORTS, entity="report", verb="published", schema=ReportMessage,
-                            description="A report per fused result, with its FHIR RiskAssessment and URL.")
+    out = service.publisher(
+        Topic.REPORTS,
+        entity="report",
+        verb="published",
+        schema=ReportMessage,
+        description="A report per fused result, with its FHIR RiskAssessment and URL.",
+    )
     store = FileReportStore.under(service.settings)
-    reporter = Reporter(load_tasks(service.settings.tasks_dir), RegistryModels(service.settings), store, out,
-                        service.metrics, ReportMetrics(service.metrics.registry), service.settings.public_url("report"))
+    reporter = Reporter(
+        load_tasks(service.settings.tasks_dir),
+        RegistryModels(service.settings),
+        store,
+        out,
+        service.metrics,
+        ReportMetrics(service.metrics.registry),
+        service.settings.public_url("report"),
+    )
 
     report_batch = ReportFusedBatch(reporter, out, service.deadletters, service.metrics)
 
-    @service.batch_subscriber(Topic.PREDICTIONS_FUSED, max_records=BATCH_MAX_RECORDS,
-                              batch_timeout_ms=BATCH_TIMEOUT_MS, description="Fused results from fuse, in batches.")
+    @service.batch_subscriber(
+        Topic.PREDICTIONS_FUSED,
+        max_records=BATCH_MAX_RECORDS,
+        batch_timeout_ms=BATCH_TIMEOUT_MS,
+        description="Fused results from fuse, in batches.",
+    )
     async def on_fused(message: KafkaMessage) -> None:
         await report_batch(message.raw_message)
 

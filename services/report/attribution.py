@@ -50,8 +50,12 @@ def _occluded_rows(x: np.ndarray, measured: Sequence[InputGroup]) -> np.ndarray:
     return np.stack(rows)
 
 
-def _read(probabilities: np.ndarray, features: Sequence[float | None], groups: Sequence[InputGroup],
-          measured: Sequence[InputGroup]) -> Occlusion:
+def _read(
+    probabilities: np.ndarray,
+    features: Sequence[float | None],
+    groups: Sequence[InputGroup],
+    measured: Sequence[InputGroup],
+) -> Occlusion:
     base = float(probabilities[0])
     influences = [
         Influence(g.label, value_text(g, features) or "partly recorded", base - float(p))
@@ -62,8 +66,7 @@ def _read(probabilities: np.ndarray, features: Sequence[float | None], groups: S
     return Occlusion(base, influences, not_measured)
 
 
-def occlusions(score: Scorer, cases: Sequence[tuple[Sequence[float | None], Sequence[InputGroup]]]
-               ) -> list[Occlusion]:
+def occlusions(score: Scorer, cases: Sequence[tuple[Sequence[float | None], Sequence[InputGroup]]]) -> list[Occlusion]:
     """Each case's (features, inputs) occluded, every row of every case in one model call."""
     measured = [[g for g in groups if any(present(features[i]) for i in g.indices)] for features, groups in cases]
     blocks = [_occluded_rows(as_matrix(features)[0], m) for (features, _), m in zip(cases, measured, strict=True)]
@@ -71,8 +74,10 @@ def occlusions(score: Scorer, cases: Sequence[tuple[Sequence[float | None], Sequ
         return []
     probabilities = np.asarray(score(np.concatenate(blocks)), dtype=np.float64).reshape(-1)
     ends = np.cumsum([len(b) for b in blocks])
-    return [_read(probabilities[end - len(block):end], features, groups, m)
-            for (features, groups), m, block, end in zip(cases, measured, blocks, ends, strict=True)]
+    return [
+        _read(probabilities[end - len(block) : end], features, groups, m)
+        for (features, groups), m, block, end in zip(cases, measured, blocks, ends, strict=True)
+    ]
 
 
 def occlusion(score: Scorer, features: Sequence[float | None], groups: Sequence[InputGroup]) -> Occlusion:

@@ -99,8 +99,10 @@ class Reporter:
             try:
                 outcomes[index] = self._report(items[index][0], task, items[index][1], explanation)
             except ValidationError as invalid:  # the FHIR output rejected what the fused result's schema let through
-                outcomes[index] = RejectedInput("the report of this fused result is not valid FHIR R4: "
-                                                + describe_validation_error(invalid), "fhir_invalid")
+                outcomes[index] = RejectedInput(
+                    "the report of this fused result is not valid FHIR R4: " + describe_validation_error(invalid),
+                    "fhir_invalid",
+                )
         return outcomes  # type: ignore[return-value]  # every TaskSpec was replaced by its report
 
     def pdf(self, report_id: str) -> bytes | None:
@@ -118,16 +120,20 @@ class Reporter:
     def _task_for(self, fused: FusedPrediction) -> TaskSpec | RejectedInput:
         task = self.tasks.get(fused.task)
         if task is None:
-            return RejectedInput(f"fused result for task {fused.task!r}, which has no task file among: "
-                                 f"{', '.join(sorted(self.tasks)) or 'none'}", "unknown_task")
+            return RejectedInput(
+                f"fused result for task {fused.task!r}, which has no task file among: "
+                f"{', '.join(sorted(self.tasks)) or 'none'}",
+                "unknown_task",
+            )
         try:
             check_features(fused, task)
         except RejectedInput as rejected:
             return rejected
         return task
 
-    def _report(self, fused: FusedPrediction, task: TaskSpec, created_at: datetime,
-                explanation: Explanation) -> ReportMessage:
+    def _report(
+        self, fused: FusedPrediction, task: TaskSpec, created_at: datetime, explanation: Explanation
+    ) -> ReportMessage:
         report_id = report_id_of(fused)
         view = build_view(report_id, fused, task, created_at, self.models.card, explanation)
         url = f"{self.base_url}/reports/{report_id}"
@@ -135,9 +141,16 @@ class Reporter:
         report = diagnostic_report(view, derived_event_id("report", fused.record_id, fused.task, "diagnostic"), url)
         bundle = json.dumps(transaction([assessment, report]), indent=1).encode()
         files = ReportFiles(html=self._timed("html", task.name, lambda: render_html(view)), fhir=bundle)
-        message = ReportMessage(report_id=report_id, record_id=fused.record_id, patient=fused.patient,
-                                task=fused.task, summary=view.summary, risk_assessment=assessment,
-                                diagnostic_report=report, url=url)
+        message = ReportMessage(
+            report_id=report_id,
+            record_id=fused.record_id,
+            patient=fused.patient,
+            task=fused.task,
+            summary=view.summary,
+            risk_assessment=assessment,
+            diagnostic_report=report,
+            url=url,
+        )
         self.store.save(view, files, message, self._entry(view, url))
         return message
 
@@ -160,8 +173,9 @@ class Reporter:
             groups = input_groups(cases[indices[0]][1])
             score = scorers[ref]
             assert score is not None
-            for index, result in zip(indices, occlusions(score, [(cases[i][0].features, groups) for i in indices]),
-                                     strict=True):
+            for index, result in zip(
+                indices, occlusions(score, [(cases[i][0].features, groups) for i in indices]), strict=True
+            ):
                 explanations[index] = (ref, result)
         return explanations
 
@@ -174,16 +188,26 @@ class Reporter:
 
     @staticmethod
     def _entry(view: ReportView, url: str) -> ReportEntry:
-        return ReportEntry(report_id=view.report_id, record_id=view.record_id, task=view.task,
-                           hospital=view.hospital, created_at=view.created_at, probability=view.probability,
-                           label=view.label, verdict=view.verdict, needs_review=view.needs_review, url=url)
+        return ReportEntry(
+            report_id=view.report_id,
+            record_id=view.record_id,
+            task=view.task,
+            hospital=view.hospital,
+            created_at=view.created_at,
+            probability=view.probability,
+            label=view.label,
+            verdict=view.verdict,
+            needs_review=view.needs_review,
+            url=url,
+        )
 
 
 class ReportFusedBatch:
     """The subscriber's logic: a batch of ``predictions.fused`` records in, their reports published out."""
 
-    def __init__(self, reporter: Reporter, out: EventPublisher, deadletters: DeadLetters,
-                 metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, reporter: Reporter, out: EventPublisher, deadletters: DeadLetters, metrics: ServiceMetrics
+    ) -> None:
         self.reporter = reporter
         self.out = out
         self.deadletters = deadletters

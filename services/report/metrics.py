@@ -10,9 +10,18 @@ FORMATS = ("html", "pdf", "fhir")
 
 class ReportMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.rendered = Counter("aimass_report_rendered_total", "Reports rendered, by task and format",
-                                ["task", "format"], registry=registry)
-        self.render_seconds = Histogram("aimass_report_render_seconds", "Time to render one report in one format",
-                                        ["format"], buckets=RENDER_BUCKETS, registry=registry)
+        self.rendered = Counter(
+            "aimass_report_rendered_total",
+            "Reports rendered, by task and format",
+            ["task", "format"],
+            registry=registry,
+        )
+        self.render_seconds = Histogram(
+            "aimass_report_render_seconds",
+            "Time to render one report in one format",
+            ["format"],
+            buckets=RENDER_BUCKETS,
+            registry=registry,
+        )
         for fmt in FORMATS:  # exported as 0 before the first report, not absent
             self.render_seconds.labels(fmt)

@@ -34,5 +34,6 @@ class ReportRoutes:
 
     async def patient_reports(self, request: Request) -> Response:
         entries = await asyncio.to_thread(self.store.for_patient, request.params["pseudonym"])
-        return Response.json({"patient": request.params["pseudonym"],
-                              "reports": [e.model_dump(mode="json") for e in entries]})
+        return Response.json(
+            {"patient": request.params["pseudonym"], "reports": [e.model_dump(mode="json") for e in entries]}
+        )

@@ -94,15 +94,23 @@ class ReportView(_View):
     @property
     def summary(self) -> str:
         review = f"; needs review: {'; '.join(self.review_reasons) or 'flagged'}" if self.needs_review else ""
-        return (f"{self.task}: {self.probability:.0%} risk of {self.positive_label} ({self.verdict}); "
-                f"{len(self.models)} model(s), agreement {self.agreement:.2f}{review}")
+        return (
+            f"{self.task}: {self.probability:.0%} risk of {self.positive_label} ({self.verdict}); "
+            f"{len(self.models)} model(s), agreement {self.agreement:.2f}{review}"
+        )
 
 
 def _input_line(group: InputGroup, features: Sequence[float | None]) -> InputLine:
     spec = group.specs[0]
-    line = InputLine(label=group.label, kind=group.kind, text=value_text(group, features),
-                     system=spec.code.system if spec.code else None, code=spec.code.code if spec.code else None,
-                     unit=group.unit, demographic=spec.demographic)
+    line = InputLine(
+        label=group.label,
+        kind=group.kind,
+        text=value_text(group, features),
+        system=spec.code.system if spec.code else None,
+        code=spec.code.code if spec.code else None,
+        unit=group.unit,
+        demographic=spec.demographic,
+    )
     if line.text is None:
         return line
     if group.kind == "numeric":
@@ -115,8 +123,11 @@ def _input_line(group: InputGroup, features: Sequence[float | None]) -> InputLin
 
 def check_features(fused: FusedPrediction, task: TaskSpec) -> None:
     if fused.features and len(fused.features) != len(task.features):
-        raise RejectedInput(f"predictions.fused features: {len(fused.features)} values for task {task.name!r}, whose "
-                            f"task file declares {len(task.features)}", "schema")
+        raise RejectedInput(
+            f"predictions.fused features: {len(fused.features)} values for task {task.name!r}, whose "
+            f"task file declares {len(task.features)}",
+            "schema",
+        )
 
 
 def build_view(
@@ -129,8 +140,16 @@ def build_view(
 ) -> ReportView:
     check_features(fused, task)
     groups = input_groups(task) if fused.features else []
-    models = [ModelLine(site=c.model.site, version=c.model.version, weight=c.weight, probability=c.probability,
-                        auc=_auc(card_of(c.model))) for c in sorted(fused.contributions, key=lambda c: -c.weight)]
+    models = [
+        ModelLine(
+            site=c.model.site,
+            version=c.model.version,
+            weight=c.weight,
+            probability=c.probability,
+            auc=_auc(card_of(c.model)),
+        )
+        for c in sorted(fused.contributions, key=lambda c: -c.weight)
+    ]
     drivers: list[Driver] = []
     hidden = 0
     attribution, model, not_measured = None, None, [g.label for g in groups if value_text(g, fused.features) is None]
@@ -141,13 +160,29 @@ def build_view(
         attribution = ATTRIBUTION_METHOD.format(model=f"the {model.site} model {model.version}")
         not_measured = result.not_measured
     return ReportView(
-        report_id=report_id, record_id=fused.record_id, patient=fused.patient, hospital=fused.hospital,
-        created_at=created_at, task=task.name, task_title=task.description or humanize(task.name),
-        positive_label=task.label.positive_label, negative_label=task.label.negative_label,
-        probability=fused.probability, label=fused.label, method=fused.method, agreement=fused.agreement,
-        needs_review=fused.needs_review, review_reasons=list(fused.review_reasons), models=models, drivers=drivers,
-        drivers_not_shown=hidden, attribution=attribution, attribution_model=model, not_measured=not_measured,
-        inputs=[_input_line(g, fused.features) for g in groups], quality_flags=list(fused.quality_flags),
+        report_id=report_id,
+        record_id=fused.record_id,
+        patient=fused.patient,
+        hospital=fused.hospital,
+        created_at=created_at,
+        task=task.name,
+        task_title=task.description or humanize(task.name),
+        positive_label=task.label.positive_label,
+        negative_label=task.label.negative_label,
+        probability=fused.probability,
+        label=fused.label,
+        method=fused.method,
+        agreement=fused.agreement,
+        needs_review=fused.needs_review,
+        review_reasons=list(fused.review_reasons),
+        models=models,
+        drivers=drivers,
+        drivers_not_shown=hidden,
+        attribution=attribution,
+        attribution_model=model,
+        not_measured=not_measured,
+        inputs=[_input_line(g, fused.features) for g in groups],
+        quality_flags=list(fused.quality_flags),
     )
 
 

@@ -22,19 +22,38 @@ from shared.topics import Topic
 def create_service(settings: Settings | None = None) -> Service:
     service = Service("train", settings)
     settings = service.settings
-    cards = service.publisher(Topic.MODELS_RELEASED, entity="model", verb="released", schema=ModelCard,
-                              description="Model cards of released, promoted and retired models.")
-    requests = service.publisher(Topic.TRAIN_REQUESTS, entity="train", verb="requested", schema=TrainRequest,
-                                 description="Retraining asked for by the retrain policy (AIMASS_TRAIN_RETRAIN_AFTER).")
+    cards = service.publisher(
+        Topic.MODELS_RELEASED,
+        entity="model",
+        verb="released",
+        schema=ModelCard,
+        description="Model cards of released, promoted and retired models.",
+    )
+    requests = service.publisher(
+        Topic.TRAIN_REQUESTS,
+        entity="train",
+        verb="requested",
+        schema=TrainRequest,
+        description="Retraining asked for by the retrain policy (AIMASS_TRAIN_RETRAIN_AFTER).",
+    )
     store = ParquetTrainingStore(settings.data_path / STORE_FOLDER)
     catalog = TaskCatalog(settings.tasks_dir)
     worker = ProcessTrainingWorker(settings.tasks_dir, store.root, registry_root(settings))
     train_metrics = TrainMetrics(service.metrics.registry)
     store_lock = asyncio.Lock()
-    store_clean = StoreCleanRecord(store, catalog, service.deadletters, service.metrics, train_metrics, requests,
-                                   store_lock, settings.train_retrain_after)
-    train_requested = TrainRequested(store, catalog, worker, cards, service.deadletters, service.metrics,
-                                     train_metrics, store_lock)
+    store_clean = StoreCleanRecord(
+        store,
+        catalog,
+        service.deadletters,
+        service.metrics,
+        train_metrics,
+        requests,
+        store_lock,
+        settings.train_retrain_after,
+    )
+    train_requested = TrainRequested(
+        store, catalog, worker, cards, service.deadletters, service.metrics, train_metrics, store_lock
+    )
     service.details["training"] = lambda: {"busy": worker.busy, "tasks": sorted(catalog.tasks())}
 
     @service.on_startup

@@ -47,9 +47,13 @@ class Dataset:
     @staticmethod
     def concat(*parts: Dataset) -> Dataset:
         first = parts[0]
-        return Dataset(first.feature_names, np.concatenate([p.record_ids for p in parts]),
-                       np.concatenate([p.sites for p in parts]), np.concatenate([p.x for p in parts]),
-                       np.concatenate([p.y for p in parts]))
+        return Dataset(
+            first.feature_names,
+            np.concatenate([p.record_ids for p in parts]),
+            np.concatenate([p.sites for p in parts]),
+            np.concatenate([p.x for p in parts]),
+            np.concatenate([p.y for p in parts]),
+        )
 
     @property
     def site_names(self) -> list[str]:

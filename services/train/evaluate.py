@@ -20,7 +20,7 @@ def roc_auc(y: np.ndarray, p: np.ndarray) -> float | None:
         j = i
         while j + 1 < len(p) and sorted_p[j + 1] == sorted_p[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
         i = j + 1
     rank_sum = ranks[y == 1].sum()
     return float((rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives))
@@ -41,13 +41,18 @@ def roc_curve(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> list[tuple[float, float, int]]:
     """(mean predicted, observed rate, count) per equal-width probability bin that holds any prediction."""
     index = np.minimum((p * bins).astype(int), bins - 1)
-    return [(float(p[index == b].mean()), float(y[index == b].mean()), int((index == b).sum()))
-            for b in range(bins) if (index == b).any()]
+    return [
+        (float(p[index == b].mean()), float(y[index == b].mean()), int((index == b).sum()))
+        for b in range(bins)
+        if (index == b).any()
+    ]
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
-    return float(sum(count * abs(predicted - observed) for predicted, observed, count in calibration_bins(y, p, bins))
-                 / max(len(p), 1))
+    return float(
+        sum(count * abs(predicted - observed) for predicted, observed, count in calibration_bins(y, p, bins))
+        / max(len(p), 1)
+    )
 
 
 def evaluate(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
@@ -62,7 +67,10 @@ def evaluate(y: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, 
         "accuracy": (tp + tn) / max(len(y), 1),
         "brier": float(np.mean((p - y) ** 2)) if len(y) else 0.0,
         "ece": expected_calibration_error(y, p),
-        "tp": float(tp), "fp": float(fp), "tn": float(tn), "fn": float(fn),
+        "tp": float(tp),
+        "fp": float(fp),
+        "tn": float(tn),
+        "fn": float(fn),
         "n": float(len(y)),
     }
     auc = roc_auc(y, p)

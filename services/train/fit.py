@@ -41,8 +41,13 @@ class TrialConfig:
     learning_rate: float
 
     def as_dict(self) -> dict[str, float]:
-        return {"width": float(self.width), "depth": float(self.depth), "dropout": self.dropout,
-                "weight_decay": self.weight_decay, "learning_rate": self.learning_rate}
+        return {
+            "width": float(self.width),
+            "depth": float(self.depth),
+            "dropout": self.dropout,
+            "weight_decay": self.weight_decay,
+            "learning_rate": self.learning_rate,
+        }
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,7 @@ def _logistic_network(coefficients: np.ndarray, intercept: float) -> nn.Module:
 
 def _adam(network: nn.Module, config: TrialConfig) -> torch.optim.Optimizer:
     # fused: the same update in one kernel per step (a fifth faster on CPU), still deterministic.
-    return torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
-                            fused=True)
+    return torch.optim.Adam(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
 
 
 def train_network(config: TrialConfig, x: np.ndarray, y: np.ndarray, *, seed: int, epochs: int) -> nn.Module:
@@ -219,10 +223,11 @@ def cross_validate(
             mask[copy_, : len(rows)] = 1.0
         model.train()
         for start in range(0, widest, BATCH_SIZE):
-            batch, weight = index[:, start:start + BATCH_SIZE], mask[:, start:start + BATCH_SIZE]
+            batch, weight = index[:, start : start + BATCH_SIZE], mask[:, start : start + BATCH_SIZE]
             optimizer.zero_grad()
             losses = nn.functional.binary_cross_entropy_with_logits(
-                model(xt[batch]), yt[batch], pos_weight=fold_weights, reduction="none")
+                model(xt[batch]), yt[batch], pos_weight=fold_weights, reduction="none"
+            )
             ((losses * weight).sum(dim=1) / weight.sum(dim=1).clamp(min=1.0)).sum().backward()
             optimizer.step()
         model.eval()

@@ -38,10 +38,15 @@ def stored_record(record: CleanRecord, task: TaskSpec) -> StoredRecord:
         values, label = feature_vector(record, task), None
     if label is None:
         label = label_of(record, task)
-    return StoredRecord(record_id=record.record_id, patient=record.patient, hospital=record.hospital,
-                        received_at=record.received_at.isoformat(), feature_names=task.feature_names,
-                        values=values, label=label)
-
+    return StoredRecord(
+        record_id=record.record_id,
+        patient=record.patient,
+        hospital=record.hospital,
+        received_at=record.received_at.isoformat(),
+        feature_names=task.feature_names,
+        values=values,
+        label=label,
+    )
 
 
 class StoreCleanRecord:
@@ -51,9 +56,17 @@ class StoreCleanRecord:
     ``store_lock`` is held while appending, and by ``TrainRequested`` while it compacts in a thread: compaction
     reads the inbox and then removes it, so a row appended in between would be lost."""
 
-    def __init__(self, store: ParquetTrainingStore, catalog: TaskCatalog, deadletters: DeadLetters,
-                 metrics: ServiceMetrics, train_metrics: TrainMetrics, requests: EventPublisher | None,
-                 store_lock: asyncio.Lock, retrain_after: int = 0) -> None:
+    def __init__(
+        self,
+        store: ParquetTrainingStore,
+        catalog: TaskCatalog,
+        deadletters: DeadLetters,
+        metrics: ServiceMetrics,
+        train_metrics: TrainMetrics,
+        requests: EventPublisher | None,
+        store_lock: asyncio.Lock,
+        retrain_after: int = 0,
+    ) -> None:
         self.store, self.catalog, self.deadletters = store, catalog, deadletters
         self.metrics, self.train_metrics, self.requests = metrics, train_metrics, requests
         self.store_lock, self.retrain_after = store_lock, retrain_after
@@ -97,9 +110,17 @@ class StoreCleanRecord:
 class TrainRequested:
     """Validates the request, compacts the store, trains in the worker, publishes every changed card."""
 
-    def __init__(self, store: ParquetTrainingStore, catalog: TaskCatalog, worker: TrainingWorker,
-                 cards: EventPublisher, deadletters: DeadLetters, metrics: ServiceMetrics,
-                 train_metrics: TrainMetrics, store_lock: asyncio.Lock) -> None:
+    def __init__(
+        self,
+        store: ParquetTrainingStore,
+        catalog: TaskCatalog,
+        worker: TrainingWorker,
+        cards: EventPublisher,
+        deadletters: DeadLetters,
+        metrics: ServiceMetrics,
+        train_metrics: TrainMetrics,
+        store_lock: asyncio.Lock,
+    ) -> None:
         self.store, self.catalog, self.worker, self.cards = store, catalog, worker, cards
         self.deadletters, self.metrics, self.train_metrics = deadletters, metrics, train_metrics
         self.store_lock = store_lock
@@ -112,8 +133,11 @@ class TrainRequested:
             request = parse_event(raw.value, TrainRequest, raw.topic)
             site = request.site or "pooled"
             if self.catalog.get(request.task) is None:  # its name stays out of the metric labels ("?")
-                raise RejectedInput(f"train request names task {request.task!r}, which no task file in "
-                                    f"{self.catalog.directory} defines", "unknown_task")
+                raise RejectedInput(
+                    f"train request names task {request.task!r}, which no task file in "
+                    f"{self.catalog.directory} defines",
+                    "unknown_task",
+                )
             task = request.task
             async with self.store_lock:  # reading and writing Parquet takes seconds on a large inbox: off the loop
                 await asyncio.to_thread(self.store.compact, request.task)
@@ -132,10 +156,16 @@ class TrainRequested:
             return
         self.train_metrics.duration.labels(task).observe(time.monotonic() - started)
         parent = event_id_of(raw)
-        await self.cards.publish_many([
-            (card, derived_event_id("train", parent, card.site, card.version, card.status), f"{card.task}/{card.site}")
-            for card in released
-        ])
+        await self.cards.publish_many(
+            [
+                (
+                    card,
+                    derived_event_id("train", parent, card.site, card.version, card.status),
+                    f"{card.task}/{card.site}",
+                )
+                for card in released
+            ]
+        )
         self._ran(task, site, "released")
         self.metrics.counted("emitted")
         log.info("released", extra={"task": task, "site": site, "version": released[-1].version})

@@ -25,10 +25,14 @@ def export_onnx(scorer: Scorer, n_features: int) -> bytes:
         # (IsNaN, Where, Gemm, Relu, Sigmoid) exports identically with either.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            scorer, (torch.zeros(2, n_features),), buffer,
-            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            scorer,
+            (torch.zeros(2, n_features),),
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-            opset_version=OPSET, dynamo=False,
+            opset_version=OPSET,
+            dynamo=False,
         )
     return buffer.getvalue()
 

@@ -41,7 +41,8 @@ def calibration_png(y: np.ndarray, p: np.ndarray, title: str) -> bytes:
         axes.plot(predicted, observed, marker="o", label="model")
         for x, yv, n in bins:
             axes.annotate(str(n), (x, yv), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    axes.set(xlabel="mean predicted probability", ylabel="observed positive rate", title=title,
-             xlim=(0, 1), ylim=(0, 1))
+    axes.set(
+        xlabel="mean predicted probability", ylabel="observed positive rate", title=title, xlim=(0, 1), ylim=(0, 1)
+    )
     axes.legend(loc="upper left")
     return _png(figure)

@@ -75,5 +75,6 @@ def fit_preprocessing(x_train: np.ndarray, min_count: int = MIN_COUNT) -> Prepro
     spread = imputed.std(axis=0)
     mean = np.where(binary, 0.0, imputed.mean(axis=0))
     scale = np.where(binary | (spread <= 1e-12), 1.0, spread)
-    return Preprocessing(fill=fill, lower=lower, upper=upper, columns=used, indicators=indicators, mean=mean,
-                         scale=scale)
+    return Preprocessing(
+        fill=fill, lower=lower, upper=upper, columns=used, indicators=indicators, mean=mean, scale=scale
+    )

@@ -32,8 +32,12 @@ def candidates(space: ModelSearch, family: str | None = None) -> list[TrialConfi
     if family == "logistic":
         grid = [TrialConfig(family, 0, 0, 0.0, wd, 0.0) for wd in space.weight_decay]
     else:
-        grid = [TrialConfig(family, w, d, dr, wd, lr) for w, d, dr, wd, lr in
-                itertools.product(space.width, space.depth, space.dropout, space.weight_decay, space.learning_rate)]
+        grid = [
+            TrialConfig(family, w, d, dr, wd, lr)
+            for w, d, dr, wd, lr in itertools.product(
+                space.width, space.depth, space.dropout, space.weight_decay, space.learning_rate
+            )
+        ]
     order = np.random.default_rng(space.seed).permutation(len(grid))
     return [grid[i] for i in order[: space.trials]]
 
@@ -123,8 +127,9 @@ def random_search(
     for index, config in enumerate(planned):
         if trials and clock() > deadline:
             break
-        result = cross_validate(config, x, y, folds, seed=seed + index, max_epochs=max_epochs, patience=patience,
-                                deadline=deadline)
+        result = cross_validate(
+            config, x, y, folds, seed=seed + index, max_epochs=max_epochs, patience=patience, deadline=deadline
+        )
         scores = fold_scores(select_metric, y, folds, result)
         error = float(scores.std(ddof=1) / math.sqrt(len(scores))) if len(scores) > 1 else 0.0
         trials.append(Trial(config, seed + index, float(scores.mean()), error, result.epochs))

@@ -48,11 +48,14 @@ class TrainedModel:
 
 def _require_trainable(task: str, site: str, data: Dataset, train: Dataset) -> None:
     if site != POOLED and site not in data.site_names:
-        raise NotTrainable(f"task {task}: no labelled records from site {site!r} in the training store "
-                           f"(sites: {', '.join(data.site_names) or 'none'})")
+        raise NotTrainable(
+            f"task {task}: no labelled records from site {site!r} in the training store "
+            f"(sites: {', '.join(data.site_names) or 'none'})"
+        )
     if len(train) < MIN_TRAINING_ROWS:
-        raise NotTrainable(f"task {task}, site {site}: {len(train)} training rows, at least {MIN_TRAINING_ROWS} "
-                           "are needed")
+        raise NotTrainable(
+            f"task {task}, site {site}: {len(train)} training rows, at least {MIN_TRAINING_ROWS} are needed"
+        )
     if len(set(train.y.tolist())) < 2:
         raise NotTrainable(f"task {task}, site {site}: the training rows hold one class only")
 
@@ -75,16 +78,26 @@ def train_model(task: TaskSpec, data: Dataset, site: str = POOLED, progress: Pro
     every_weight_decay = task.model.model_copy(update={"trials": len(task.model.weight_decay)})
     # The cheap, stable baseline first (one point per weight decay): a search its budget cuts short still has it.
     planned = (candidates(every_weight_decay, "logistic") if with_baseline else []) + candidates(task.model)
-    search = random_search(planned, task.select_metric, x_train, train.y, folds(train, k, f"folds/{task.model.seed}"),
-                           seed=task.model.seed, max_epochs=task.model.max_epochs, patience=task.model.patience,
-                           time_budget_seconds=task.model.time_budget_seconds, progress=progress)
+    search = random_search(
+        planned,
+        task.select_metric,
+        x_train,
+        train.y,
+        folds(train, k, f"folds/{task.model.seed}"),
+        seed=task.model.seed,
+        max_epochs=task.model.max_epochs,
+        patience=task.model.patience,
+        time_budget_seconds=task.model.time_budget_seconds,
+        progress=progress,
+    )
     best = search.best()
     assert best is not None  # at least one trial always runs
     scorer = Scorer(preprocessing, refit(best, x_train, train.y))
     test_p = scorer.predict(test.x)
     metrics = evaluate(test.y, test_p)
-    metrics.update(trials_run=float(search.trials_run), epochs=float(best.epochs), folds=float(k),
-                   selection_score=best.score)
+    metrics.update(
+        trials_run=float(search.trials_run), epochs=float(best.epochs), folds=float(k), selection_score=best.score
+    )
     baseline = search.best("logistic") if with_baseline else None
     if baseline is not None:
         baseline_scorer = scorer if baseline is best else Scorer(preprocessing, refit(baseline, x_train, train.y))
@@ -103,12 +116,24 @@ def train_model(task: TaskSpec, data: Dataset, site: str = POOLED, progress: Pro
     metrics["onnx_parity_max_abs_diff"] = check_parity(scorer, onnx, test.x)
     title = f"{task.name} · {site} · held-out n={len(test)}"
     return TrainedModel(
-        task=task.name, site=site, feature_names=data.feature_names, scorer=scorer, onnx=onnx, opset=OPSET,
-        metrics=metrics, cross_site=cross_site,
+        task=task.name,
+        site=site,
+        feature_names=data.feature_names,
+        scorer=scorer,
+        onnx=onnx,
+        opset=OPSET,
+        metrics=metrics,
+        cross_site=cross_site,
         hyperparameters={**best.config.as_dict(), "seed": float(task.model.seed)},
-        data={"train": len(train), "validation": 0, "test": len(test),
-              "train_positives": int(train.y.sum()), "test_positives": int(test.y.sum())},
+        data={
+            "train": len(train),
+            "validation": 0,
+            "test": len(test),
+            "train_positives": int(train.y.sum()),
+            "test_positives": int(test.y.sum()),
+        },
         fingerprint=fingerprint(train),
         plots={"roc.png": roc_png(test.y, test_p, title), "calibration.png": calibration_png(test.y, test_p, title)},
-        test_y=test.y, test_p=test_p,
+        test_y=test.y,
+        test_p=test_p,
     )

@@ -50,6 +50,7 @@ class FusedPrediction(BaseModel):
     agreement: float = Field(ge=0.0, le=1.0, description="1 = every model agrees")
     needs_review: bool = False
     review_reasons: list[str] = Field(default_factory=list)
-    features: list[FiniteFloat | None] = Field(default_factory=list,
-                                               description="the task's feature vector, for reports")
+    features: list[FiniteFloat | None] = Field(
+        default_factory=list, description="the task's feature vector, for reports"
+    )
     quality_flags: list[QualityFlag] = Field(default_factory=list, description="carried from records.clean")

@@ -44,10 +44,12 @@ async def _publish(settings: Settings, values: list[tuple[bytes, bytes]]) -> Non
     try:
         pending = []
         for key, value in values:
-            headers = cloudevent_headers(service="ingest", type_=event_type("record", "ingested"),
-                                         event_id=str(uuid.uuid4()))
-            pending.append(await client.send(topic, value, key=key,
-                                             headers=[(k, v.encode()) for k, v in headers.items()]))
+            headers = cloudevent_headers(
+                service="ingest", type_=event_type("record", "ingested"), event_id=str(uuid.uuid4())
+            )
+            pending.append(
+                await client.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+            )
         await asyncio.gather(*pending)
     finally:
         await client.stop()
@@ -75,13 +77,15 @@ async def measure(settings: Settings, count: int = RECORDS) -> tuple[float, floa
 
 async def run(settings: Settings, count: int = RECORDS) -> str:
     rate, wall, found = await measure(settings, count)
-    return "\n".join([
-        "## clean: records.ingested → records.clean",
-        "",
-        f"{count:,} real heart records published first, then clean started as a process: {rate:,.0f} records/s "
-        f"between its first and last output; {wall:.1f} s from process start to the last of {found:,} outputs.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "## clean: records.ingested → records.clean",
+            "",
+            f"{count:,} real heart records published first, then clean started as a process: {rate:,.0f} records/s "
+            f"between its first and last output; {wall:.1f} s from process start to the last of {found:,} outputs.",
+            "",
+        ]
+    )
 
 
 async def _main(count: int) -> None:

@@ -37,10 +37,16 @@ async def measure(settings: Settings, records: int = 20) -> tuple[int, float, fl
             key = JoinKey("heart_disease", record.record_id)
             for site in SITES:
                 prediction = Prediction(
-                    record_id=record.record_id, patient=record.patient, hospital=record.hospital,
-                    task="heart_disease", model=ModelRef(task="heart_disease", site=site, version="20261129T120000Z"),
-                    probability=0.5, label=1, features=record.features["heart_disease"].values,
-                    quality_flags=record.quality_flags).model_dump_json()
+                    record_id=record.record_id,
+                    patient=record.patient,
+                    hospital=record.hospital,
+                    task="heart_disease",
+                    model=ModelRef(task="heart_disease", site=site, version="20261129T120000Z"),
+                    probability=0.5,
+                    label=1,
+                    features=record.features["heart_disease"].values,
+                    quality_flags=record.quality_flags,
+                ).model_dump_json()
                 payload = max(payload, len(prediction))
                 await store.add_many([Arriving(key, site, prediction, 102.0)], now=100.0)
             join = f"aimass:fuse:{store.namespace}:join:{key.task}:{key.record_id}"
@@ -59,15 +65,17 @@ async def measure(settings: Settings, records: int = 20) -> tuple[int, float, fl
 async def run(settings: Settings) -> str:
     payload, open_bytes, emitted_bytes = await measure(settings)
     kept = RECORDS_PER_DAY * TTL_DAYS * emitted_bytes / 2**30
-    return "\n".join([
-        "## fuse: Redis memory per join",
-        "",
-        f"Five models' predictions of a real heart record (up to {payload:,} bytes each): the join hash takes "
-        f"{open_bytes:,.0f} bytes while open and {emitted_bytes:,.0f} bytes once emitted (the predictions emptied, "
-        f"the models' names kept for the {TTL_DAYS}-day dedup TTL; Redis `MEMORY USAGE`, mean of 20 records). At "
-        f"{RECORDS_PER_DAY:,} records a day that is about {kept:.1f} GiB of emitted joins.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "## fuse: Redis memory per join",
+            "",
+            f"Five models' predictions of a real heart record (up to {payload:,} bytes each): the join hash takes "
+            f"{open_bytes:,.0f} bytes while open and {emitted_bytes:,.0f} bytes once emitted (the predictions emptied, "
+            f"the models' names kept for the {TTL_DAYS}-day dedup TTL; Redis `MEMORY USAGE`, mean of 20 records). At "
+            f"{RECORDS_PER_DAY:,} records a day that is about {kept:.1f} GiB of emitted joins.",
+            "",
+        ]
+    )
 
 
 async def _main() -> None:

@@ -52,8 +52,10 @@ class Run:
 
     def row(self, reference: float | None = None) -> str:
         ratio = f"{self.rate / reference:.2f}" if reference else ""
-        return (f"| {self.name} | {self.records:,} | {self.seconds:.2f} | {self.rate:,.0f} | "
-                f"{self.rate * self.outputs_per_record:,.0f} | {ratio} | {self.load:.2f} |")
+        return (
+            f"| {self.name} | {self.records:,} | {self.seconds:.2f} | {self.rate:,.0f} | "
+            f"{self.rate * self.outputs_per_record:,.0f} | {ratio} | {self.load:.2f} |"
+        )
 
 
 def payloads(records: list[CleanRecord], total: int) -> list[tuple[bytes, bytes]]:
@@ -73,8 +75,9 @@ async def preload(settings: Settings, items: list[tuple[bytes, bytes]]) -> None:
         pending = []
         for n, (key, value) in enumerate(items):
             headers = cloudevent_headers(service="clean", type_="org.aimass.record.cleaned.v1", event_id=f"ce-{n}")
-            pending.append(await client.send(topic, value, key=key,
-                                             headers=[(k, v.encode()) for k, v in headers.items()]))
+            pending.append(
+                await client.send(topic, value, key=key, headers=[(k, v.encode()) for k, v in headers.items()])
+            )
         await asyncio.gather(*pending)
     finally:
         await client.stop()
@@ -104,8 +107,14 @@ async def committed_rate(settings: Settings, group: str, total: int, timeout: fl
 
 
 def variant_settings(base: Settings, name: str, **update: object) -> Settings:
-    return base.model_copy(update={"topic_prefix": f"{base.topic_prefix}{name}.", "var_dir": base.var_dir / name,
-                                   "infer_port": free_port(), **update})
+    return base.model_copy(
+        update={
+            "topic_prefix": f"{base.topic_prefix}{name}.",
+            "var_dir": base.var_dir / name,
+            "infer_port": free_port(),
+            **update,
+        }
+    )
 
 
 def start_consumer(settings: Settings, kind: str, **env: str) -> Callable[[], None]:
@@ -114,8 +123,13 @@ def start_consumer(settings: Settings, kind: str, **env: str) -> Callable[[], No
         return ServiceProcess("infer", settings).start().stop
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     log = (settings.var_dir / f"{kind}.log").open("ab")
-    child = subprocess.Popen([sys.executable, "-m", "tests.bench.infer_loops", kind], cwd=PROJECT_ROOT,
-                             env=environment(settings, **env), stdout=log, stderr=subprocess.STDOUT)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.infer_loops", kind],
+        cwd=PROJECT_ROOT,
+        env=environment(settings, **env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
     def stop() -> None:
         child.terminate()
@@ -125,8 +139,9 @@ def start_consumer(settings: Settings, kind: str, **env: str) -> Callable[[], No
     return stop
 
 
-async def run_consumer(settings: Settings, name: str, kind: str, group: str, items: list[tuple[bytes, bytes]],
-                       outputs: int, **env: str) -> Run:
+async def run_consumer(
+    settings: Settings, name: str, kind: str, group: str, items: list[tuple[bytes, bytes]], outputs: int, **env: str
+) -> Run:
     await ensure_topics(settings)
     await preload(settings, items)
     load = os.getloadavg()[0]
@@ -143,24 +158,67 @@ def kafka_tools(settings: Settings, records: int, size: int) -> list[str]:
     """Kafka's ProducerPerformance and ConsumerPerformance on the same message size (kafka-tools from Maven)."""
     tools = KAFKA_LIBS / "tools"
     if not any(tools.glob("kafka-tools-*.jar")):
-        return ["Kafka's perf tools were not run: `mvn dependency:copy -Dartifact=org.apache.kafka:kafka-tools:4.1.1 "
-                "-DoutputDirectory=var/kafka/tools` fetches them (docs/infer.md)."]
+        return [
+            "Kafka's perf tools were not run: `mvn dependency:copy -Dartifact=org.apache.kafka:kafka-tools:4.1.1 "
+            "-DoutputDirectory=var/kafka/tools` fetches them (docs/infer.md)."
+        ]
     topic = f"{settings.topic_prefix}perf-{uuid.uuid4().hex[:6]}"
     classpath = f"{KAFKA_LIBS / 'libs'}/*:{tools}/*"
     java = ["java", "-Xmx512m", "-cp", classpath]
-    produced = subprocess.run(
-        [*java, "org.apache.kafka.tools.ProducerPerformance", "--topic", topic, "--num-records", str(records),
-         "--record-size", str(size), "--throughput", "-1", "--producer-props",
-         f"bootstrap.servers={settings.kafka_bootstrap}", "acks=all", "enable.idempotence=true"],
-        capture_output=True, text=True, timeout=600, check=True).stdout.strip().splitlines()[-1]
-    consumed = subprocess.run(
-        [*java, "org.apache.kafka.tools.ConsumerPerformance", "--topic", topic, "--messages", str(records),
-         "--bootstrap-server", settings.kafka_bootstrap, "--group", f"perf-{uuid.uuid4().hex[:6]}"],
-        capture_output=True, text=True, timeout=600, check=True).stdout.strip().splitlines()
+    produced = (
+        subprocess.run(
+            [
+                *java,
+                "org.apache.kafka.tools.ProducerPerformance",
+                "--topic",
+                topic,
+                "--num-records",
+                str(records),
+                "--record-size",
+                str(size),
+                "--throughput",
+                "-1",
+                "--producer-props",
+                f"bootstrap.servers={settings.kafka_bootstrap}",
+                "acks=all",
+                "enable.idempotence=true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    consumed = (
+        subprocess.run(
+            [
+                *java,
+                "org.apache.kafka.tools.ConsumerPerformance",
+                "--topic",
+                topic,
+                "--messages",
+                str(records),
+                "--bootstrap-server",
+                settings.kafka_bootstrap,
+                "--group",
+                f"perf-{uuid.uuid4().hex[:6]}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()
+    )
     header, values = consumed[-2].split(","), consumed[-1].split(",")
     stats = dict(zip([h.strip() for h in header], [v.strip() for v in values], strict=False))
-    return [f"- ProducerPerformance ({records:,} × {size} B, acks=all, idempotent): {produced}",
-            f"- ConsumerPerformance: {float(stats['nMsg.sec']):,.0f} records/s, {float(stats['MB.sec']):.1f} MB/s"]
+    return [
+        f"- ProducerPerformance ({records:,} × {size} B, acks=all, idempotent): {produced}",
+        f"- ConsumerPerformance: {float(stats['nMsg.sec']):,.0f} records/s, {float(stats['MB.sec']):.1f} MB/s",
+    ]
 
 
 def ort_vs_torch(settings: Settings) -> list[str]:
@@ -169,8 +227,10 @@ def ort_vs_torch(settings: Settings) -> list[str]:
     session, eager = OnnxLoader(settings).load(card), load_torch(settings, card)
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    lines = ["| batch | onnxruntime µs/call | torch eager µs/call | onnxruntime rows/s | speed-up |",
-             "|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| batch | onnxruntime µs/call | torch eager µs/call | onnxruntime rows/s | speed-up |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for batch in (1, 64, 256):
         x = rng.normal(100, 30, size=(batch, len(features))).astype(np.float32)
         x[rng.random(x.shape) < 0.1] = np.nan
@@ -178,8 +238,9 @@ def ort_vs_torch(settings: Settings) -> list[str]:
         with torch.no_grad():
             tensor = torch.from_numpy(x)
             torch_us = best_microseconds(lambda tensor=tensor: eager(tensor))
-        lines.append(f"| {batch} | {ort_us:.1f} | {torch_us:.1f} | {batch / ort_us * 1e6:,.0f} | "
-                     f"{torch_us / ort_us:.1f}× |")
+        lines.append(
+            f"| {batch} | {ort_us:.1f} | {torch_us:.1f} | {batch / ort_us * 1e6:,.0f} | {torch_us / ort_us:.1f}× |"
+        )
     return lines
 
 
@@ -203,23 +264,44 @@ async def run(settings: Settings) -> str:
     output_bytes = len(prediction_json(sample, heart_task().name, card, 0.5, False, 0.1))
 
     runs: list[Run] = []
-    for name, sites, ttl in (("infer, 5 models, cache off", SITES, 0), ("infer, 5 models, cache on", SITES, 3600),
-                             ("infer, 1 model, cache off", ("pooled",), 0)):
+    for name, sites, ttl in (
+        ("infer, 5 models, cache off", SITES, 0),
+        ("infer, 5 models, cache on", SITES, 3600),
+        ("infer, 1 model, cache off", ("pooled",), 0),
+    ):
         variant = variant_settings(settings, f"infer{len(runs)}", infer_cache_ttl_seconds=ttl)
         for seed, site in enumerate(sites):
             write_model(variant, heart_task().name, site, heart_task().feature_names, seed=seed)
-        runs.append(await run_consumer(variant, name, "infer", group_id("infer", variant.topic_prefix), items,
-                                       len(sites)))
+        runs.append(
+            await run_consumer(variant, name, "infer", group_id("infer", variant.topic_prefix), items, len(sites))
+        )
     for outputs in (5, 1):
         variant = variant_settings(settings, f"pass{outputs}")
-        runs.append(await run_consumer(variant, f"pass-through, {outputs} outputs/record", "passthrough",
-                                       "aimass-bench-passthrough", items, outputs,
-                                       BENCH_OUTPUTS_PER_RECORD=str(outputs), BENCH_OUTPUT_BYTES=str(output_bytes)))
+        runs.append(
+            await run_consumer(
+                variant,
+                f"pass-through, {outputs} outputs/record",
+                "passthrough",
+                "aimass-bench-passthrough",
+                items,
+                outputs,
+                BENCH_OUTPUTS_PER_RECORD=str(outputs),
+                BENCH_OUTPUT_BYTES=str(output_bytes),
+            )
+        )
     naive_settings = variant_settings(settings, "naive")
     for seed, site in enumerate(SITES):
         write_model(naive_settings, heart_task().name, site, heart_task().feature_names, seed=seed)
-    runs.append(await run_consumer(naive_settings, "naive per-record consumer, 5 torch models", "naive",
-                                   "aimass-bench-naive", items[: max(1000, total // 10)], 5))
+    runs.append(
+        await run_consumer(
+            naive_settings,
+            "naive per-record consumer, 5 torch models",
+            "naive",
+            "aimass-bench-naive",
+            items[: max(1000, total // 10)],
+            5,
+        )
+    )
     by_name = {r.name: r for r in runs}
     naive = runs[-1].rate
     ceiling5, ceiling1 = by_name["pass-through, 5 outputs/record"], by_name["pass-through, 1 outputs/record"]

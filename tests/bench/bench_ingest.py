@@ -27,22 +27,54 @@ def _cases() -> list[tuple[str, str, str, list[bytes]]]:
 
     rows = records_by_hospital(100)
     return [
-        ("FHIR Bundle (Cleveland row)", "cleveland", "application/fhir+json",
-         [json.dumps(formats.fhir_bundle(d)).encode() for d in rows["cleveland"]]),
-        ("FHIR Bundle (vitals and labs sample)", "cleveland", "application/fhir+json",
-         [(FIXTURES / "vitals-and-labs.fhir.json").read_bytes()]),
-        ("HL7 v2 ORU^R01 (Hungary row)", "hungary", "x-application/hl7-v2+er7",
-         [formats.hl7_oru(d).encode() for d in rows["hungary"]]),
-        ("CSV, 1 row (VA Long Beach)", "va-long-beach", "text/csv",
-         [formats.csv_rows([d]).encode() for d in rows["va-long-beach"]]),
-        ("CSV, 100 rows (VA Long Beach)", "va-long-beach", "text/csv",
-         [formats.csv_rows(rows["va-long-beach"]).encode()]),
-        ("canonical JSON (Switzerland row)", "switzerland", "application/json",
-         [json.dumps(d).encode() for d in rows["switzerland"]]),
-        ("DICOM CT_small.dcm (claim check)", "cleveland", "application/dicom",
-         [Path(get_testdata_file("CT_small.dcm")).read_bytes()]),
-        ("DICOM MR_small.dcm", "cleveland", "application/dicom",
-         [Path(get_testdata_file("MR_small.dcm")).read_bytes()]),
+        (
+            "FHIR Bundle (Cleveland row)",
+            "cleveland",
+            "application/fhir+json",
+            [json.dumps(formats.fhir_bundle(d)).encode() for d in rows["cleveland"]],
+        ),
+        (
+            "FHIR Bundle (vitals and labs sample)",
+            "cleveland",
+            "application/fhir+json",
+            [(FIXTURES / "vitals-and-labs.fhir.json").read_bytes()],
+        ),
+        (
+            "HL7 v2 ORU^R01 (Hungary row)",
+            "hungary",
+            "x-application/hl7-v2+er7",
+            [formats.hl7_oru(d).encode() for d in rows["hungary"]],
+        ),
+        (
+            "CSV, 1 row (VA Long Beach)",
+            "va-long-beach",
+            "text/csv",
+            [formats.csv_rows([d]).encode() for d in rows["va-long-beach"]],
+        ),
+        (
+            "CSV, 100 rows (VA Long Beach)",
+            "va-long-beach",
+            "text/csv",
+            [formats.csv_rows(rows["va-long-beach"]).encode()],
+        ),
+        (
+            "canonical JSON (Switzerland row)",
+            "switzerland",
+            "application/json",
+            [json.dumps(d).encode() for d in rows["switzerland"]],
+        ),
+        (
+            "DICOM CT_small.dcm (claim check)",
+            "cleveland",
+            "application/dicom",
+            [Path(get_testdata_file("CT_small.dcm")).read_bytes()],
+        ),
+        (
+            "DICOM MR_small.dcm",
+            "cleveland",
+            "application/dicom",
+            [Path(get_testdata_file("MR_small.dcm")).read_bytes()],
+        ),
     ]
 
 
@@ -65,16 +97,25 @@ async def run(settings: Settings) -> str:
 
     with tempfile.TemporaryDirectory() as data:
         # a threshold above CT_small's 32 KiB keeps disk writes (the handler's job) out of a parse benchmark
-        options = ReadOptions(tables=load_tables(PROJECT_ROOT / "deploy" / "hospitals"), data_root=Path(data),
-                              claim_check_bytes=16_384)
-        lines = ["### ingest: parse throughput per format", "",
-                 "| format | document | documents/s | records/s |", "|---|---|---:|---:|"]
+        options = ReadOptions(
+            tables=load_tables(PROJECT_ROOT / "deploy" / "hospitals"), data_root=Path(data), claim_check_bytes=16_384
+        )
+        lines = [
+            "### ingest: parse throughput per format",
+            "",
+            "| format | document | documents/s | records/s |",
+            "|---|---|---:|---:|",
+        ]
         for name, hospital, content_type, documents in _cases():
             per_second, records = _measure(hospital, content_type, documents, options)
             size = sum(len(d) for d in documents) // len(documents)
             lines.append(f"| {name} | {size:,} bytes | {per_second:,.0f} | {records:,.0f} |")
-    lines += ["", "One core, `read_document` alone (parse, validate, pseudonymize, canonical records; for DICOM also "
-              "pixel statistics and, for CT, the de-identified claim-check file in memory). The service adds the "
-              "Kafka sends of each document's records, dead letters and audit event, acknowledged once per batch "
-              "(see bench_ingest_kafka).", ""]
+    lines += [
+        "",
+        "One core, `read_document` alone (parse, validate, pseudonymize, canonical records; for DICOM also "
+        "pixel statistics and, for CT, the de-identified claim-check file in memory). The service adds the "
+        "Kafka sends of each document's records, dead letters and audit event, acknowledged once per batch "
+        "(see bench_ingest_kafka).",
+        "",
+    ]
     return "\n".join(lines)

@@ -34,10 +34,16 @@ async def _publish_all(settings: Settings, count: int) -> None:
     try:
         sends = []
         for number, (hospital, document) in zip(range(count), itertools.cycle(documents), strict=False):
-            headers = [(CE_SOURCE, hospital.encode()), (CE_ID, f"bench-{number}".encode()),
-                       ("content-type", b"application/json")]
-            sends.append(await client.send(topic_name(Topic.INGEST_RAW, settings.topic_prefix),
-                                           json.dumps(document).encode(), headers=headers))
+            headers = [
+                (CE_SOURCE, hospital.encode()),
+                (CE_ID, f"bench-{number}".encode()),
+                ("content-type", b"application/json"),
+            ]
+            sends.append(
+                await client.send(
+                    topic_name(Topic.INGEST_RAW, settings.topic_prefix), json.dumps(document).encode(), headers=headers
+                )
+            )
         await asyncio.gather(*sends)
     finally:
         await client.stop()
@@ -65,12 +71,19 @@ async def run(settings: Settings) -> str:
     own = settings.model_copy(update={"topic_prefix": f"{settings.topic_prefix}ingest-kafka."})  # a fresh group
     await ensure_topics(own)
     total, steady = await measure(own)
-    return "\n".join([
-        "### ingest: documents/s on the real broker", "",
-        "| documents | from process start | documents/s | first to last record | documents/s |",
-        "|---:|---:|---:|---:|---:|",
-        f"| {DOCUMENTS:,} | {total:.1f} s | {DOCUMENTS / total:,.0f} | {steady:.1f} s | {DOCUMENTS / steady:,.0f} |",
-        "", "Canonical JSON heart documents published first, then one ingest process started.", ""])
+    return "\n".join(
+        [
+            "### ingest: documents/s on the real broker",
+            "",
+            "| documents | from process start | documents/s | first to last record | documents/s |",
+            "|---:|---:|---:|---:|---:|",
+            f"| {DOCUMENTS:,} | {total:.1f} s | {DOCUMENTS / total:,.0f} | {steady:.1f} s "
+            f"| {DOCUMENTS / steady:,.0f} |",
+            "",
+            "Canonical JSON heart documents published first, then one ingest process started.",
+            "",
+        ]
+    )
 
 
 async def _main(count: int) -> None:
@@ -78,8 +91,10 @@ async def _main(count: int) -> None:
         settings = settings_for(Path(var), f"bench-ingest-{uuid.uuid4().hex[:6]}.")
         await ensure_topics(settings)
         total, steady = await measure(settings, count)
-    print(f"{count} documents: {total:.1f} s from process start ({count / total:,.0f}/s), "
-          f"{steady:.1f} s first to last record ({count / steady:,.0f}/s)")
+    print(
+        f"{count} documents: {total:.1f} s from process start ({count / total:,.0f}/s), "
+        f"{steady:.1f} s first to last record ({count / steady:,.0f}/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -58,12 +58,17 @@ class Load:
     @classmethod
     def from_environment(cls) -> list[Load]:
         rates = os.environ.get("BENCH_LATENCY_RATES", os.environ.get("BENCH_LATENCY_RATE", "20,50,100,1000"))
-        return [cls(rate=float(rate),
-                    seconds=float(os.environ.get("BENCH_LATENCY_SECONDS", "30")),
-                    drain_seconds=float(os.environ.get("BENCH_LATENCY_DRAIN_SECONDS", "60")),
-                    target_ms=float(os.environ.get("BENCH_LATENCY_TARGET_MS", "100")),
-                    report_nice=int(os.environ.get("BENCH_LATENCY_REPORT_NICE", "10")))
-                for rate in rates.split(",") if rate.strip()]
+        return [
+            cls(
+                rate=float(rate),
+                seconds=float(os.environ.get("BENCH_LATENCY_SECONDS", "30")),
+                drain_seconds=float(os.environ.get("BENCH_LATENCY_DRAIN_SECONDS", "60")),
+                target_ms=float(os.environ.get("BENCH_LATENCY_TARGET_MS", "100")),
+                report_nice=int(os.environ.get("BENCH_LATENCY_REPORT_NICE", "10")),
+            )
+            for rate in rates.split(",")
+            if rate.strip()
+        ]
 
     @property
     def records(self) -> int:
@@ -79,8 +84,9 @@ def write_models(settings: Settings) -> None:
         write_card(model_dir(settings, card.task, card.site, card.version), card)
 
 
-async def publish_and_follow(settings: Settings, watcher: Watcher, items: list[Outgoing], rate: float,
-                             drain_seconds: float) -> Arrivals:
+async def publish_and_follow(
+    settings: Settings, watcher: Watcher, items: list[Outgoing], rate: float, drain_seconds: float
+) -> Arrivals:
     arrivals = Arrivals({i.record_id for i in items})
     client = await producer(settings)
     try:
@@ -155,12 +161,22 @@ def section(m: Measured) -> str:
     results_span = max((max(arrivals.fused.values()) - min(arrivals.fused.values())) if arrivals.fused else 0, 1e-9)
     send_lag = summarize([(i.sent - i.planned) * 1000 for i in items])
     met = to_fused.count == len(items) and to_fused.p99 <= load.target_ms
-    in_order = [(i.planned - items[0].planned, (arrivals.fused[i.record_id] - i.planned) * 1000)
-                for i in items if i.record_id in arrivals.fused]
+    in_order = [
+        (i.planned - items[0].planned, (arrivals.fused[i.record_id] - i.planned) * 1000)
+        for i in items
+        if i.record_id in arrivals.fused
+    ]
     image = IMAGES / f"latency-{load.rate:g}rps.png"
-    plot(image, fused, reports, [o for o, _ in in_order], [v for _, v in in_order], load.target_ms,
-         f"{len(items):,} records at {load.rate:,.0f}/s planned ({len(items) / span:,.0f}/s sent), "
-         f"{m.started:%Y-%m-%d %H:%M} UTC")
+    plot(
+        image,
+        fused,
+        reports,
+        [o for o, _ in in_order],
+        [v for _, v in in_order],
+        load.target_ms,
+        f"{len(items):,} records at {load.rate:,.0f}/s planned ({len(items) / span:,.0f}/s sent), "
+        f"{m.started:%Y-%m-%d %H:%M} UTC",
+    )
     cpu = ", ".join(f"{name} {seconds * 1000 / len(items):.2f}" for name, seconds in m.cpu.items())
     lines = [
         f"#### {load.rate:,.0f} records/s",
@@ -234,16 +250,20 @@ def summary(runs: list[Measured]) -> str:
         times = sorted(m.arrivals.reports.values())
         report_rate = len(times) / max(times[-1] - times[0], 1e-9) if len(times) > 1 else 0.0
         met = fused.count == len(m.items) and fused.p99 <= m.load.target_ms
-        lines.append(f"| {m.load.rate:,.0f} | {len(m.items):,} | {fused.p50:,.0f} | {fused.p99:,.0f} | "
-                     f"{len(m.items) - fused.count:,} | {'met' if met else '**not met**'} | {reports.p50:,.0f} | "
-                     f"{report_rate:,.0f} |")
+        lines.append(
+            f"| {m.load.rate:,.0f} | {len(m.items):,} | {fused.p50:,.0f} | {fused.p99:,.0f} | "
+            f"{len(m.items) - fused.count:,} | {'met' if met else '**not met**'} | {reports.p50:,.0f} | "
+            f"{report_rate:,.0f} |"
+        )
     return "\n".join([*lines, ""])
 
 
 def batching_note() -> str:
     defaults = Settings()
-    return (f"{defaults.infer_batch_max_records} records and waits up to {defaults.infer_batch_timeout_ms} ms to "
-            "fill one (`AIMASS_INFER_BATCH_TIMEOUT_MS`)")
+    return (
+        f"{defaults.infer_batch_max_records} records and waits up to {defaults.infer_batch_timeout_ms} ms to "
+        "fill one (`AIMASS_INFER_BATCH_TIMEOUT_MS`)"
+    )
 
 
 async def run(settings: Settings) -> str:
@@ -252,6 +272,7 @@ async def run(settings: Settings) -> str:
 
 
 if __name__ == "__main__":  # one section alone: python -m tests.bench.bench_latency
+
     async def alone() -> None:
         import tempfile
 

@@ -46,8 +46,10 @@ class Outcome:
 def fused_results(total: int) -> list[FusedPrediction]:
     """``total`` fused results cycled from the real records, each with its own record id."""
     real = [fused_for(r, SITES) for r in heart_records()]
-    return [real[n % len(real)].model_copy(update={"record_id": f"bench-{n}-{real[n % len(real)].record_id}"})
-            for n in range(total)]
+    return [
+        real[n % len(real)].model_copy(update={"record_id": f"bench-{n}-{real[n % len(real)].record_id}"})
+        for n in range(total)
+    ]
 
 
 async def preload(settings: Settings, results: list[FusedPrediction]) -> None:
@@ -57,8 +59,14 @@ async def preload(settings: Settings, results: list[FusedPrediction]) -> None:
         pending = []
         for n, fused in enumerate(results):
             headers = cloudevent_headers(service="fuse", type_=event_type("prediction", "fused"), event_id=f"f-{n}")
-            pending.append(await client.send(topic, fused.model_dump_json().encode(), key=fused.patient.encode(),
-                                             headers=[(k, v.encode()) for k, v in headers.items()]))
+            pending.append(
+                await client.send(
+                    topic,
+                    fused.model_dump_json().encode(),
+                    key=fused.patient.encode(),
+                    headers=[(k, v.encode()) for k, v in headers.items()],
+                )
+            )
         await asyncio.gather(*pending)
     finally:
         await client.stop()
@@ -66,8 +74,12 @@ async def preload(settings: Settings, results: list[FusedPrediction]) -> None:
 
 async def wait_for_reports(settings: Settings, total: int, timeout: float) -> tuple[int, int, int]:
     """(distinct reports, first and last broker timestamp in ms) once ``total`` distinct reports are out."""
-    consumer = AIOKafkaConsumer(topic_name(Topic.REPORTS, settings.topic_prefix), **kafka_client_options(settings),
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic_name(Topic.REPORTS, settings.topic_prefix),
+        **kafka_client_options(settings),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     seen: set[str] = set()
     first = last = 0

@@ -39,15 +39,21 @@ def main() -> int:
         cuda = OnnxLoader(settings.model_copy(update={"infer_device": "cuda"})).load(card)
         assert cuda.provider == CUDA and cpu.provider == CPU, (cuda.provider, cpu.provider)
         rng = np.random.default_rng(0)
-        lines = ["### infer on GPU: CUDA vs CPU provider", "", f"onnxruntime {ort.__version__}, one heart-disease "
-                 "model (22 features, 10 % missing).", "",
-                 "| batch | max abs difference | CPU rows/s | CUDA rows/s |", "|---:|---:|---:|---:|"]
+        lines = [
+            "### infer on GPU: CUDA vs CPU provider",
+            "",
+            f"onnxruntime {ort.__version__}, one heart-disease model (22 features, 10 % missing).",
+            "",
+            "| batch | max abs difference | CPU rows/s | CUDA rows/s |",
+            "|---:|---:|---:|---:|",
+        ]
         for batch in BATCHES:
             x = rng.normal(100, 30, size=(batch, len(card.features))).astype(np.float32)
             x[rng.random(x.shape) < 0.1] = np.nan
             difference = float(np.max(np.abs(cpu.score(x).probabilities - cuda.score(x).probabilities)))
-            lines.append(f"| {batch} | {difference:.2e} | {rows_per_second(cpu, x):,.0f} | "
-                         f"{rows_per_second(cuda, x):,.0f} |")
+            lines.append(
+                f"| {batch} | {difference:.2e} | {rows_per_second(cpu, x):,.0f} | {rows_per_second(cuda, x):,.0f} |"
+            )
             assert difference < 1e-5, f"CUDA and CPU disagree by {difference} at batch {batch}"
         print("\n".join(lines))
     return 0

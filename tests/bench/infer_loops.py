@@ -52,12 +52,20 @@ def naive(settings: Settings) -> Service:
                 x = torch.tensor([[float("nan") if v is None else v for v in features.values]])
                 probability = float(model(x)[0])
             prediction = Prediction(
-                record_id=record.record_id, patient=record.patient, hospital=record.hospital, task=card.task,
-                model=card.ref, probability=probability, label=int(probability >= card.threshold),
-                latency_ms=(time.perf_counter() - started) * 1000, features=features.values,
-                quality_flags=record.quality_flags)
-            await out.publish(prediction, event_id=derived_event_id("infer", event_id, card.version),
-                              key=record.patient)
+                record_id=record.record_id,
+                patient=record.patient,
+                hospital=record.hospital,
+                task=card.task,
+                model=card.ref,
+                probability=probability,
+                label=int(probability >= card.threshold),
+                latency_ms=(time.perf_counter() - started) * 1000,
+                features=features.values,
+                quality_flags=record.quality_flags,
+            )
+            await out.publish(
+                prediction, event_id=derived_event_id("infer", event_id, card.version), key=record.patient
+            )
 
     return service
 
@@ -75,9 +83,12 @@ def passthrough(settings: Settings) -> Service:
     service.on_startup(sender.start)
     service.on_shutdown(sender.stop)
 
-    @service.batch_subscriber(Topic.RECORDS_CLEAN, group_id="aimass-bench-passthrough",
-                              max_records=settings.infer_batch_max_records,
-                              batch_timeout_ms=settings.infer_batch_timeout_ms)
+    @service.batch_subscriber(
+        Topic.RECORDS_CLEAN,
+        group_id="aimass-bench-passthrough",
+        max_records=settings.infer_batch_max_records,
+        batch_timeout_ms=settings.infer_batch_timeout_ms,
+    )
     async def on_clean(message: KafkaMessage) -> None:
         copies = []
         for raw in message.raw_message:
@@ -91,8 +102,9 @@ def passthrough(settings: Settings) -> Service:
 def main(kind: str) -> None:
     settings = get_settings()
     service = {"naive": naive, "passthrough": passthrough}[kind](settings)
-    config = uvicorn.Config(service.http, host="127.0.0.1", port=settings.infer_port, lifespan="on",
-                            log_config=None, access_log=False)
+    config = uvicorn.Config(
+        service.http, host="127.0.0.1", port=settings.infer_port, lifespan="on", log_config=None, access_log=False
+    )
     asyncio.run(uvicorn.Server(config).serve())
 
 

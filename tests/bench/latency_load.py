@@ -50,12 +50,18 @@ def documents(total: int, start: datetime | None = None) -> list[Outgoing]:
 
 
 def headers(item: Outgoing) -> list[tuple[str, bytes]]:
-    return [(CE_SPECVERSION, b"1.0"), (CE_ID, item.ce_id.encode()), (CE_SOURCE, item.hospital.encode()),
-            (CE_TYPE, b"org.aimass.document.submitted.v1"), (CONTENT_TYPE, JSON_TYPE)]
+    return [
+        (CE_SPECVERSION, b"1.0"),
+        (CE_ID, item.ce_id.encode()),
+        (CE_SOURCE, item.hospital.encode()),
+        (CE_TYPE, b"org.aimass.document.submitted.v1"),
+        (CONTENT_TYPE, JSON_TYPE),
+    ]
 
 
-async def send_open_loop(client: AIOKafkaProducer, topic: str, items: list[Outgoing], rate: float,
-                         lead_seconds: float = 0.5) -> None:
+async def send_open_loop(
+    client: AIOKafkaProducer, topic: str, items: list[Outgoing], rate: float, lead_seconds: float = 0.5
+) -> None:
     """Sends ``items[n]`` at ``start + n / rate``; stamps ``planned`` and ``sent`` on each. Waits for every ack.
 
     Sends are not awaited one by one (that would close the loop): each is handed to the producer's buffer when due

@@ -55,23 +55,44 @@ def stages(items: Sequence[Outgoing], times: StageTimes, arrivals: Arrivals) -> 
     ingested, clean = times.by_topic[Topic.RECORDS_INGESTED], times.by_topic[Topic.RECORDS_CLEAN]
     fused, reports = times.by_topic[Topic.PREDICTIONS_FUSED], times.by_topic[Topic.REPORTS]
     hops: list[tuple[str, str, dict[str, float], dict[str, float]]] = [
-        ("sender", "planned send → producer accepted it (the load generator's own lag)",
-         {i.record_id: i.planned * 1000 for i in items}, {i.record_id: i.sent * 1000 for i in items}),
-        ("ingest", "sent → on records.ingested (raw topic wait, parse, pseudonymize, acks)",
-         {i.record_id: i.sent * 1000 for i in items}, ingested),
+        (
+            "sender",
+            "planned send → producer accepted it (the load generator's own lag)",
+            {i.record_id: i.planned * 1000 for i in items},
+            {i.record_id: i.sent * 1000 for i in items},
+        ),
+        (
+            "ingest",
+            "sent → on records.ingested (raw topic wait, parse, pseudonymize, acks)",
+            {i.record_id: i.sent * 1000 for i in items},
+            ingested,
+        ),
         ("clean", "records.ingested → records.clean", ingested, clean),
         ("infer", "records.clean → last model's prediction (batching, 5 models)", clean, times.predictions),
         ("fuse", "last prediction → predictions.fused (join in Redis)", times.predictions, fused),
-        ("delivery", "predictions.fused → received by a consumer", fused,
-         {k: v * 1000 for k, v in arrivals.fused.items()}),
+        (
+            "delivery",
+            "predictions.fused → received by a consumer",
+            fused,
+            {k: v * 1000 for k, v in arrivals.fused.items()},
+        ),
         ("report", "predictions.fused → reports (render HTML/PDF/FHIR, store)", fused, reports),
     ]
-    return [Stage(name, what, [float(end[k] - start[k]) for k in start.keys() & end.keys()])
-            for name, what, start, end in hops]
+    return [
+        Stage(name, what, [float(end[k] - start[k]) for k in start.keys() & end.keys()])
+        for name, what, start, end in hops
+    ]
 
 
-def plot(path: Path, fused: Sequence[float], reports: Sequence[float], offsets: Sequence[float],
-         fused_in_order: Sequence[float], target_ms: float, title: str) -> None:
+def plot(
+    path: Path,
+    fused: Sequence[float],
+    reports: Sequence[float],
+    offsets: Sequence[float],
+    fused_in_order: Sequence[float],
+    target_ms: float,
+    title: str,
+) -> None:
     """Histogram of both latencies (log x) beside the fused latency over the run (does it grow: saturation)."""
     import matplotlib
 

@@ -47,8 +47,14 @@ class Watcher:
     def __init__(self, settings: Settings) -> None:
         self.fused_topic = topic_name(Topic.PREDICTIONS_FUSED, settings.topic_prefix)
         self.reports_topic = topic_name(Topic.REPORTS, settings.topic_prefix)
-        self.consumer = AIOKafkaConsumer(self.fused_topic, self.reports_topic, **kafka_client_options(settings),
-                                         enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=5)
+        self.consumer = AIOKafkaConsumer(
+            self.fused_topic,
+            self.reports_topic,
+            **kafka_client_options(settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=5,
+        )
         self.arrivals = Arrivals(set())
 
     async def start(self) -> None:

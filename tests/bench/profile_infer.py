@@ -20,8 +20,19 @@ from tests.bench.bench_infer import SITES, committed_rate, payloads, preload
 from tests.support.models import heart_clean_records, heart_task, write_model
 from tests.support.processes import environment, test_settings
 
-STEPS = ("read_record", "rows_by_task", "plan_groups", "score_misses", "get_many", "put_many", "build_predictions",
-         "send_all", "getmany", "tolerant_batch_parser", "_count")
+STEPS = (
+    "read_record",
+    "rows_by_task",
+    "plan_groups",
+    "score_misses",
+    "get_many",
+    "put_many",
+    "build_predictions",
+    "send_all",
+    "getmany",
+    "tolerant_batch_parser",
+    "_count",
+)
 
 
 def summarize(raw: Path, top: int = 25) -> str:
@@ -54,10 +65,28 @@ async def main(records: int, sites: int) -> None:
         await preload(settings, payloads(heart_clean_records(), records))
         raw = Path(var) / "infer.raw"
         spy = subprocess.Popen(  # noqa: ASYNC220 - started once, before the measurement
-            [str(PROJECT_ROOT / ".venv/bin/py-spy"), "record", "--rate", "250", "--gil", "--format", "raw", "--output",
-             str(raw), "--", sys.executable, "-m", "services.cli", "run", "infer"],
-            cwd=PROJECT_ROOT, env=environment(settings, AIMASS_INFER_CACHE_TTL_SECONDS="0"),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(PROJECT_ROOT / ".venv/bin/py-spy"),
+                "record",
+                "--rate",
+                "250",
+                "--gil",
+                "--format",
+                "raw",
+                "--output",
+                str(raw),
+                "--",
+                sys.executable,
+                "-m",
+                "services.cli",
+                "run",
+                "infer",
+            ],
+            cwd=PROJECT_ROOT,
+            env=environment(settings, AIMASS_INFER_CACHE_TTL_SECONDS="0"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             group = group_id("infer", settings.topic_prefix)
             done, seconds = await committed_rate(settings, group, records, timeout=600)

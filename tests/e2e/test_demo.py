@@ -69,8 +69,13 @@ def test_every_held_out_patient_gets_a_fused_result_and_a_readable_report(run: R
 def test_the_four_formats_and_dicom_arrive_and_the_broken_messages_are_dead_lettered_with_reasons(run: Run) -> None:
     outcome = run.outcome
     arrived = {(h, f): (records, clean) for h, f, _, records, _, clean in outcome.per_hospital_and_format()}
-    for hospital, fmt in [("cleveland", "fhir"), ("hungary", "hl7v2"), ("va-long-beach", "csv"),
-                          ("switzerland", "json"), ("cleveland", "dicom")]:
+    for hospital, fmt in [
+        ("cleveland", "fhir"),
+        ("hungary", "hl7v2"),
+        ("va-long-beach", "csv"),
+        ("switzerland", "json"),
+        ("cleveland", "dicom"),
+    ]:
         records, clean = arrived[hospital, fmt]
         assert records > 0 and clean > 0, f"{hospital} {fmt}: {records} records, {clean} clean"
     assert outcome.broken_answered() == len(outcome.scenario.broken) == 6
@@ -80,18 +85,25 @@ def test_the_four_formats_and_dicom_arrive_and_the_broken_messages_are_dead_lett
     assert "age_years" in by_expectation["a negative age"]
     assert "resting_bp_mmhg" in by_expectation["a CSV row with 'high' as the blood pressure"]
     assert "PID" in by_expectation["an ORU without a PID segment: whose results are these?"]
-    assert "entry[" in by_expectation[
-        "one Observation whose value is not a number: that entry alone is dead-lettered"]
+    assert "entry[" in by_expectation["one Observation whose value is not a number: that entry alone is dead-lettered"]
     assert all(d.service == "ingest" for d in outcome.deadletters)
 
 
 def test_the_summary_shows_every_section_with_this_runs_numbers(run: Run, settings: Settings) -> None:
     outcome = run.outcome
     timings = summary.Timings(sum(run.timings.values()), **run.timings)
-    text = summary.render(outcome, run.cards, run.refused, timings, settings.public_url("report"),
-                          settings.public_url("infer"))
-    for heading in ("What the hospitals sent", "Dead letters: 6 of 6", "Data quality", "Cross-site AUC",
-                    "Held-out patients", "Throughput", "Where to look next"):
+    text = summary.render(
+        outcome, run.cards, run.refused, timings, settings.public_url("report"), settings.public_url("infer")
+    )
+    for heading in (
+        "What the hospitals sent",
+        "Dead letters: 6 of 6",
+        "Data quality",
+        "Cross-site AUC",
+        "Held-out patients",
+        "Throughput",
+        "Where to look next",
+    ):
         assert heading in text
     _, rows, counts = outcome.auc_table()
     fused = dict(rows)["fused"]["all"]
@@ -101,8 +113,9 @@ def test_the_summary_shows_every_section_with_this_runs_numbers(run: Run, settin
     assert counts["all n"] == len(outcome.scored())
 
 
-def test_no_identifier_that_went_in_comes_out_anywhere(run: Run, settings: Settings,
-                                                       platform: dict[str, ServiceProcess]) -> None:
+def test_no_identifier_that_went_in_comes_out_anywhere(
+    run: Run, settings: Settings, platform: dict[str, ServiceProcess]
+) -> None:
     identifiers = run.outcome.scenario.identifiers
     assert len(identifiers) > 4 * PER_HOSPITAL  # names, MRNs, phones, birth dates, streets
     hits = scan_blocking(identifiers, settings, metrics_urls=[f"{p.url}/metrics" for p in platform.values()])

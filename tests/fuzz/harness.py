@@ -92,14 +92,18 @@ class FuzzRun:
             self.write(self.report)
 
     def _crash(self, target: str, kind: str, where: str, sample: bytes) -> None:
-        self.crashes.append(Crash(target, kind, where, repr(sample[:300]), base64.b64encode(sample[:4 << 20]).decode()))
+        self.crashes.append(
+            Crash(target, kind, where, repr(sample[:300]), base64.b64encode(sample[: 4 << 20]).decode())
+        )
 
     def crashes_of(self, target: str) -> list[Crash]:
         return [c for c in self.crashes if c.target == target]
 
     def summary(self) -> dict[str, object]:
         return {
-            "inputs": self.inputs, "crashes": len(self.crashes), "seconds": round(time.time() - self.started, 1),
+            "inputs": self.inputs,
+            "crashes": len(self.crashes),
+            "seconds": round(time.time() - self.started, 1),
             "bounds": {"cpu_seconds_per_input": SECONDS_PER_INPUT, "memory_mb_per_input": MEMORY_MB_PER_INPUT},
             "peak_rss_mb": round(_peak_rss_mb()),
             "targets": {name: asdict(count) for name, count in sorted(self.targets.items())},

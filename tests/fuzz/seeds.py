@@ -76,14 +76,18 @@ def ingest_seeds(per_hospital: int = 3) -> tuple[Seed, ...]:
         Seed((FIXTURES / "admission-and-result.mllp.hl7").read_bytes(), HL7_CONTENT_TYPE, "hungary"),
         Seed((FIXTURES / "va-long-beach-with-a-bad-row.csv").read_bytes(), CSV_CONTENT_TYPE, "va-long-beach"),
     ]
-    seeds += [Seed(json.dumps(formats.fhir_bundle(d)).encode(), FHIR_CONTENT_TYPE, "cleveland")
-              for d in heart.get("cleveland", [])]
+    seeds += [
+        Seed(json.dumps(formats.fhir_bundle(d)).encode(), FHIR_CONTENT_TYPE, "cleveland")
+        for d in heart.get("cleveland", [])
+    ]
     seeds += [Seed(formats.hl7_oru(d).encode(), HL7_CONTENT_TYPE, "hungary") for d in heart.get("hungary", [])]
     seeds += [Seed(json.dumps(d).encode(), JSON_CONTENT_TYPE, "switzerland") for d in heart.get("switzerland", [])]
     if heart.get("va-long-beach"):
         table = formats.csv_rows(heart["va-long-beach"])
-        seeds += [Seed(table.encode(), CSV_CONTENT_TYPE, "va-long-beach"),
-                  Seed(_xlsx(table), XLSX_CONTENT_TYPE, "va-long-beach")]
+        seeds += [
+            Seed(table.encode(), CSV_CONTENT_TYPE, "va-long-beach"),
+            Seed(_xlsx(table), XLSX_CONTENT_TYPE, "va-long-beach"),
+        ]
     for name in DICOM_FILES:
         for deflate in (False, True) if name == "MR_small.dcm" else (False,):
             body = _dicom(name, deflate)
@@ -103,8 +107,9 @@ def clean_seeds() -> tuple[bytes, ...]:
     for seed in ingest_seeds():
         headers = {"ce_source": seed.hospital, "content-type": seed.content_type}
         try:
-            ingested = read_document(seed.body, headers, envelope_of(headers, "fuzz/0/0", NOW), PSEUDONYMIZE,
-                                     10_000_000)
+            ingested = read_document(
+                seed.body, headers, envelope_of(headers, "fuzz/0/0", NOW), PSEUDONYMIZE, 10_000_000
+            )
         except Exception:  # a seed that does not read (a sample with no mapping) is simply not a clean seed
             continue
         values += [record.model_dump_json().encode() for record in ingested.records]

@@ -24,8 +24,11 @@ from shared.topics import decode_headers
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 MAX_BYTES = 2_000_000  # the default AIMASS_MAX_MESSAGE_BYTES
 quiet_parser_libraries()  # as ingest's wiring does: hl7 and pydicom would log every value they stumble on
-OPTIONS = ReadOptions(tables=load_tables(PROJECT_ROOT / "deploy" / "hospitals"),
-                      data_root=Path("/tmp/aimass-fuzz-data"), claim_check_bytes=16_384)
+OPTIONS = ReadOptions(
+    tables=load_tables(PROJECT_ROOT / "deploy" / "hospitals"),
+    data_root=Path("/tmp/aimass-fuzz-data"),
+    claim_check_bytes=16_384,
+)
 PSEUDONYMIZE = Pseudonymizer(b"fuzz-key-0123456789abcdef0123456")
 CLEANER = Cleaner(load_tasks(), load_code_book(PROJECT_ROOT / "deploy" / "codes"))
 

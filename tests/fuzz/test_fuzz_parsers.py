@@ -50,8 +50,11 @@ def _document(content_type: str, hospital: str, bodies: st.SearchStrategy[bytes]
 
 
 def _any_document() -> st.SearchStrategy:
-    headers = st.builds(lambda h, c: {"ce_source": h} | ({"content-type": c} if c else {}),
-                        st.sampled_from(HOSPITALS), st.sampled_from(CONTENT_TYPES))
+    headers = st.builds(
+        lambda h, c: {"ce_source": h} | ({"content-type": c} if c else {}),
+        st.sampled_from(HOSPITALS),
+        st.sampled_from(CONTENT_TYPES),
+    )
     return st.tuples(st.binary(max_size=4096) | mutated_bytes([s.body for s in ingest_seeds()]), headers)
 
 
@@ -61,19 +64,32 @@ def _json_seeds(content_type: str) -> list[bytes]:
 
 # target -> (what to draw, what to call with it)
 CASES = {
-    "fhir": (_document(FHIR_CONTENT_TYPE, "cleveland", mutated_json(_json_seeds(FHIR_CONTENT_TYPE))
-                       | _bodies(FHIR_CONTENT_TYPE, "json")), targets.ingest),
+    "fhir": (
+        _document(
+            FHIR_CONTENT_TYPE,
+            "cleveland",
+            mutated_json(_json_seeds(FHIR_CONTENT_TYPE)) | _bodies(FHIR_CONTENT_TYPE, "json"),
+        ),
+        targets.ingest,
+    ),
     "hl7": (_document(HL7_CONTENT_TYPE, "hungary", _bodies(HL7_CONTENT_TYPE, "hl7")), targets.ingest),
     "csv": (_document(CSV_CONTENT_TYPE, "va-long-beach", _bodies(CSV_CONTENT_TYPE, "csv")), targets.ingest),
     "xlsx": (_document(XLSX_CONTENT_TYPE, "va-long-beach", _bodies(XLSX_CONTENT_TYPE, "zip")), targets.ingest),
-    "json": (_document(JSON_CONTENT_TYPE, "switzerland", mutated_json(_json_seeds(JSON_CONTENT_TYPE))
-                       | _bodies(JSON_CONTENT_TYPE, "json")), targets.ingest),
+    "json": (
+        _document(
+            JSON_CONTENT_TYPE,
+            "switzerland",
+            mutated_json(_json_seeds(JSON_CONTENT_TYPE)) | _bodies(JSON_CONTENT_TYPE, "json"),
+        ),
+        targets.ingest,
+    ),
     "dicom": (_document(DICOM_CONTENT_TYPE, "cleveland", _bodies(DICOM_CONTENT_TYPE, "dicom")), targets.ingest),
     "any": (_any_document(), targets.ingest),
-    "headers": (st.tuples(st.sampled_from([s.body for s in ingest_seeds()]), hostile_headers()),
-                targets.ingest_raw_headers),
-    "clean": (st.tuples(mutated_json(clean_seeds()) | mutated_bytes(clean_seeds(), TOKENS["json"])),
-              targets.clean),
+    "headers": (
+        st.tuples(st.sampled_from([s.body for s in ingest_seeds()]), hostile_headers()),
+        targets.ingest_raw_headers,
+    ),
+    "clean": (st.tuples(mutated_json(clean_seeds()) | mutated_bytes(clean_seeds(), TOKENS["json"])), targets.clean),
 }
 
 

@@ -67,12 +67,16 @@ def unique(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, "patient_id": f"P-{uuid.uuid4().hex[:12]}"}
 
 
-async def enqueue(kafka: AIOKafkaProducer, settings: Settings, record: CanonicalRecord,
-                  ce_id: str) -> asyncio.Future[object]:
+async def enqueue(
+    kafka: AIOKafkaProducer, settings: Settings, record: CanonicalRecord, ce_id: str
+) -> asyncio.Future[object]:
     headers = cloudevent_headers(service="ingest", type_=event_type("record", "ingested"), event_id=ce_id)
-    return await kafka.send(topic_name(Topic.RECORDS_INGESTED, settings.topic_prefix),
-                            record.model_dump_json().encode(), key=record.patient.encode(),
-                            headers=[(k, v.encode()) for k, v in headers.items()])
+    return await kafka.send(
+        topic_name(Topic.RECORDS_INGESTED, settings.topic_prefix),
+        record.model_dump_json().encode(),
+        key=record.patient.encode(),
+        headers=[(k, v.encode()) for k, v in headers.items()],
+    )
 
 
 async def send(kafka: AIOKafkaProducer, settings: Settings, record: CanonicalRecord, ce_id: str) -> None:
@@ -86,6 +90,7 @@ def headers(message: ConsumerRecord) -> dict[str, str]:
 def of_patient(patient: str):
     def matches(message: ConsumerRecord) -> bool:
         return json.loads(message.value)["patient"] == patient
+
     return matches
 
 
@@ -94,15 +99,25 @@ def parsed(message: ConsumerRecord) -> CleanRecord:
 
 
 async def test_glucose_in_mg_per_dl_and_mmol_per_l_from_two_hospitals_is_one_canonical_value(
-        clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader) -> None:
+    clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader
+) -> None:
     patient_id = f"P-{uuid.uuid4().hex[:12]}"
     cleveland = record_of({**document(g=(LOINC, "2345-7", 126.0, "mg/dL")), "patient_id": patient_id}, "cleveland")
-    hungary = record_of({**document(g=("urn:hospital:hungary:lab", "GLUK", 126.0 / GLUCOSE_MG_PER_MMOL, "mmol/l")),
-                         "patient_id": patient_id}, "hungary")
+    hungary = record_of(
+        {
+            **document(g=("urn:hospital:hungary:lab", "GLUK", 126.0 / GLUCOSE_MG_PER_MMOL, "mmol/l")),
+            "patient_id": patient_id,
+        },
+        "hungary",
+    )
     await send(kafka, settings, cleveland, str(uuid.uuid4()))
     await send(kafka, settings, hungary, str(uuid.uuid4()))
-    found = [parsed(m) for m in await cleaned.wait_for(
-        lambda m: json.loads(m.value)["record_id"] in {cleveland.record_id, hungary.record_id}, count=2, timeout=30)]
+    found = [
+        parsed(m)
+        for m in await cleaned.wait_for(
+            lambda m: json.loads(m.value)["record_id"] in {cleveland.record_id, hungary.record_id}, count=2, timeout=30
+        )
+    ]
     glucose = {r.hospital: r.observations[0] for r in found}
     assert glucose["cleveland"].value == glucose["hungary"].value == 126.0
     assert glucose["cleveland"].unit == glucose["hungary"].unit == "mg/dL"
@@ -110,7 +125,8 @@ async def test_glucose_in_mg_per_dl_and_mmol_per_l_from_two_hospitals_is_one_can
 
 
 async def test_cholesterol_zero_is_flagged_and_missing(
-        clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader) -> None:
+    clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader
+) -> None:
     record = record_of(unique(heart_document(chol=0.0, dataset="Switzerland")), "switzerland")
     await send(kafka, settings, record, str(uuid.uuid4()))
     [message] = await cleaned.wait_for(of_patient(record.patient), timeout=30)
@@ -124,19 +140,25 @@ async def test_cholesterol_zero_is_flagged_and_missing(
 
 
 async def test_an_unmapped_local_code_is_flagged_not_lost(
-        clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader) -> None:
+    clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader
+) -> None:
     record = record_of(unique(document(x=("urn:hospital:cleveland:lab", "TROP-HS", 14.0, "ng/L"))), "cleveland")
     await send(kafka, settings, record, str(uuid.uuid4()))
     [message] = await cleaned.wait_for(of_patient(record.patient), timeout=30)
     out = parsed(message)
     [kept] = out.observations
     assert (kept.code.system, kept.code.code, kept.value, kept.unit) == (
-        "urn:hospital:cleveland:lab", "TROP-HS", 14.0, "ng/L")
+        "urn:hospital:cleveland:lab",
+        "TROP-HS",
+        14.0,
+        "ng/L",
+    )
     assert [(f.kind, f.field) for f in out.quality_flags] == [("unmapped_code", "TROP-HS")]
 
 
 async def test_the_four_hospitals_come_out_with_comparable_features(
-        clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader) -> None:
+    clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader
+) -> None:
     task = load_tasks()["heart_disease"]
     expected: dict[str, list[float | None]] = {}
     for hospital, documents in records_by_hospital(limit_per_hospital=6).items():
@@ -162,7 +184,8 @@ def test_readiness_names_the_code_tables_and_tasks_in_use(clean: ServiceProcess)
 
 
 async def test_a_burst_comes_out_once_per_record_with_duplicates_inside_it_dropped(
-        clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader) -> None:
+    clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader
+) -> None:
     docs = [unique(heart_document(chol=200.0 + n)) for n in range(60)]
     records = [(record_of(doc, "cleveland", f"m-{uuid.uuid4()}"), str(uuid.uuid4())) for doc in docs]
     resent = record_of(docs[1], "cleveland", f"m-{uuid.uuid4()}")  # same content, new message and event id
@@ -173,8 +196,10 @@ async def test_a_burst_comes_out_once_per_record_with_duplicates_inside_it_dropp
     assert sorted(parsed(m).record_id for m in found) == sorted(wanted)
     assert {headers(m)["ce_id"] for m in found} == {derived_event_id("clean", ce_id) for ce_id in wanted.values()}
     # Same patients, so the same partitions, after the duplicates: once these are out, the duplicates were handled.
-    barriers = [record_of({**doc, "recorded_at": "2026-02-01T00:00:00+00:00"}, "cleveland", f"m-{uuid.uuid4()}")
-                for doc in docs[:2]]
+    barriers = [
+        record_of({**doc, "recorded_at": "2026-02-01T00:00:00+00:00"}, "cleveland", f"m-{uuid.uuid4()}")
+        for doc in docs[:2]
+    ]
     for barrier in barriers:
         await send(kafka, settings, barrier, str(uuid.uuid4()))
     ids = {barrier.record_id for barrier in barriers}
@@ -184,9 +209,11 @@ async def test_a_burst_comes_out_once_per_record_with_duplicates_inside_it_dropp
 
 
 async def test_a_batch_claimed_but_never_remembered_is_emitted_under_the_same_derived_ids(
-        clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader) -> None:
-    records = [(record_of(unique(heart_document()), "cleveland", f"m-{uuid.uuid4()}"), str(uuid.uuid4()))
-               for _ in range(5)]
+    clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader
+) -> None:
+    records = [
+        (record_of(unique(heart_document()), "cleveland", f"m-{uuid.uuid4()}"), str(uuid.uuid4())) for _ in range(5)
+    ]
     redis = Redis.from_url(settings.redis_url.get_secret_value())
     try:  # what a process that crashed before the broker's acks left behind: the claims, not the memory
         crashed = RedisSeenEvents(redis, settings.topic_prefix, settings.dedup_ttl_seconds)
@@ -202,7 +229,8 @@ async def test_a_batch_claimed_but_never_remembered_is_emitted_under_the_same_de
 
 
 async def test_duplicates_by_id_and_by_content_give_one_output_across_a_restart(
-        clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader) -> None:
+    clean: ServiceProcess, settings: Settings, kafka: AIOKafkaProducer, cleaned: TopicReader
+) -> None:
     doc = unique(heart_document())
     first_id = str(uuid.uuid4())
     first = record_of(doc, "cleveland", "m-first")

@@ -49,7 +49,8 @@ async def wait_for_redis(clean: ServiceProcess, state: str, timeout: float = 30.
 
 
 async def test_records_sent_while_redis_is_down_come_out_once_it_is_back(
-        stack: PrivateStack, settings: Settings) -> None:
+    stack: PrivateStack, settings: Settings
+) -> None:
     clean = ServiceProcess("clean", settings).start()
     kafka = await producer(settings)
     cleaned = await TopicReader(settings, Topic.RECORDS_CLEAN).open()

@@ -35,13 +35,15 @@ SERVICES = ("ingest", "clean", "train", "infer", "fuse", "report")
 
 
 def hospital_document(patient_id: str) -> bytes:
-    return json.dumps({
-        "patient_id": patient_id,
-        "birth_date": "1958-06-02",
-        "sex": "male",
-        "recorded_at": "2026-10-30T08:15:00Z",
-        "observations": [{"code": {"system": "http://loinc.org", "code": "2093-3"}, "value": 233, "unit": "mg/dL"}],
-    }).encode()
+    return json.dumps(
+        {
+            "patient_id": patient_id,
+            "birth_date": "1958-06-02",
+            "sex": "male",
+            "recorded_at": "2026-10-30T08:15:00Z",
+            "observations": [{"code": {"system": "http://loinc.org", "code": "2093-3"}, "value": 233, "unit": "mg/dL"}],
+        }
+    ).encode()
 
 
 def headers(hospital: str, ce_id: str, content_type: str = "application/json") -> list[tuple[str, bytes]]:
@@ -58,8 +60,11 @@ async def test_a_canonical_record_reaches_records_clean_with_cloudevents_headers
     reader = await TopicReader(settings, Topic.RECORDS_CLEAN).open()
     client = await producer(settings)
     try:
-        await client.send_and_wait(topic_name(Topic.INGEST_RAW, settings.topic_prefix),
-                                   hospital_document("MRN-100234"), headers=headers("cleveland", ce_id))
+        await client.send_and_wait(
+            topic_name(Topic.INGEST_RAW, settings.topic_prefix),
+            hospital_document("MRN-100234"),
+            headers=headers("cleveland", ce_id),
+        )
         [record] = await reader.wait_for(lambda r: record_id_of(r) == expected_record, timeout=5.0)
     finally:
         await client.stop()
@@ -88,8 +93,9 @@ async def test_garbage_is_dead_lettered_with_a_reason_and_ingest_stays_ready(set
     reader = await TopicReader(settings, Topic.DEADLETTER).open()
     client = await producer(settings)
     try:
-        sent = await client.send_and_wait(topic_name(Topic.INGEST_RAW, settings.topic_prefix), garbage,
-                                          headers=headers("hungary", ce_id))
+        sent = await client.send_and_wait(
+            topic_name(Topic.INGEST_RAW, settings.topic_prefix), garbage, headers=headers("hungary", ce_id)
+        )
         [dead] = await reader.wait_for(lambda r: decode_headers(r.headers).get(CE_ID) == ce_id, timeout=5.0)
     finally:
         await client.stop()
@@ -106,16 +112,31 @@ async def test_garbage_is_dead_lettered_with_a_reason_and_ingest_stays_ready(set
 
 
 @pytest.mark.skipif(shutil.which("kcat") is None, reason="kcat is not installed (make deps installs it)")
-async def test_an_outside_client_kcat_publishes_a_record_that_reaches_records_clean(settings: Settings,
-                                                                                      pipeline) -> None:
+async def test_an_outside_client_kcat_publishes_a_record_that_reaches_records_clean(
+    settings: Settings, pipeline
+) -> None:
     ce_id = f"kcat-{uuid.uuid4()}"
     expected_record = derived_event_id("ingest", f"switzerland/{ce_id}", 0)
     reader = await TopicReader(settings, Topic.RECORDS_CLEAN).open()
     try:
         subprocess.run(
-            ["kcat", "-P", "-b", settings.kafka_bootstrap, "-t", topic_name(Topic.INGEST_RAW, settings.topic_prefix),
-             "-H", "ce_source=switzerland", "-H", f"ce_id={ce_id}", "-H", "content-type=application/json"],
-            input=hospital_document("CH-77"), check=True, timeout=20,
+            [
+                "kcat",
+                "-P",
+                "-b",
+                settings.kafka_bootstrap,
+                "-t",
+                topic_name(Topic.INGEST_RAW, settings.topic_prefix),
+                "-H",
+                "ce_source=switzerland",
+                "-H",
+                f"ce_id={ce_id}",
+                "-H",
+                "content-type=application/json",
+            ],
+            input=hospital_document("CH-77"),
+            check=True,
+            timeout=20,
         )
         await reader.wait_for(lambda r: record_id_of(r) == expected_record, timeout=5.0)
     finally:
@@ -128,9 +149,16 @@ async def test_clean_emits_a_duplicate_ce_id_once_even_across_a_restart(settings
 
     def canonical(record_id: str, recorded_at: str) -> bytes:
         # Different encounters differ in content too: clean also drops the same content under a new id.
-        return json.dumps({"record_id": record_id, "patient": patient, "hospital": "hungary",
-                           "recorded_at": recorded_at, "received_at": "2026-11-29T10:00:00Z",
-                           "source_format": "json"}).encode()
+        return json.dumps(
+            {
+                "record_id": record_id,
+                "patient": patient,
+                "hospital": "hungary",
+                "recorded_at": recorded_at,
+                "received_at": "2026-11-29T10:00:00Z",
+                "source_format": "json",
+            }
+        ).encode()
 
     first, sentinel = str(uuid.uuid4()), str(uuid.uuid4())
     first_body = canonical(first, "2026-11-01T08:00:00Z")
@@ -146,8 +174,12 @@ async def test_clean_emits_a_duplicate_ce_id_once_even_across_a_restart(settings
 
         # Same key, same partition, in order: once the sentinel is out, a re-emitted duplicate would be too.
         await client.send_and_wait(ingested, first_body, key=patient.encode(), headers=meta)
-        await client.send_and_wait(ingested, canonical(sentinel, "2026-11-02T08:00:00Z"), key=patient.encode(),
-                                   headers=[(CE_ID, sentinel.encode()), ("content-type", b"application/json")])
+        await client.send_and_wait(
+            ingested,
+            canonical(sentinel, "2026-11-02T08:00:00Z"),
+            key=patient.encode(),
+            headers=[(CE_ID, sentinel.encode()), ("content-type", b"application/json")],
+        )
         await reader.wait_for(lambda r: record_id_of(r) == sentinel, timeout=15.0)
     finally:
         await client.stop()
@@ -170,8 +202,9 @@ def test_every_service_is_alive_ready_and_exports_faststream_metrics(pipeline) -
 
 def test_readiness_is_503_while_redis_is_unreachable(settings: Settings) -> None:
     port = free_port()
-    service = ServiceProcess("fuse", settings, AIMASS_REDIS_URL="redis://127.0.0.1:1/0",
-                             AIMASS_FUSE_PORT=str(port)).start()
+    service = ServiceProcess(
+        "fuse", settings, AIMASS_REDIS_URL="redis://127.0.0.1:1/0", AIMASS_FUSE_PORT=str(port)
+    ).start()
     try:
         response = wait_answering(f"{service.url}/readyz", timeout=60.0)
         assert response.status_code == 503

@@ -81,11 +81,17 @@ async def kafka(fuse_settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 
 async def send(kafka: AIOKafkaProducer, settings: Settings, *predictions: Prediction) -> None:
     for p in predictions:
-        headers = cloudevent_headers(service="infer", type_=event_type("prediction", "made"),
-                                     event_id=derived_event_id("infer", p.record_id, p.model.site, p.model.version))
-        await kafka.send_and_wait(topic_name(Topic.PREDICTIONS, settings.topic_prefix),
-                                  p.model_dump_json().encode(), key=p.patient.encode(),
-                                  headers=[(k, v.encode()) for k, v in headers.items()])
+        headers = cloudevent_headers(
+            service="infer",
+            type_=event_type("prediction", "made"),
+            event_id=derived_event_id("infer", p.record_id, p.model.site, p.model.version),
+        )
+        await kafka.send_and_wait(
+            topic_name(Topic.PREDICTIONS, settings.topic_prefix),
+            p.model_dump_json().encode(),
+            key=p.patient.encode(),
+            headers=[(k, v.encode()) for k, v in headers.items()],
+        )
 
 
 def results_for(record_id: str) -> Callable[[ConsumerRecord], bool]:
@@ -106,8 +112,10 @@ async def only_result(reader: TopicReader, record_id: str, settle: float = 4.0) 
 
 
 def three(record_id: str, task: str = "heart_disease") -> list[Prediction]:
-    return [prediction(site, p, record_id=record_id, task=task)
-            for site, p in (("hungary", 0.62), ("va-long-beach", 0.81), ("switzerland", 0.70))]
+    return [
+        prediction(site, p, record_id=record_id, task=task)
+        for site, p in (("hungary", 0.62), ("va-long-beach", 0.81), ("switzerland", 0.70))
+    ]
 
 
 async def test_three_predictions_in_any_order_become_one_result_with_the_cross_site_weights(
@@ -131,7 +139,8 @@ async def test_three_predictions_in_any_order_become_one_result_with_the_cross_s
     assert 'aimass_fuse_results_total{method="weighted_average",task="heart_disease"}' in metrics
     ready = httpx.get(f"{fuse.url}/readyz", timeout=5).json()
     assert ready["expected_models"]["heart_disease"] == sorted(
-        f"heart_disease/{c.site}/{c.version}" for c in THREE_CARDS)
+        f"heart_disease/{c.site}/{c.version}" for c in THREE_CARDS
+    )
 
 
 async def test_a_missing_model_after_the_deadline_gives_a_result_flagged_for_review(
@@ -165,7 +174,10 @@ async def test_a_duplicate_prediction_changes_nothing(fuse, fuse_settings, fused
     await send(kafka, fuse_settings, hungary, hungary, changed, va, va, swiss, swiss, hungary)
     result = await only_result(fused, record_id)
     assert {c.model.site: c.probability for c in result.contributions} == {
-        "hungary": 0.62, "va-long-beach": 0.81, "switzerland": 0.70}
+        "hungary": 0.62,
+        "va-long-beach": 0.81,
+        "switzerland": 0.70,
+    }
     assert not result.needs_review
 
 
@@ -202,8 +214,11 @@ async def test_a_restart_in_the_middle_of_a_join_still_gives_exactly_one_result(
 async def test_a_model_released_while_running_joins_the_expected_set(fuse, fuse_settings, fused, kafka) -> None:
     pooled = card("pooled", "v1", task=SLOW_TASK, cross_site={"cleveland": 0.9, "hungary": 0.9})
     headers = cloudevent_headers(service="train", type_=event_type("model", "released"), event_id=str(uuid.uuid4()))
-    await kafka.send_and_wait(topic_name(Topic.MODELS_RELEASED, fuse_settings.topic_prefix),
-                              pooled.model_dump_json().encode(), headers=[(k, v.encode()) for k, v in headers.items()])
+    await kafka.send_and_wait(
+        topic_name(Topic.MODELS_RELEASED, fuse_settings.topic_prefix),
+        pooled.model_dump_json().encode(),
+        headers=[(k, v.encode()) for k, v in headers.items()],
+    )
     for _ in range(100):
         if f"{SLOW_TASK}/pooled/v1" in httpx.get(f"{fuse.url}/readyz", timeout=5).json()["expected_models"][SLOW_TASK]:
             break

@@ -51,8 +51,11 @@ async def test_fuse_exits_on_sigterm_with_joins_open(fuse: ServiceProcess, setti
     kafka = await producer(settings)
     try:
         for i in range(30):  # one of three models each: open joins the sweeper fuses at their 2 s deadline
-            await send(kafka, settings, prediction(("hungary", "va-long-beach", "switzerland")[i % 3], 0.6,
-                                                   record_id=str(uuid.uuid4())))
+            await send(
+                kafka,
+                settings,
+                prediction(("hungary", "va-long-beach", "switzerland")[i % 3], 0.6, record_id=str(uuid.uuid4())),
+            )
     finally:
         await kafka.stop()
     await asyncio.sleep(1.5 + round_ * 0.4)  # SIGTERM before, around and after the deadlines pass

@@ -21,8 +21,10 @@ async def stores(redis: Redis, settings: Settings):
     namespace = f"it-fuse-store-{uuid.uuid4().hex[:8]}"
     # Two replicas: two clients on one Redis, as two processes would have.
     other = Redis.from_url(settings.redis_url.get_secret_value())
-    yield RedisJoinStore(redis, namespace, ttl_seconds=600, lease_seconds=5), \
-        RedisJoinStore(other, namespace, ttl_seconds=600, lease_seconds=5)
+    yield (
+        RedisJoinStore(redis, namespace, ttl_seconds=600, lease_seconds=5),
+        RedisJoinStore(other, namespace, ttl_seconds=600, lease_seconds=5),
+    )
     keys = [k async for k in redis.scan_iter(f"aimass:fuse:{namespace}:*")]
     if keys:
         await redis.delete(*keys)

@@ -95,19 +95,39 @@ def hostile_documents() -> list[Hostile]:
 
     nested_resource = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
     return [
-        Hostile("oversized", b'{"patient_id": "' + b"x" * 7_000_000 + b'"}', plain(JSON),
-                f"exceeds the limit of {LIMIT} bytes"),
+        Hostile(
+            "oversized",
+            b'{"patient_id": "' + b"x" * 7_000_000 + b'"}',
+            plain(JSON),
+            f"exceeds the limit of {LIMIT} bytes",
+        ),
         Hostile("nested-json", b"[" * 100_000 + b"]" * 100_000, plain(JSON), "nested deeper than"),
-        Hostile("nested-fhir", b'{"resourceType": "Bundle", "entry": [{"resource": ' + nested_resource + b"}]}",
-                plain(FHIR), "nested deeper than"),
-        Hostile("invalid-utf8-body", b'{"patient_id": "P-\xff\xfe\xc3", "age_years": 50}', plain(JSON),
-                "not valid UTF-8 at byte"),
+        Hostile(
+            "nested-fhir",
+            b'{"resourceType": "Bundle", "entry": [{"resource": ' + nested_resource + b"}]}",
+            plain(FHIR),
+            "nested deeper than",
+        ),
+        Hostile(
+            "invalid-utf8-body",
+            b'{"patient_id": "P-\xff\xfe\xc3", "age_years": 50}',
+            plain(JSON),
+            "not valid UTF-8 at byte",
+        ),
         Hostile("invalid-utf8-ce_source", GOOD, plain(JSON, b"clev\xffland"), "header ce_source"),
-        Hostile("invalid-utf8-content-type", GOOD, [("ce_source", b"switzerland"), ("content-type", b"appl\xfeon")],
-                "unsupported content-type"),
+        Hostile(
+            "invalid-utf8-content-type",
+            GOOD,
+            [("ce_source", b"switzerland"), ("content-type", b"appl\xfeon")],
+            "unsupported content-type",
+        ),
         Hostile("huge-hl7-field", _hl7_with_obx5(b"9" * 5_000_000), plain(HL7, b"hungary"), "OBX[1]-5", whole=False),
-        Hostile("hl7-component-bomb", _hl7_with_obx5(b"A^" * 2_500_000), plain(HL7, b"hungary"),
-                "fields, components and repetitions"),
+        Hostile(
+            "hl7-component-bomb",
+            _hl7_with_obx5(b"A^" * 2_500_000),
+            plain(HL7, b"hungary"),
+            "fields, components and repetitions",
+        ),
         Hostile("hl7-dead-letter-amplifier", _hl7_amplifier(), plain(HL7, b"hungary"), "rejected whole instead"),
         Hostile("csv-100k-columns", _wide_csv(), plain("text/csv", b"va-long-beach"), "more than 1000 columns"),
         Hostile("deflated-dicom-bomb", _deflated_dicom_bomb(), plain(DICOM), "deflated dataset expands"),
@@ -117,9 +137,12 @@ def hostile_documents() -> list[Hostile]:
         Hostile("crlf-ce_source", GOOD, plain(JSON, b"switzerland\r\nX-Injected: 1"), "header ce_source"),
         Hostile("control-ce_source", GOOD, plain(JSON, b"\x1b[2Jswitzerland\x00"), "header ce_source"),
         Hostile("path-traversal-ce_source", GOOD, plain(JSON, b"../../../etc/passwd"), "header ce_source"),
-        Hostile("crlf-content-type", GOOD, [("ce_source", b"switzerland"),
-                                            ("content-type", b"application/json\r\ncontent-type: text/csv")],
-                "unsupported content-type"),
+        Hostile(
+            "crlf-content-type",
+            GOOD,
+            [("ce_source", b"switzerland"), ("content-type", b"application/json\r\ncontent-type: text/csv")],
+            "unsupported content-type",
+        ),
     ]
 
 
@@ -143,24 +166,30 @@ def ingest(settings: Settings) -> Iterator[ServiceProcess]:
 def memory_of(pid: int) -> dict[str, int]:
     """VmRSS (now) and VmHWM (the peak since the process started), in bytes."""
     status = Path(f"/proc/{pid}/status").read_text()
-    return {line.split(":")[0]: int(line.split()[1]) * 1024 for line in status.splitlines()
-            if line.startswith(("VmRSS:", "VmHWM:"))}
+    return {
+        line.split(":")[0]: int(line.split()[1]) * 1024
+        for line in status.splitlines()
+        if line.startswith(("VmRSS:", "VmHWM:"))
+    }
 
 
 async def send_on_partition_zero(settings: Settings, messages: list[tuple[bytes, list[tuple[str, bytes]]]]) -> None:
-    client = AIOKafkaProducer(**kafka_client_options(settings), acks="all", enable_idempotence=True,
-                              max_request_size=MAX_MESSAGE_BYTES)
+    client = AIOKafkaProducer(
+        **kafka_client_options(settings), acks="all", enable_idempotence=True, max_request_size=MAX_MESSAGE_BYTES
+    )
     await client.start()
     try:
         for body, headers in messages:
-            await client.send_and_wait(topic_name(Topic.INGEST_RAW, settings.topic_prefix), body, partition=0,
-                                       headers=headers)
+            await client.send_and_wait(
+                topic_name(Topic.INGEST_RAW, settings.topic_prefix), body, partition=0, headers=headers
+            )
     finally:
         await client.stop()
 
 
 async def test_hostile_input_is_dead_lettered_in_bounded_time_and_memory_and_blocks_nothing(
-        settings: Settings, ingest: ServiceProcess, record_property: pytest.RecordProperty) -> None:
+    settings: Settings, ingest: ServiceProcess, record_property: pytest.RecordProperty
+) -> None:
     documents = hostile_documents()
     ids = {d.name: f"hostile-{d.name}-{uuid.uuid4().hex[:8]}" for d in documents}
     good_id = f"good-{uuid.uuid4().hex[:8]}"
@@ -168,16 +197,23 @@ async def test_hostile_input_is_dead_lettered_in_bounded_time_and_memory_and_blo
     audit = await TopicReader(settings, Topic.AUDIT).open()
     try:
         started = time.monotonic()
-        await send_on_partition_zero(settings, [(d.body, [*d.headers, (CE_ID, ids[d.name].encode())])
-                                                for d in documents])
-        await send_on_partition_zero(settings, [(GOOD, [("ce_source", b"switzerland"), ("content-type", JSON.encode()),
-                                                        (CE_ID, good_id.encode())])])
+        await send_on_partition_zero(
+            settings, [(d.body, [*d.headers, (CE_ID, ids[d.name].encode())]) for d in documents]
+        )
+        await send_on_partition_zero(
+            settings,
+            [(GOOD, [("ce_source", b"switzerland"), ("content-type", JSON.encode()), (CE_ID, good_id.encode())])],
+        )
         wanted = set(ids.values())
-        letters = await dead.wait_for(lambda r: decode_headers(r.headers)[CE_ID].split("#")[0] in wanted,
-                                      len(wanted), DEADLINE_SECONDS)
+        letters = await dead.wait_for(
+            lambda r: decode_headers(r.headers)[CE_ID].split("#")[0] in wanted, len(wanted), DEADLINE_SECONDS
+        )
         record_property("seconds_to_all_dead_letters", round(time.monotonic() - started, 1))
-        [good] = await audit.wait_for(lambda r: json.loads(r.value)["message_id"] == good_id, 1,
-                                      max(DEADLINE_SECONDS - (time.monotonic() - started), 5))
+        [good] = await audit.wait_for(
+            lambda r: json.loads(r.value)["message_id"] == good_id,
+            1,
+            max(DEADLINE_SECONDS - (time.monotonic() - started), 5),
+        )
     finally:
         await dead.close()
         await audit.close()

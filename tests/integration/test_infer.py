@@ -85,8 +85,14 @@ async def publish_clean(client: AIOKafkaProducer, settings: Settings, records: l
     for record in records:
         ce_id = str(uuid.uuid4())
         headers = cloudevent_headers(service="clean", type_="org.aimass.record.cleaned.v1", event_id=ce_id)
-        pending.append(await client.send(topic, record.model_dump_json().encode(), key=record.patient.encode(),
-                                         headers=[(k, v.encode()) for k, v in headers.items()]))
+        pending.append(
+            await client.send(
+                topic,
+                record.model_dump_json().encode(),
+                key=record.patient.encode(),
+                headers=[(k, v.encode()) for k, v in headers.items()],
+            )
+        )
         ids.append(ce_id)
     await asyncio.gather(*pending)
     return ids
@@ -114,13 +120,15 @@ async def test_every_active_model_scores_every_record(settings, infer, models, r
     found = await predictions.wait_for(of("all"), count=30 * len(models), timeout=30)
     made = parsed(found)
     assert Counter((p.record_id, p.model.site) for p in made) == Counter(
-        {(r.record_id, site): 1 for r in batch for site in models})
+        {(r.record_id, site): 1 for r in batch for site in models}
+    )
     assert {p.model.version for p in made if p.model.site == "pooled"} == {models["pooled"].version}
     first, record, ce_id = found[0], batch[0], ce_ids[0]
     headers = decode_headers(first.headers)
     expected_ids = {derived_event_id("infer", ce_id, TASK, site, card.version) for site, card in models.items()}
-    ids_of_first = {decode_headers(r.headers)[CE_ID] for r in found if json.loads(r.value)["record_id"] ==
-                    record.record_id}
+    ids_of_first = {
+        decode_headers(r.headers)[CE_ID] for r in found if json.loads(r.value)["record_id"] == record.record_id
+    }
     assert ids_of_first == expected_ids
     assert headers[CE_TYPE] == "org.aimass.prediction.made.v1"
     assert {r.key for r in found if json.loads(r.value)["record_id"] == record.record_id} == {record.patient.encode()}
@@ -143,7 +151,8 @@ async def test_a_repeated_feature_vector_is_a_cache_hit(settings, infer, records
 
 
 async def test_a_model_promoted_mid_stream_serves_later_records_without_a_restart(
-        settings, infer, models, records, predictions) -> None:
+    settings, infer, models, records, predictions
+) -> None:
     pid = infer.process.pid
     stream = fresh(records[40:160], "promote")
     client = await producer(settings)
@@ -154,10 +163,12 @@ async def test_a_model_promoted_mid_stream_serves_later_records_without_a_restar
         retired = models["pooled"].model_copy(update={"status": "retired"})
         released = topic_name(Topic.MODELS_RELEASED, settings.topic_prefix)
         for card in (retired, promoted):  # as train publishes a promotion: the retirement, then the new card
-            headers = cloudevent_headers(service="train", type_="org.aimass.model.released.v1",
-                                         event_id=str(uuid.uuid4()))
-            await client.send_and_wait(released, card.model_dump_json().encode(),
-                                       headers=[(k, v.encode()) for k, v in headers.items()])
+            headers = cloudevent_headers(
+                service="train", type_="org.aimass.model.released.v1", event_id=str(uuid.uuid4())
+            )
+            await client.send_and_wait(
+                released, card.model_dump_json().encode(), headers=[(k, v.encode()) for k, v in headers.items()]
+            )
         await wait_serving(infer, f"pooled/{promoted.version}")
         await publish_clean(client, settings, stream[60:])
         found = parsed(await predictions.wait_for(of("promote"), count=120 * 3, timeout=45))
@@ -166,8 +177,7 @@ async def test_a_model_promoted_mid_stream_serves_later_records_without_a_restar
     per_record = Counter(p.record_id for p in found)
     assert set(per_record) == {r.record_id for r in stream} and set(per_record.values()) == {3}
     later = {r.record_id for r in stream[60:]}
-    assert {p.model.version for p in found if p.record_id in later and p.model.site == "pooled"} == \
-        {promoted.version}
+    assert {p.model.version for p in found if p.record_id in later and p.model.site == "pooled"} == {promoted.version}
     assert infer.process.pid == pid and infer.process.poll() is None
     models["pooled"] = promoted
 
@@ -194,10 +204,12 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateStack]:
 
 
 async def test_redis_stopped_mid_stream_predictions_continue_without_the_cache(
-        tmp_path: Path, private_redis: PrivateStack, records) -> None:
+    tmp_path: Path, private_redis: PrivateStack, records
+) -> None:
     base = settings_for(tmp_path / "var", f"it-redis-{uuid.uuid4().hex[:6]}.")
-    settings = base.model_copy(update={"redis_url": SecretStr(f"redis://127.0.0.1:{private_redis.redis_port}/0"),
-                                       "infer_port": free_port()})
+    settings = base.model_copy(
+        update={"redis_url": SecretStr(f"redis://127.0.0.1:{private_redis.redis_port}/0"), "infer_port": free_port()}
+    )
     await ensure_topics(settings)
     with_models(settings, ("pooled",))
     process = ServiceProcess("infer", settings).start()
@@ -225,13 +237,16 @@ async def test_redis_stopped_mid_stream_predictions_continue_without_the_cache(
 async def test_consumer_lag_of_its_group_is_exported(settings, infer) -> None:
     topic = topic_name(Topic.RECORDS_CLEAN, settings.topic_prefix)
     group = group_id("infer", settings.topic_prefix)
-    series = [f'aimass_consumer_lag{{group="{group}",partition="{p}",service="infer",topic="{topic}"}}'
-              for p in range(settings.topic_partitions)]
+    series = [
+        f'aimass_consumer_lag{{group="{group}",partition="{p}",service="infer",topic="{topic}"}}'
+        for p in range(settings.topic_partitions)
+    ]
     deadline = asyncio.get_running_loop().time() + 15
     while True:  # every record the module published has been scored and committed: the lag comes back to 0
         text = httpx.get(f"{infer.url}/metrics", timeout=5).text
-        found = {line.split(" ")[0]: float(line.split()[-1]) for line in text.splitlines()
-                 if line.split(" ")[0] in series}
+        found = {
+            line.split(" ")[0]: float(line.split()[-1]) for line in text.splitlines() if line.split(" ")[0] in series
+        }
         if len(found) == len(series) and not any(found.values()):
             break
         assert asyncio.get_running_loop().time() < deadline, f"lag series missing or above 0: {found}"

@@ -32,8 +32,7 @@ def own_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def two_infers(own_settings: Settings) -> Iterator[list[ServiceProcess]]:
-    replicas = [ServiceProcess("infer", own_settings, AIMASS_INFER_PORT=str(free_port())).start()
-                for _ in range(2)]
+    replicas = [ServiceProcess("infer", own_settings, AIMASS_INFER_PORT=str(free_port())).start() for _ in range(2)]
     try:
         for replica in replicas:
             replica.wait_ready()
@@ -55,7 +54,7 @@ async def partitions_by_member(settings: Settings, topic: str) -> dict[str, set[
     for group in described[0].groups:
         for member_id, _client, _host, _metadata, assignment_bytes in group[5]:
             assignment = MemberAssignment.decode(assignment_bytes) if assignment_bytes else None
-            for name, partitions in (assignment.assignment if assignment else []):
+            for name, partitions in assignment.assignment if assignment else []:
                 if name == topic and partitions:
                     held.setdefault(member_id, set()).update(partitions)
     return held
@@ -67,8 +66,9 @@ def received_on(replica: ServiceProcess, topic: str) -> float:
     return sum(float(v) for v in re.findall(pattern, text, flags=re.M))
 
 
-async def test_two_replicas_split_records_clean_and_both_consume(own_settings: Settings,
-                                                                 two_infers: list[ServiceProcess]) -> None:
+async def test_two_replicas_split_records_clean_and_both_consume(
+    own_settings: Settings, two_infers: list[ServiceProcess]
+) -> None:
     settings = own_settings
     topic = topic_name(Topic.RECORDS_CLEAN, settings.topic_prefix)
     deadline = time.monotonic() + 60
@@ -86,8 +86,9 @@ async def test_two_replicas_split_records_clean_and_both_consume(own_settings: S
     client = await producer(settings)
     try:
         for partition in range(settings.topic_partitions):
-            await client.send_and_wait(topic, b"not a clean record", partition=partition,
-                                       headers=[(CE_SOURCE, b"replica-test")])
+            await client.send_and_wait(
+                topic, b"not a clean record", partition=partition, headers=[(CE_SOURCE, b"replica-test")]
+            )
     finally:
         await client.stop()
     deadline = time.monotonic() + 30

@@ -34,17 +34,55 @@ from tests.support.processes import test_settings as settings_for
 
 pytestmark = pytest.mark.integration
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "ingest"
-FHIR, HL7, CSV, JSON, DICOM = ("application/fhir+json", "x-application/hl7-v2+er7", "text/csv", "application/json",
-                               "application/dicom")
+FHIR, HL7, CSV, JSON, DICOM = (
+    "application/fhir+json",
+    "x-application/hl7-v2+er7",
+    "text/csv",
+    "application/json",
+    "application/dicom",
+)
 # Every identifier that goes into ingest during this module; the last test looks for them in what came out.
 IDENTIFIERS: set[str] = {
-    "CCF-0048213", "078-05-1120", "Brightwater", "Winifred", "Aurelia", "(216) 555-0187", "w.brightwater@example.org",
-    "1958-06-02", "42 Larchmere Boulevard", "V-2026-5521", "Hargreave",
-    "HU-558-2231", "OKI-4471093", "Feherhegyi", "Erzsebet", "19490721", "Rozsadomb", "+36-1-555-0143",
-    "V-2026-8812", "OKI-9912230", "Lendvay", "Gedeon", "19310215", "+36-62-555-0190",
-    "VA-LB-30041", "Ashdown", "Perpetua", "Merriweather", "Thaddeus", "Underhill", "Clementine", "+1-562-555-011",
-    "1961-03-14", "1955-12-01", "1930-01-20", "VLB-900",
-    "CompressedSamples", "1CT1", "4MR1", "JFK IMAGING",
+    "CCF-0048213",
+    "078-05-1120",
+    "Brightwater",
+    "Winifred",
+    "Aurelia",
+    "(216) 555-0187",
+    "w.brightwater@example.org",
+    "1958-06-02",
+    "42 Larchmere Boulevard",
+    "V-2026-5521",
+    "Hargreave",
+    "HU-558-2231",
+    "OKI-4471093",
+    "Feherhegyi",
+    "Erzsebet",
+    "19490721",
+    "Rozsadomb",
+    "+36-1-555-0143",
+    "V-2026-8812",
+    "OKI-9912230",
+    "Lendvay",
+    "Gedeon",
+    "19310215",
+    "+36-62-555-0190",
+    "VA-LB-30041",
+    "Ashdown",
+    "Perpetua",
+    "Merriweather",
+    "Thaddeus",
+    "Underhill",
+    "Clementine",
+    "+1-562-555-011",
+    "1961-03-14",
+    "1955-12-01",
+    "1930-01-20",
+    "VLB-900",
+    "CompressedSamples",
+    "1CT1",
+    "4MR1",
+    "JFK IMAGING",
     pydicom.dcmread(get_testdata_file("CT_small.dcm")).StudyInstanceUID,
     pydicom.dcmread(get_testdata_file("MR_small.dcm")).StudyInstanceUID,
 }
@@ -96,8 +134,9 @@ async def publish(settings: Settings, documents: list[tuple[str, bytes, str | No
     return ids
 
 
-async def distinct(reader: TopicReader, key: Callable[[ConsumerRecord], str], wanted: set[str], timeout: float
-                   ) -> dict[str, ConsumerRecord]:
+async def distinct(
+    reader: TopicReader, key: Callable[[ConsumerRecord], str], wanted: set[str], timeout: float
+) -> dict[str, ConsumerRecord]:
     """The last record of each wanted key; duplicates (at least once: a re-delivered batch) count once."""
     deadline = time.monotonic() + timeout
     while True:
@@ -107,8 +146,9 @@ async def distinct(reader: TopicReader, key: Callable[[ConsumerRecord], str], wa
         await reader.wait_for(lambda _: True, len(reader.records) + 1, max(deadline - time.monotonic(), 0.0))
 
 
-async def outcome(settings: Settings, message_ids: list[str], timeout: float = 30.0
-                  ) -> tuple[dict[str, dict], dict[str, CanonicalRecord]]:
+async def outcome(
+    settings: Settings, message_ids: list[str], timeout: float = 30.0
+) -> tuple[dict[str, dict], dict[str, CanonicalRecord]]:
     """The audit event of each message and every record they produced (by record id)."""
     audit, records = TopicReader(settings, Topic.AUDIT), TopicReader(settings, Topic.RECORDS_INGESTED)
     await audit.open()
@@ -139,7 +179,10 @@ def assert_carries(record: CanonicalRecord, document: dict, hospital: str, setti
             assert converted.value == pytest.approx(round(sent["value"] / formats.MG_DL_PER_MMOL_L, 2))
         elif sent.get("value") is not None:
             assert (got[code].code.system, got[code].value, got[code].unit) == (
-                sent["code"]["system"], sent["value"], sent["unit"])
+                sent["code"]["system"],
+                sent["value"],
+                sent["unit"],
+            )
         else:
             assert got[code].value_code.code == sent["value_code"]["code"]
     assert len(record.observations) == len(document["observations"])
@@ -176,12 +219,15 @@ async def test_every_format_of_the_four_hospitals_becomes_canonical_records(inge
 async def test_samples_from_the_specifications_and_their_bad_parts(ingest_settings, ingest) -> None:
     bundle = json.loads((FIXTURES / "vitals-and-labs.fhir.json").read_text())
     bundle["entry"][5]["resource"]["valueQuantity"] = {"value": "6,1", "unit": "%"}
-    ids = await publish(ingest_settings, [
-        ("cleveland", json.dumps(bundle).encode(), FHIR),
-        ("hungary", (FIXTURES / "lipid-panel.oru.hl7").read_bytes(), HL7),
-        ("hungary", (FIXTURES / "admission-and-result.mllp.hl7").read_bytes(), None),
-        ("va-long-beach", (FIXTURES / "va-long-beach-with-a-bad-row.csv").read_bytes(), CSV),
-    ])
+    ids = await publish(
+        ingest_settings,
+        [
+            ("cleveland", json.dumps(bundle).encode(), FHIR),
+            ("hungary", (FIXTURES / "lipid-panel.oru.hl7").read_bytes(), HL7),
+            ("hungary", (FIXTURES / "admission-and-result.mllp.hl7").read_bytes(), None),
+            ("va-long-beach", (FIXTURES / "va-long-beach-with-a-bad-row.csv").read_bytes(), CSV),
+        ],
+    )
     dead = await TopicReader(ingest_settings, Topic.DEADLETTER).open()
     try:
         events, records = await outcome(ingest_settings, ids)
@@ -200,8 +246,9 @@ async def test_samples_from_the_specifications_and_their_bad_parts(ingest_settin
     observations = {o.code.code: o for o in cleveland.observations}
     assert "4548-4" not in observations and observations["2093-3"].value == 233.0
     assert (observations["8480-6"].value, observations["8480-6"].unit) == (142.0, "mm[Hg]")
-    assert cleveland.demographics.age_years == 68 and cleveland.patient == pseudonym(ingest_settings, "cleveland",
-                                                                                       "CCF-0048213")
+    assert cleveland.demographics.age_years == 68 and cleveland.patient == pseudonym(
+        ingest_settings, "cleveland", "CCF-0048213"
+    )
     [hungary] = [records[i] for i in oru["record_ids"]]
     assert {o.code.code: o.value for o in hungary.observations}["2093-3"] == 262.0
     assert hungary.demographics.age_years == 77
@@ -234,13 +281,29 @@ async def test_dicom_metadata_and_the_claim_check_on_disk(ingest_settings, inges
 
 async def test_a_burst_of_garbage_is_dead_lettered_and_the_service_stays_ready(ingest_settings, ingest) -> None:
     generator = random.Random(20261129)
-    content_types = [FHIR, HL7, CSV, JSON, DICOM, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                     None, "image/png"]
-    garbage = [(generator.choice(["cleveland", "hungary", "va-long-beach", ""]),
-                generator.randbytes(generator.randint(0, 3000)), generator.choice(content_types)) for _ in range(400)]
+    content_types = [
+        FHIR,
+        HL7,
+        CSV,
+        JSON,
+        DICOM,
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        None,
+        "image/png",
+    ]
+    garbage = [
+        (
+            generator.choice(["cleveland", "hungary", "va-long-beach", ""]),
+            generator.randbytes(generator.randint(0, 3000)),
+            generator.choice(content_types),
+        )
+        for _ in range(400)
+    ]
     ids = await publish(ingest_settings, garbage)
-    [good] = await publish(ingest_settings, [("switzerland", json.dumps(
-        {"patient_id": "CH-GOOD-1", "age_years": 44, "sex": "female"}).encode(), JSON)])
+    [good] = await publish(
+        ingest_settings,
+        [("switzerland", json.dumps({"patient_id": "CH-GOOD-1", "age_years": 44, "sex": "female"}).encode(), JSON)],
+    )
     _, records = await outcome(ingest_settings, [good], timeout=60)
     assert [r.demographics.age_years for r in records.values()] == [44]
     dead = await TopicReader(ingest_settings, Topic.DEADLETTER).open()
@@ -265,8 +328,12 @@ async def publish_at_once(settings: Settings, documents: list[tuple[Headers, byt
     client = await producer(settings)
     try:
         topic = topic_name(Topic.INGEST_RAW, settings.topic_prefix)
-        await asyncio.gather(*[await client.send(topic, body, headers=headers, partition=partition)
-                               for headers, body, partition in documents])
+        await asyncio.gather(
+            *[
+                await client.send(topic, body, headers=headers, partition=partition)
+                for headers, body, partition in documents
+            ]
+        )
     finally:
         await client.stop()
 
@@ -275,22 +342,32 @@ def canonical(patient: str, age: int) -> bytes:
     return json.dumps({"patient_id": patient, "age_years": age, "sex": "female"}).encode()
 
 
-def sent_by(hospital: str, message_id: str, content_type: bytes | None = JSON.encode(), **extra: bytes | None
-            ) -> Headers:
-    return [(CE_SOURCE, hospital.encode()), (CE_ID, message_id.encode()), ("content-type", content_type),
-            *extra.items()]
+def sent_by(
+    hospital: str, message_id: str, content_type: bytes | None = JSON.encode(), **extra: bytes | None
+) -> Headers:
+    return [
+        (CE_SOURCE, hospital.encode()),
+        (CE_ID, message_id.encode()),
+        ("content-type", content_type),
+        *extra.items(),
+    ]
 
 
 async def test_a_batch_mixing_good_and_bad_documents(ingest_settings, ingest) -> None:
     run = uuid.uuid4().hex[:8]
     good = {f"{run}-good-{n}": canonical(f"CH-BATCH-{n}", 30 + n) for n in range(20)}
-    bad = {f"{run}-garbage": b"garbage {{{", f"{run}-empty": b"", f"{run}-hl7": b"MSH|^~\\&|broken",
-           f"{run}-no-type": b"\x00\x01\x02 not a document"}
+    bad = {
+        f"{run}-garbage": b"garbage {{{",
+        f"{run}-empty": b"",
+        f"{run}-hl7": b"MSH|^~\\&|broken",
+        f"{run}-no-type": b"\x00\x01\x02 not a document",
+    }
     documents: list[tuple[Headers, bytes, int | None]] = [
-        (sent_by("switzerland", i, x_trace=b"\xff\xfe not utf-8", x_empty=None), body, None)
-        for i, body in good.items()]
-    documents += [(sent_by("hungary", i, None if i.endswith("no-type") else JSON.encode()), body, None)
-                  for i, body in bad.items()]
+        (sent_by("switzerland", i, x_trace=b"\xff\xfe not utf-8", x_empty=None), body, None) for i, body in good.items()
+    ]
+    documents += [
+        (sent_by("hungary", i, None if i.endswith("no-type") else JSON.encode()), body, None) for i, body in bad.items()
+    ]
     IDENTIFIERS.update(f"CH-BATCH-{n}" for n in range(20))
     await publish_at_once(ingest_settings, random.Random(7).sample(documents, len(documents)))
 
@@ -317,8 +394,11 @@ async def test_a_batch_that_fails_midway_is_delivered_again_whole(hospitals_dir,
     own.data_path.mkdir(parents=True)
     (own.data_path / "imaging").write_bytes(b"in the way")
     ct = [(sent_by("cleveland", "ct", DICOM.encode()), shipped("CT_small.dcm"), 0)]
-    others = [(sent_by("switzerland", f"doc-{p}-{n}"), canonical(f"CH-RETRY-{p}-{n}", 20 + n), p)
-              for n in range(10) for p in range(own.topic_partitions)]
+    others = [
+        (sent_by("switzerland", f"doc-{p}-{n}"), canonical(f"CH-RETRY-{p}-{n}", 20 + n), p)
+        for n in range(10)
+        for p in range(own.topic_partitions)
+    ]
     IDENTIFIERS.update(f"CH-RETRY-{p}-{n}" for n in range(10) for p in range(own.topic_partitions))
     await publish_at_once(own, ct + others)  # all there before ingest starts: its first batch holds them all
 
@@ -330,11 +410,13 @@ async def test_a_batch_that_fails_midway_is_delivered_again_whole(hospitals_dir,
             assert asyncio.get_running_loop().time() < deadline, "the failing batch was not retried"
             await asyncio.sleep(0.2)
         (own.data_path / "imaging").unlink()
-        events, records = await outcome(own, ["ct"] + [f"doc-{p}-{n}" for n in range(10)
-                                                       for p in range(own.topic_partitions)], timeout=60)
+        events, records = await outcome(
+            own, ["ct"] + [f"doc-{p}-{n}" for n in range(10) for p in range(own.topic_partitions)], timeout=60
+        )
         assert all(e["outcome"] == "ingested" for e in events.values()) and len(events) == 31
         assert sorted(r.demographics.age_years for r in records.values() if r.hospital == "switzerland") == sorted(
-            20 + n for n in range(10) for _ in range(own.topic_partitions))
+            20 + n for n in range(10) for _ in range(own.topic_partitions)
+        )
         [ct_record] = [r for r in records.values() if r.hospital == "cleveland"]
         assert stored_claim_check(ct_record.imaging[0].uri, own.data_path).Rows == 128
     finally:
@@ -342,12 +424,20 @@ async def test_a_batch_that_fails_midway_is_delivered_again_whole(hospitals_dir,
 
 
 def cli(settings: Settings, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=PROJECT_ROOT, env=environment(settings),
-                          input=stdin, capture_output=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=PROJECT_ROOT,
+        env=environment(settings),
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
-async def test_publish_a_folder_and_replay_after_the_mapping_is_fixed(ingest_settings, ingest, hospitals_dir,
-                                                                       tmp_path) -> None:
+async def test_publish_a_folder_and_replay_after_the_mapping_is_fixed(
+    ingest_settings, ingest, hospitals_dir, tmp_path
+) -> None:
     hospital = f"st-elsewhere-{uuid.uuid4().hex[:6]}"  # no mapping file yet: its CSV is dead-lettered
     folder = tmp_path / "outbox"
     folder.mkdir()
@@ -358,28 +448,60 @@ async def test_publish_a_folder_and_replay_after_the_mapping_is_fixed(ingest_set
         published = cli(ingest_settings, "publish", str(folder), "--hospital", hospital)
         assert published.returncode == 0, published.stderr.decode()
         assert b"sent 2, failed 0" in published.stdout
-        await dead.wait_for(lambda r: decode_headers(r.headers).get(CE_SOURCE) == hospital
-                            and "no column mapping" in decode_headers(r.headers)[DLQ_ERROR], 1, 30)
+        await dead.wait_for(
+            lambda r: (
+                decode_headers(r.headers).get(CE_SOURCE) == hospital
+                and "no column mapping" in decode_headers(r.headers)[DLQ_ERROR]
+            ),
+            1,
+            30,
+        )
     finally:
         await dead.close()
 
-    mapping = (hospitals_dir / "va-long-beach.yaml").read_text().replace("hospital: va-long-beach",
-                                                                        f"hospital: {hospital}")
+    mapping = (
+        (hospitals_dir / "va-long-beach.yaml").read_text().replace("hospital: va-long-beach", f"hospital: {hospital}")
+    )
     (hospitals_dir / f"{hospital}.yaml").write_text(mapping)
     ingest.stop()
     ingest.start().wait_ready()  # the fix: a mapping file, read at start
 
-    dry = cli(ingest_settings, "replay", "--hospital", hospital, "--reason", "no column mapping", "--dry-run",
-              "--timeout", "3")
+    dry = cli(
+        ingest_settings,
+        "replay",
+        "--hospital",
+        hospital,
+        "--reason",
+        "no column mapping",
+        "--dry-run",
+        "--timeout",
+        "3",
+    )
     assert b"would replay" in dry.stdout and b"replayed 1," in dry.stdout
     audit = await TopicReader(ingest_settings, Topic.AUDIT).open()
     try:
-        replayed = cli(ingest_settings, "replay", "--hospital", hospital, "--reason", "no column mapping",
-                       "--topic", "ingest.raw", "--timeout", "3")
+        replayed = cli(
+            ingest_settings,
+            "replay",
+            "--hospital",
+            hospital,
+            "--reason",
+            "no column mapping",
+            "--topic",
+            "ingest.raw",
+            "--timeout",
+            "3",
+        )
         assert b"replayed 1," in replayed.stdout, replayed.stdout.decode() + replayed.stderr.decode()
-        [event] = await audit.wait_for(lambda r: json.loads(r.value)["hospital"] == hospital
-                                       and json.loads(r.value)["source_format"] == "csv"
-                                       and json.loads(r.value)["records"] > 0, 1, 30)
+        [event] = await audit.wait_for(
+            lambda r: (
+                json.loads(r.value)["hospital"] == hospital
+                and json.loads(r.value)["source_format"] == "csv"
+                and json.loads(r.value)["records"] > 0
+            ),
+            1,
+            30,
+        )
     finally:
         await audit.close()
     assert json.loads(event.value)["records"] == 2 and json.loads(event.value)["rejected_parts"] == 1

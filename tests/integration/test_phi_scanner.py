@@ -19,8 +19,14 @@ from tests.support.processes import free_port
 from tests.support.processes import test_settings as settings_for
 
 pytestmark = pytest.mark.integration
-PLANTED = {"value": "Szabadkai", "key": "CCF-0048213", "header": "+1-562-555-0187", "reason": "Okonkwo-Lind",
-           "log": "412 Quarry Hollow Road", "metric": "Erzsébet"}
+PLANTED = {
+    "value": "Szabadkai",
+    "key": "CCF-0048213",
+    "header": "+1-562-555-0187",
+    "reason": "Okonkwo-Lind",
+    "log": "412 Quarry Hollow Road",
+    "metric": "Erzsébet",
+}
 INPUT_ONLY = "Vantongeren"  # only in ingest.raw and in a dead letter's original value: not a leak
 ELSEWHERE = "Wetherell"  # only in another prefix's topic
 
@@ -35,6 +41,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 async def plant(settings: Settings, other: Settings) -> None:
     client = await producer(settings)
     try:
+
         def name(topic: Topic) -> str:
             return topic_name(topic, settings.topic_prefix)
 
@@ -42,8 +49,12 @@ async def plant(settings: Settings, other: Settings) -> None:
         await client.send_and_wait(name(Topic.PREDICTIONS), b"{}", key=PLANTED["key"].encode())
         await client.send_and_wait(name(Topic.PREDICTIONS), b"{}", headers=[("ce_source", PLANTED["header"].encode())])
         await client.send_and_wait(name(Topic.INGEST_RAW), INPUT_ONLY.encode(), headers=[("ce_source", b"cleveland")])
-        await client.send_and_wait(name(Topic.DEADLETTER), INPUT_ONLY.encode(), key=INPUT_ONLY.encode(), headers=[
-            ("ce_source", INPUT_ONLY.encode()), (DLQ_ERROR, f"bad name {PLANTED['reason']}".encode())])
+        await client.send_and_wait(
+            name(Topic.DEADLETTER),
+            INPUT_ONLY.encode(),
+            key=INPUT_ONLY.encode(),
+            headers=[("ce_source", INPUT_ONLY.encode()), (DLQ_ERROR, f"bad name {PLANTED['reason']}".encode())],
+        )
         await client.send_and_wait(topic_name(Topic.RECORDS_CLEAN, other.topic_prefix), ELSEWHERE.encode())
     finally:
         await client.stop()
@@ -61,8 +72,11 @@ async def test_each_planted_identifier_is_found_where_it_was_planted(settings: S
     port = free_port()
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
     try:
-        hits = await scan([*PLANTED.values(), INPUT_ONLY, ELSEWHERE, "never-planted-4711"], settings,
-                          metrics_urls=[f"http://127.0.0.1:{port}/metrics"])
+        hits = await scan(
+            [*PLANTED.values(), INPUT_ONLY, ELSEWHERE, "never-planted-4711"],
+            settings,
+            metrics_urls=[f"http://127.0.0.1:{port}/metrics"],
+        )
     finally:
         server.shutdown()
         thread.join(5)

@@ -30,10 +30,13 @@ class Outgoing:
 
 
 def renewals(service: Service, producer: str) -> float:
-    return service.metrics.registry.get_sample_value(
-        "aimass_producer_renewals_total",
-        {"service": service.name, "producer": producer, "error": "OutOfOrderSequenceNumber"},
-    ) or 0.0
+    return (
+        service.metrics.registry.get_sample_value(
+            "aimass_producer_renewals_total",
+            {"service": service.name, "producer": producer, "error": "OutOfOrderSequenceNumber"},
+        )
+        or 0.0
+    )
 
 
 async def until_renewed(service: Service, producer: str) -> float:

@@ -24,11 +24,18 @@ from tests.support.kafka import producer
 from tests.support.processes import ServiceProcess, free_port
 
 PROMETHEUS = shutil.which("prometheus")
-pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="Debian's prometheus is not installed "
-                                "(apt-get install prometheus)")
+pytestmark = pytest.mark.skipif(
+    PROMETHEUS is None, reason="Debian's prometheus is not installed (apt-get install prometheus)"
+)
 CONFIG_DIR = PROJECT_ROOT / "deploy" / "prometheus"
-KEY_SERIES = ("faststream_received_messages_total", "aimass_events_total", "aimass_dependency_up",
-              "aimass_deadletters_total", "aimass_service_info", "aimass_consumer_lag")
+KEY_SERIES = (
+    "faststream_received_messages_total",
+    "aimass_events_total",
+    "aimass_dependency_up",
+    "aimass_deadletters_total",
+    "aimass_service_info",
+    "aimass_consumer_lag",
+)
 PER_SERVICE = ("faststream_received_messages_total", "aimass_dependency_up", "aimass_consumer_lag")
 
 
@@ -43,17 +50,25 @@ def scrape_config_for(settings: Settings) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def prometheus(settings: Settings, tmp_path_factory: pytest.TempPathFactory,
-               pipeline: dict[str, ServiceProcess]) -> Iterator[str]:
+def prometheus(
+    settings: Settings, tmp_path_factory: pytest.TempPathFactory, pipeline: dict[str, ServiceProcess]
+) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("prometheus")
     config = folder / "prometheus.yml"
     config.write_text(yaml.safe_dump(scrape_config_for(settings)))
     url = f"127.0.0.1:{free_port()}"
     log = (folder / "prometheus.log").open("wb")
     process = subprocess.Popen(
-        [PROMETHEUS or "prometheus", f"--config.file={config}", f"--storage.tsdb.path={folder / 'data'}",
-         f"--web.listen-address={url}", "--storage.tsdb.retention.time=1h"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            PROMETHEUS or "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'data'}",
+            f"--web.listen-address={url}",
+            "--storage.tsdb.retention.time=1h",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         yield f"http://{url}"
@@ -92,14 +107,18 @@ async def dead_letter_one_document(settings: Settings) -> None:
     """One undecodable document: ingest counts it and dead-letters it, so the event counters have a sample."""
     client = await producer(settings)
     try:
-        await client.send_and_wait(topic_name(Topic.INGEST_RAW, settings.topic_prefix), b"\x00 not a document",
-                                   headers=[(CE_SOURCE, b"prometheus-test")])
+        await client.send_and_wait(
+            topic_name(Topic.INGEST_RAW, settings.topic_prefix),
+            b"\x00 not a document",
+            headers=[(CE_SOURCE, b"prometheus-test")],
+        )
     finally:
         await client.stop()
 
 
-async def test_prometheus_scrapes_all_six_services_and_finds_the_key_series(prometheus: str,
-                                                                             settings: Settings) -> None:
+async def test_prometheus_scrapes_all_six_services_and_finds_the_key_series(
+    prometheus: str, settings: Settings
+) -> None:
     await dead_letter_one_document(settings)
 
     def targets_up() -> dict[str, str]:
@@ -111,11 +130,13 @@ async def test_prometheus_scrapes_all_six_services_and_finds_the_key_series(prom
     assert set(health) == set(SERVICE_NAMES)
 
     for series in KEY_SERIES:
+
         def present(name: str = series) -> list[dict[str, Any]]:
             return api(prometheus, "query", query=name)["result"]
 
         poll(present, 30, f"series {series}")
         if series in PER_SERVICE:
+
             def every_service(name: str = series) -> set[str]:
                 found = api(prometheus, "query", query=name)["result"]
                 services = {r["metric"].get("app_name") or r["metric"].get("service") for r in found}
@@ -152,4 +173,3 @@ def test_every_dashboard_query_is_valid_promql(prometheus: str) -> None:
         if body["status"] != "success":
             problems[expression] = body.get("error")
     assert problems == {}
-

@@ -69,9 +69,12 @@ async def kafka(report_settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
 
 async def publish_fused(kafka: AIOKafkaProducer, settings: Settings, fused: FusedPrediction, event_id: str) -> None:
     headers = cloudevent_headers(service="fuse", type_=event_type("prediction", "fused"), event_id=event_id)
-    await kafka.send_and_wait(topic_name(Topic.PREDICTIONS_FUSED, settings.topic_prefix),
-                              fused.model_dump_json().encode(), key=fused.patient.encode(),
-                              headers=[(k, v.encode()) for k, v in headers.items()])
+    await kafka.send_and_wait(
+        topic_name(Topic.PREDICTIONS_FUSED, settings.topic_prefix),
+        fused.model_dump_json().encode(),
+        key=fused.patient.encode(),
+        headers=[(k, v.encode()) for k, v in headers.items()],
+    )
 
 
 def of_record(record_id: str) -> object:
@@ -159,15 +162,20 @@ async def test_a_burst_of_results_is_reported_whole_in_batches(
     deadletters = await TopicReader(report_settings, Topic.DEADLETTER).open()
     try:
         run = uuid.uuid4().hex[:6]
-        results = [fused_for(r, SITES).model_copy(update={"record_id": f"burst-{run}-{n}"})
-                   for n, r in enumerate(heart_records()[::16][:60])]
-        bad = {7: results[7].model_copy(update={"task": "no_such_task"}),
-               40: results[40].model_copy(update={"features": results[40].features[:3]})}
+        results = [
+            fused_for(r, SITES).model_copy(update={"record_id": f"burst-{run}-{n}"})
+            for n, r in enumerate(heart_records()[::16][:60])
+        ]
+        bad = {
+            7: results[7].model_copy(update={"task": "no_such_task"}),
+            40: results[40].model_copy(update={"features": results[40].features[:3]}),
+        }
         for n, fused in enumerate(results):
             await publish_fused(kafka, report_settings, bad.get(n, fused), f"fused-{run}-{n}")
         good = {f.record_id for n, f in enumerate(results) if n not in bad}
-        found = await reports.wait_for(lambda r: ReportMessage.model_validate_json(r.value).record_id in good,
-                                       count=len(good), timeout=120)
+        found = await reports.wait_for(
+            lambda r: ReportMessage.model_validate_json(r.value).record_id in good, count=len(good), timeout=120
+        )
         assert {ReportMessage.model_validate_json(r.value).record_id for r in found} == good
         bad_values = {b.model_dump_json().encode() for b in bad.values()}
         letters = await deadletters.wait_for(lambda r: r.value in bad_values, count=2, timeout=TIMEOUT)

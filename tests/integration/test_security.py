@@ -26,17 +26,27 @@ PSEUDONYM_KEY = f"key-{uuid.uuid4().hex}"
 @pytest.fixture(scope="module")
 def secure_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     stack = PrivateStack(
-        tmp_path_factory.mktemp("sasl"), "sec.", KAFKA_SECURITY="sasl-scram", KAFKA_ADMIN_PASSWORD=ADMIN_PASSWORD,
-        KAFKA_SCRAM_USERS=f"aimass={SERVICE_PASSWORD}", AIMASS_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
-        AIMASS_KAFKA_SASL_USERNAME="admin", AIMASS_KAFKA_SASL_PASSWORD=ADMIN_PASSWORD,
+        tmp_path_factory.mktemp("sasl"),
+        "sec.",
+        KAFKA_SECURITY="sasl-scram",
+        KAFKA_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        KAFKA_SCRAM_USERS=f"aimass={SERVICE_PASSWORD}",
+        AIMASS_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        AIMASS_KAFKA_SASL_USERNAME="admin",
+        AIMASS_KAFKA_SASL_PASSWORD=ADMIN_PASSWORD,
     )
     stack.start_kafka()
     try:
-        settings = stack.settings.model_copy(update={
-            "kafka_security_protocol": "SASL_PLAINTEXT", "kafka_sasl_mechanism": "SCRAM-SHA-256",
-            "kafka_sasl_username": "aimass", "kafka_sasl_password": SecretStr(SERVICE_PASSWORD),
-            "pseudonym_key": SecretStr(PSEUDONYM_KEY), "redis_url": Settings().redis_url,
-        })
+        settings = stack.settings.model_copy(
+            update={
+                "kafka_security_protocol": "SASL_PLAINTEXT",
+                "kafka_sasl_mechanism": "SCRAM-SHA-256",
+                "kafka_sasl_username": "aimass",
+                "kafka_sasl_password": SecretStr(SERVICE_PASSWORD),
+                "pseudonym_key": SecretStr(PSEUDONYM_KEY),
+                "redis_url": Settings().redis_url,
+            }
+        )
         asyncio.run(ensure_topics(settings))
         yield settings
     finally:
@@ -44,8 +54,12 @@ def secure_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settin
 
 
 def secret_env(settings: Settings, password: str) -> dict[str, str]:
-    return {"AIMASS_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "AIMASS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
-            "AIMASS_KAFKA_SASL_USERNAME": "aimass", "AIMASS_KAFKA_SASL_PASSWORD": password}
+    return {
+        "AIMASS_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "AIMASS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+        "AIMASS_KAFKA_SASL_USERNAME": "aimass",
+        "AIMASS_KAFKA_SASL_PASSWORD": password,
+    }
 
 
 async def test_services_authenticate_with_scram_and_never_reveal_secrets(secure_settings: Settings) -> None:
@@ -56,9 +70,11 @@ async def test_services_authenticate_with_scram_and_never_reveal_secrets(secure_
         client = await producer(secure_settings)
         try:
             body = json.dumps({"patient_id": "MRN-SEC-1", "age_years": 40, "sex": "female"}).encode()
-            await client.send_and_wait(topic_name(Topic.INGEST_RAW, secure_settings.topic_prefix), body,
-                                       headers=[(CE_SOURCE, b"cleveland"), (CE_ID, ce_id.encode()),
-                                                ("content-type", b"application/json")])
+            await client.send_and_wait(
+                topic_name(Topic.INGEST_RAW, secure_settings.topic_prefix),
+                body,
+                headers=[(CE_SOURCE, b"cleveland"), (CE_ID, ce_id.encode()), ("content-type", b"application/json")],
+            )
             expected = derived_event_id("ingest", f"cleveland/{ce_id}", 0)
             await reader.wait_for(lambda r: json.loads(r.value)["record_id"] == expected, timeout=10)
         finally:

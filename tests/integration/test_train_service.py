@@ -55,9 +55,12 @@ model: {family: mlp, width: [8, 16], depth: [1], dropout: [0.0], weight_decay: [
         trials: 2, max_epochs: 60, patience: 10, time_budget_seconds: 60, seed: 3}
 test_fraction: 0.25
 """
-COLUMNS = {"sex": ("urn:aimass:code", "diabetes-sex", "1"), "bmi": ("http://loinc.org", "39156-5", "kg/m2"),
-           "bp": ("urn:aimass:code", "diabetes-bp", "mm[Hg]"),
-           **{f"s{i}": ("urn:aimass:code", f"diabetes-s{i}", "1" if i in (4, 5) else "mg/dL") for i in range(1, 7)}}
+COLUMNS = {
+    "sex": ("urn:aimass:code", "diabetes-sex", "1"),
+    "bmi": ("http://loinc.org", "39156-5", "kg/m2"),
+    "bp": ("urn:aimass:code", "diabetes-bp", "mm[Hg]"),
+    **{f"s{i}": ("urn:aimass:code", f"diabetes-s{i}", "1" if i in (4, 5) else "mg/dL") for i in range(1, 7)},
+}
 
 
 def diabetes_records() -> list[CleanRecord]:
@@ -65,14 +68,30 @@ def diabetes_records() -> list[CleanRecord]:
     now = datetime(2026, 4, 1, tzinfo=UTC)
     records = []
     for index, row in enumerate(frame.data.to_dict("records")):
-        observations = [{"code": {"system": s, "code": c}, "value": float(row[col]), "unit": u}
-                        for col, (s, c, u) in COLUMNS.items()]
-        observations.append({"code": {"system": "urn:aimass:code", "code": "diabetes-progression"},
-                             "value": float(frame.target[index]), "unit": "1"})
-        records.append(CleanRecord.model_validate({
-            "record_id": f"diabetes-{index:04d}", "patient": f"{index:032x}",
-            "hospital": ["clinic-north", "clinic-south"][index % 2], "received_at": now.isoformat(),
-            "source_format": "json", "demographics": {"age_years": int(row["age"])}, "observations": observations}))
+        observations = [
+            {"code": {"system": s, "code": c}, "value": float(row[col]), "unit": u}
+            for col, (s, c, u) in COLUMNS.items()
+        ]
+        observations.append(
+            {
+                "code": {"system": "urn:aimass:code", "code": "diabetes-progression"},
+                "value": float(frame.target[index]),
+                "unit": "1",
+            }
+        )
+        records.append(
+            CleanRecord.model_validate(
+                {
+                    "record_id": f"diabetes-{index:04d}",
+                    "patient": f"{index:032x}",
+                    "hospital": ["clinic-north", "clinic-south"][index % 2],
+                    "received_at": now.isoformat(),
+                    "source_format": "json",
+                    "demographics": {"age_years": int(row["age"])},
+                    "observations": observations,
+                }
+            )
+        )
     return records
 
 
@@ -103,8 +122,10 @@ def train_service(settings: Settings, tasks_dir: Path) -> Iterator[ServiceProces
 
 def stored_count(url: str, task: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=3).text
-    return sum(float(v) for v in re.findall(
-        rf'^aimass_train_store_records\{{[^}}]*task="{task}"[^}}]*\}} (\S+)$', text, re.MULTILINE))
+    return sum(
+        float(v)
+        for v in re.findall(rf'^aimass_train_store_records\{{[^}}]*task="{task}"[^}}]*\}} (\S+)$', text, re.MULTILINE)
+    )
 
 
 async def test_a_new_task_file_is_trained_released_and_serves_without_code_changes(
@@ -117,20 +138,29 @@ async def test_a_new_task_file_is_trained_released_and_serves_without_code_chang
     try:
         clean_topic = topic_name(Topic.RECORDS_CLEAN, settings.topic_prefix)
         for record in [*records, records[0]]:  # the last one a redelivery: stored once
-            await client.send(clean_topic, record.model_dump_json().encode(), key=record.patient.encode(),
-                              headers=[(CE_ID, str(uuid.uuid4()).encode()), (CONTENT_TYPE, b"application/json")])
+            await client.send(
+                clean_topic,
+                record.model_dump_json().encode(),
+                key=record.patient.encode(),
+                headers=[(CE_ID, str(uuid.uuid4()).encode()), (CONTENT_TYPE, b"application/json")],
+            )
         await client.flush()
-        await wait_until(lambda: stored_count(train_service.url, "diabetes_progression") >= len(records), 60,
-                         "the diabetes records in the training store")
+        await wait_until(
+            lambda: stored_count(train_service.url, "diabetes_progression") >= len(records),
+            60,
+            "the diabetes records in the training store",
+        )
         assert stored_count(train_service.url, "diabetes_progression") == len(records)
 
         requests = topic_name(Topic.TRAIN_REQUESTS, settings.topic_prefix)
         for body in ({"task": "diabetes_progression"}, {"task": "no_such_task"}):
-            await client.send_and_wait(requests, json.dumps(body).encode(),
-                                       headers=[(CE_ID, str(uuid.uuid4()).encode())])
+            await client.send_and_wait(
+                requests, json.dumps(body).encode(), headers=[(CE_ID, str(uuid.uuid4()).encode())]
+            )
         [released] = await cards.wait_for(lambda r: True, timeout=180)
         [rejected] = await dead.wait_for(
-            lambda r: decode_headers(r.headers).get(DLQ_ORIGINAL_TOPIC) == requests, timeout=30)
+            lambda r: decode_headers(r.headers).get(DLQ_ORIGINAL_TOPIC) == requests, timeout=30
+        )
     finally:
         await client.stop()
         await cards.close()

@@ -31,7 +31,9 @@ class TopicReader:
 
     async def open(self) -> TopicReader:
         self._consumer = AIOKafkaConsumer(
-            self.name, **kafka_client_options(self.settings), enable_auto_commit=False,
+            self.name,
+            **kafka_client_options(self.settings),
+            enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         await self._consumer.start()
@@ -69,8 +71,11 @@ async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -
 async def read_all(settings: Settings, topic: Topic) -> list[ConsumerRecord]:
     """Everything on ``topic`` up to its current end (no consumer group)."""
     name = topic_name(topic, settings.topic_prefix)
-    consumer = AIOKafkaConsumer(**kafka_client_options(settings), enable_auto_commit=False,
-                                max_partition_fetch_bytes=DEADLETTER_MAX_MESSAGE_BYTES)
+    consumer = AIOKafkaConsumer(
+        **kafka_client_options(settings),
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=DEADLETTER_MAX_MESSAGE_BYTES,
+    )
     await consumer.start()
     try:
         # ensure_topics created every topic with this many partitions (the run's own prefix: none existed before)
@@ -87,6 +92,7 @@ async def read_all(settings: Settings, topic: Topic) -> list[ConsumerRecord]:
         return out
     finally:
         await consumer.stop()
+
 
 def desynchronize(producer: AIOKafkaProducer, topic: str, partition: int) -> None:
     """Skip the producer's sequence ahead for one partition, as a batch lost in a broker restart leaves it: the

@@ -50,9 +50,16 @@ def export_onnx(model: nn.Module, n_features: int) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(2, n_features),), buffer, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], opset_version=OPSET, dynamo=False,
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        torch.onnx.export(
+            model,
+            (torch.zeros(2, n_features),),
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=OPSET,
+            dynamo=False,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
     return buffer.getvalue()
 
 
@@ -67,9 +74,17 @@ def write_card(directory: Path, card: ModelCard) -> None:
     temporary.replace(directory / CARD_FILE)
 
 
-def write_model(settings: Settings, task: str, site: str, features: list[str], *, seed: int = 0,
-                status: ModelStatus = "active", threshold: float = 0.5,
-                created_at: datetime | None = None) -> tuple[ModelCard, TinyScorer]:
+def write_model(
+    settings: Settings,
+    task: str,
+    site: str,
+    features: list[str],
+    *,
+    seed: int = 0,
+    status: ModelStatus = "active",
+    threshold: float = 0.5,
+    created_at: datetime | None = None,
+) -> tuple[ModelCard, TinyScorer]:
     """A registry entry as train writes it; an active one retires the other active versions of (task, site)."""
     now = created_at or datetime.now(UTC)
     scorer = TinyScorer(len(features), seed)
@@ -78,9 +93,19 @@ def write_model(settings: Settings, task: str, site: str, features: list[str], *
     directory.mkdir(parents=True)
     (directory / MODEL_FILE).write_bytes(onnx)
     torch.save(scorer.state_dict(), directory / TORCH_FILE)  # for comparisons with torch eager (tests/bench)
-    card = ModelCard(task=task, site=site, version=directory.name, status=status, created_at=now,
-                     features=features, threshold=threshold, artifact_uri=(directory / MODEL_FILE).resolve().as_uri(),
-                     artifact_sha256=hashlib.sha256(onnx).hexdigest(), opset=OPSET, metrics={"auc": 0.5})
+    card = ModelCard(
+        task=task,
+        site=site,
+        version=directory.name,
+        status=status,
+        created_at=now,
+        features=features,
+        threshold=threshold,
+        artifact_uri=(directory / MODEL_FILE).resolve().as_uri(),
+        artifact_sha256=hashlib.sha256(onnx).hexdigest(),
+        opset=OPSET,
+        metrics={"auc": 0.5},
+    )
     if status == "active":
         for other in directory.parent.glob(f"*/{CARD_FILE}"):
             previous = read_card(other.parent)
@@ -122,7 +147,8 @@ def heart_clean_records(limit_per_hospital: int | None = None) -> list[CleanReco
         for index, document in enumerate(documents):
             envelope = Envelope(hospital, f"msg-{index}", received + timedelta(seconds=index))
             canonical = to_canonical(IncomingRecord.model_validate(document), envelope, "json", pseudonymize)
-            features = TaskFeatures(names=task.feature_names, values=feature_vector(canonical, task),
-                                    label=label_of(canonical, task))
+            features = TaskFeatures(
+                names=task.feature_names, values=feature_vector(canonical, task), label=label_of(canonical, task)
+            )
             records.append(CleanRecord(**canonical.model_dump(), features={task.name: features}))
     return records

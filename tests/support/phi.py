@@ -57,8 +57,11 @@ class Hit:
 
 def _forms(identifier: str) -> set[bytes]:
     """The byte strings in which ``identifier`` can appear: as UTF-8, and JSON-escaped (ASCII or not)."""
-    return {identifier.encode(), json.dumps(identifier)[1:-1].encode(),
-            json.dumps(identifier, ensure_ascii=False)[1:-1].encode()}
+    return {
+        identifier.encode(),
+        json.dumps(identifier)[1:-1].encode(),
+        json.dumps(identifier, ensure_ascii=False)[1:-1].encode(),
+    }
 
 
 class PhiMatcher:
@@ -142,8 +145,12 @@ async def _partitions(settings: Settings, inputs_too: bool) -> list[TopicPartiti
         topics = await admin.describe_topics()
     finally:
         await admin.close()
-    return sorted(TopicPartition(t["topic"], p["partition"]) for t in topics for p in t["partitions"]
-                  if t["topic"].startswith(settings.topic_prefix) and (inputs_too or t["topic"] != raw))
+    return sorted(
+        TopicPartition(t["topic"], p["partition"])
+        for t in topics
+        for p in t["partitions"]
+        if t["topic"].startswith(settings.topic_prefix) and (inputs_too or t["topic"] != raw)
+    )
 
 
 async def scan_topics(matcher: PhiMatcher, settings: Settings, inputs_too: bool = False) -> list[Hit]:
@@ -151,8 +158,12 @@ async def scan_topics(matcher: PhiMatcher, settings: Settings, inputs_too: bool 
     partitions = await _partitions(settings, inputs_too)
     if not partitions:
         return []
-    consumer = AIOKafkaConsumer(**kafka_client_options(settings), enable_auto_commit=False, group_id=None,
-                                max_partition_fetch_bytes=16 * 1024 * 1024)
+    consumer = AIOKafkaConsumer(
+        **kafka_client_options(settings),
+        enable_auto_commit=False,
+        group_id=None,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
     await consumer.start()
     hits: list[Hit] = []
     try:
@@ -172,8 +183,14 @@ async def scan_topics(matcher: PhiMatcher, settings: Settings, inputs_too: bool 
     return hits
 
 
-async def scan(identifiers: Iterable[str], settings: Settings, metrics_urls: Iterable[str] = (),
-               var_dir: Path | None = None, ignore_case: bool = True, inputs_too: bool = False) -> list[Hit]:
+async def scan(
+    identifiers: Iterable[str],
+    settings: Settings,
+    metrics_urls: Iterable[str] = (),
+    var_dir: Path | None = None,
+    ignore_case: bool = True,
+    inputs_too: bool = False,
+) -> list[Hit]:
     """Every place an identifier was found in the run's topics, logs and metric labels (see the module docstring)."""
     matcher = PhiMatcher(identifiers, ignore_case)
     hits = await scan_topics(matcher, settings, inputs_too)

@@ -24,21 +24,22 @@ def free_port() -> int:
 
 def test_settings(var_dir: Path, prefix: str) -> Settings:
     ports = {f"{name}_port": free_port() for name in ("ingest", "clean", "train", "infer", "fuse", "report")}
-    return Settings(topic_prefix=prefix, var_dir=var_dir, pseudonym_key="integration-test-key-0123456789",
-                    **ports)
+    return Settings(topic_prefix=prefix, var_dir=var_dir, pseudonym_key="integration-test-key-0123456789", **ports)
 
 
 def environment(settings: Settings, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIMASS_")}
-    env.update({
-        "AIMASS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "AIMASS_TOPIC_PREFIX": settings.topic_prefix,
-        "AIMASS_REDIS_URL": settings.redis_url.get_secret_value(),
-        "AIMASS_VAR_DIR": str(settings.var_dir),
-        "AIMASS_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else "",
-        "AIMASS_LOG_LEVEL": "INFO",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "AIMASS_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "AIMASS_TOPIC_PREFIX": settings.topic_prefix,
+            "AIMASS_REDIS_URL": settings.redis_url.get_secret_value(),
+            "AIMASS_VAR_DIR": str(settings.var_dir),
+            "AIMASS_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else "",
+            "AIMASS_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     for name in ("ingest", "clean", "train", "infer", "fuse", "report"):
         env[f"AIMASS_{name.upper()}_PORT"] = str(settings.port_for(name))
     env.update(overrides)
@@ -65,7 +66,11 @@ class ServiceProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "run", self.name],
-            cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=PROJECT_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         return self
 

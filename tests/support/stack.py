@@ -18,14 +18,22 @@ class PrivateStack:
     def __init__(self, var_dir: Path, prefix: str, **kafka_env: str) -> None:
         self.var_dir = var_dir
         self.kafka_port, self.controller_port, self.redis_port = free_port(), free_port(), free_port()
-        self.env = {**os.environ, "AIMASS_VAR_DIR": str(var_dir), "KAFKA_PORT": str(self.kafka_port),
-                    "KAFKA_CONTROLLER_PORT": str(self.controller_port), "REDIS_PORT": str(self.redis_port),
-                    "KAFKA_HEAP": "384m", **kafka_env}
+        self.env = {
+            **os.environ,
+            "AIMASS_VAR_DIR": str(var_dir),
+            "KAFKA_PORT": str(self.kafka_port),
+            "KAFKA_CONTROLLER_PORT": str(self.controller_port),
+            "REDIS_PORT": str(self.redis_port),
+            "KAFKA_HEAP": "384m",
+            **kafka_env,
+        }
         settings = test_settings(var_dir, prefix)
-        self.settings = settings.model_copy(update={
-            "kafka_bootstrap": f"127.0.0.1:{self.kafka_port}",
-            "redis_url": type(settings.redis_url)(f"redis://127.0.0.1:{self.redis_port}/0"),
-        })
+        self.settings = settings.model_copy(
+            update={
+                "kafka_bootstrap": f"127.0.0.1:{self.kafka_port}",
+                "redis_url": type(settings.redis_url)(f"redis://127.0.0.1:{self.redis_port}/0"),
+            }
+        )
         self._share_kafka_jars()
 
     def _share_kafka_jars(self) -> None:
@@ -37,8 +45,9 @@ class PrivateStack:
             target.symlink_to(libs)
 
     def _run(self, script: str, command: str) -> None:
-        result = subprocess.run([str(DEPLOY / script), command], env=self.env, capture_output=True, text=True,
-                                timeout=180)
+        result = subprocess.run(
+            [str(DEPLOY / script), command], env=self.env, capture_output=True, text=True, timeout=180
+        )
         if result.returncode != 0:
             raise RuntimeError(f"{script} {command} failed: {result.stderr.strip()} (logs in {self.var_dir}/log)")
 

@@ -28,7 +28,8 @@ def generated(tmp_path: Path) -> dict[str, Any]:
 def test_committed_document_matches_the_code() -> None:
     committed = asyncapi.OUTPUT.read_text()
     assert committed == asyncapi.generate(), (
-        "docs/asyncapi.yaml is stale: run `.venv/bin/python deploy/asyncapi.py` and commit it")
+        "docs/asyncapi.yaml is stale: run `.venv/bin/python deploy/asyncapi.py` and commit it"
+    )
 
 
 def test_every_topic_every_reference_and_the_cloudevents_headers(tmp_path: Path) -> None:
@@ -48,7 +49,8 @@ def test_every_topic_every_reference_and_the_cloudevents_headers(tmp_path: Path)
     for reference in references(document):
         resolve(reference)  # a KeyError names the dangling reference
     assert {c["address"] for c in document["channels"].values()} >= {
-        f"aimass.{t.value}" for t in Topic if t is not Topic.AUDIT}
+        f"aimass.{t.value}" for t in Topic if t is not Topic.AUDIT
+    }
     prediction = document["components"]["messages"]["org.aimass.prediction.made.v1"]
     assert prediction["headers"]["properties"]["ce_source"] == {"enum": ["aimass/infer"]}
     assert "probability" in str(resolve(prediction["payload"]["$ref"]))
@@ -56,8 +58,7 @@ def test_every_topic_every_reference_and_the_cloudevents_headers(tmp_path: Path)
     assert consume["bindings"]["kafka"]["groupId"]["enum"] == ["aimass-infer"]
 
 
-def test_a_new_topic_or_a_changed_schema_changes_the_document(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_new_topic_or_a_changed_schema_changes_the_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = asyncapi.reference_settings(tmp_path)
     baseline = asyncapi.render(asyncapi.project_document(asyncapi.build_services(settings)))
 
@@ -84,8 +85,9 @@ def test_a_new_topic_or_a_changed_schema_changes_the_document(tmp_path: Path,
     assert changed != baseline and "added_without_regenerating" in changed
 
 
-def test_check_mode_fails_on_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_mode_fails_on_a_stale_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     stale = tmp_path / "asyncapi.yaml"
     stale.write_text(asyncapi.OUTPUT.read_text().replace("aimass.predictions.fused", "aimass.predictions.merged"))
     monkeypatch.setattr(asyncapi, "OUTPUT", stale)

@@ -42,11 +42,11 @@ def test_the_held_out_fifth_is_stratified_disjoint_and_stable(documents: dict[st
         assert [d["patient_id"] for d in plan.held_out_split(docs)[1]] == ids[1], "same split every run"
 
 
-def test_each_hospital_sends_its_own_format_and_va_sends_csv_files_of_several_rows(scenario: plan.Scenario,
-                                                                                  documents) -> None:
+def test_each_hospital_sends_its_own_format_and_va_sends_csv_files_of_several_rows(
+    scenario: plan.Scenario, documents
+) -> None:
     formats = {(m.hospital, m.format) for m in [*scenario.training, *scenario.held_out]}
-    assert formats == {("cleveland", "fhir"), ("hungary", "hl7v2"), ("va-long-beach", "csv"),
-                       ("switzerland", "json")}
+    assert formats == {("cleveland", "fhir"), ("hungary", "hl7v2"), ("va-long-beach", "csv"), ("switzerland", "json")}
     va = [m for m in [*scenario.training, *scenario.held_out] if m.hospital == "va-long-beach"]
     assert sum(m.patients for m in va) == len(documents["va-long-beach"])
     for message in va:
@@ -61,21 +61,41 @@ def test_identifiers_cover_names_mrns_phones_and_birth_dates(scenario: plan.Scen
     assert cleveland["patient_id"] in scenario.identifiers
     assert documents["switzerland"][0]["patient_id"] in scenario.identifiers
     first_bundle = next(m for m in scenario.training + scenario.held_out if m.hospital == "cleveland")
-    assert any(name in first_bundle.body.decode() for name in scenario.identifiers if " " not in name
-               and not name[0].isdigit() and "-" not in name), "the bundle carries a synthetic name"
+    assert any(
+        name in first_bundle.body.decode()
+        for name in scenario.identifiers
+        if " " not in name and not name[0].isdigit() and "-" not in name
+    ), "the bundle carries a synthetic name"
 
 
 def _clean(record_id: str, hospital: str, label: float) -> bytes:
-    record = CleanRecord(record_id=record_id, patient=f"p-{record_id}", hospital=hospital,
-                         received_at=datetime(2026, 3, 1, tzinfo=UTC), source_format="json",
-                         features={"heart_disease": TaskFeatures(names=["age"], values=[50.0], label=label)})
+    record = CleanRecord(
+        record_id=record_id,
+        patient=f"p-{record_id}",
+        hospital=hospital,
+        received_at=datetime(2026, 3, 1, tzinfo=UTC),
+        source_format="json",
+        features={"heart_disease": TaskFeatures(names=["age"], values=[50.0], label=label)},
+    )
     return record.model_dump_json().encode()
 
 
 def _audit(message: plan.Message, record_ids: list[str]) -> bytes:
-    return AuditEvent(audit_id=f"a-{message.ce_id}", service="ingest", outcome="ingested", hospital=message.hospital,
-                      message_id=message.ce_id, bytes=len(message.body), received_at=datetime.now(UTC),
-                      records=len(record_ids), record_ids=record_ids).model_dump_json().encode()
+    return (
+        AuditEvent(
+            audit_id=f"a-{message.ce_id}",
+            service="ingest",
+            outcome="ingested",
+            hospital=message.hospital,
+            message_id=message.ce_id,
+            bytes=len(message.body),
+            received_at=datetime.now(UTC),
+            records=len(record_ids),
+            record_ids=record_ids,
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 def test_outcome_counts_only_this_runs_records_once_and_scores_only_released_models(scenario) -> None:
@@ -87,17 +107,38 @@ def test_outcome_counts_only_this_runs_records_once_and_scores_only_released_mod
         outcome.observe(Topic.RECORDS_CLEAN, {}, _clean(f"r{index}", message.hospital, float(index >= 2)), 0)
     outcome.observe(Topic.RECORDS_CLEAN, {}, _clean("someone-else", "cleveland", 1), 0)
     for index in range(4):
-        for site, version, p in (("cleveland", "v2", index / 4), ("hungary", "v1", 1 - index / 4),
-                                 ("cleveland", "v1", 0.5)):
-            prediction = Prediction(record_id=f"r{index}", patient="p", hospital="cleveland", task="heart_disease",
-                                    model=ModelRef(task="heart_disease", site=site, version=version),
-                                    probability=p, label=int(p > 0.5))
+        for site, version, p in (
+            ("cleveland", "v2", index / 4),
+            ("hungary", "v1", 1 - index / 4),
+            ("cleveland", "v1", 0.5),
+        ):
+            prediction = Prediction(
+                record_id=f"r{index}",
+                patient="p",
+                hospital="cleveland",
+                task="heart_disease",
+                model=ModelRef(task="heart_disease", site=site, version=version),
+                probability=p,
+                label=int(p > 0.5),
+            )
             outcome.observe(Topic.PREDICTIONS, {}, prediction.model_dump_json().encode(), 0)
         fused = FusedPrediction(
-            record_id=f"r{index}", patient="p", hospital="cleveland", task="heart_disease", probability=index / 4,
-            label=0, method="weighted_average", agreement=1.0,
-            contributions=[Contribution(model=ModelRef(task="heart_disease", site="cleveland", version="v2"),
-                                        probability=index / 4, weight=1.0)])
+            record_id=f"r{index}",
+            patient="p",
+            hospital="cleveland",
+            task="heart_disease",
+            probability=index / 4,
+            label=0,
+            method="weighted_average",
+            agreement=1.0,
+            contributions=[
+                Contribution(
+                    model=ModelRef(task="heart_disease", site="cleveland", version="v2"),
+                    probability=index / 4,
+                    weight=1.0,
+                )
+            ],
+        )
         outcome.observe(Topic.PREDICTIONS_FUSED, {}, fused.model_dump_json().encode(), 0)
     assert sorted(outcome.scored()) == ["r0", "r1", "r2", "r3"]
     assert outcome.predictions["r1"] == {"cleveland": 0.25, "hungary": 0.75}, "v1 of cleveland is not this run's"
@@ -108,16 +149,41 @@ def test_outcome_counts_only_this_runs_records_once_and_scores_only_released_mod
 
 
 def _report(record_id: str) -> bytes:
-    return ReportMessage(report_id=f"rep-{record_id}", record_id=record_id, patient="p", task="heart_disease",
-                         summary="s", risk_assessment={}, url=f"http://r/{record_id}").model_dump_json().encode()
+    return (
+        ReportMessage(
+            report_id=f"rep-{record_id}",
+            record_id=record_id,
+            patient="p",
+            task="heart_disease",
+            summary="s",
+            risk_assessment={},
+            url=f"http://r/{record_id}",
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 def _fused(record_id: str, version: str = "v2") -> bytes:
-    return FusedPrediction(
-        record_id=record_id, patient="p", hospital="cleveland", task="heart_disease", probability=0.5, label=0,
-        method="weighted_average", agreement=1.0,
-        contributions=[Contribution(model=ModelRef(task="heart_disease", site="cleveland", version=version),
-                                    probability=0.5, weight=1.0)]).model_dump_json().encode()
+    return (
+        FusedPrediction(
+            record_id=record_id,
+            patient="p",
+            hospital="cleveland",
+            task="heart_disease",
+            probability=0.5,
+            label=0,
+            method="weighted_average",
+            agreement=1.0,
+            contributions=[
+                Contribution(
+                    model=ModelRef(task="heart_disease", site="cleveland", version=version), probability=0.5, weight=1.0
+                )
+            ],
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 def test_a_report_read_before_its_fused_result_still_counts_and_stages_say_where_records_wait(scenario) -> None:
@@ -127,9 +193,15 @@ def test_a_report_read_before_its_fused_result_still_counts_and_stages_say_where
     for index, message in enumerate(held):
         outcome.observe(Topic.AUDIT, {}, _audit(message, [f"r{index}"]), 0)
         outcome.observe(Topic.RECORDS_CLEAN, {}, _clean(f"r{index}", "cleveland", 1.0), 0)
-    prediction = Prediction(record_id="r0", patient="p", hospital="cleveland", task="heart_disease",
-                            model=ModelRef(task="heart_disease", site="cleveland", version="v2"),
-                            probability=0.5, label=0)
+    prediction = Prediction(
+        record_id="r0",
+        patient="p",
+        hospital="cleveland",
+        task="heart_disease",
+        model=ModelRef(task="heart_disease", site="cleveland", version="v2"),
+        probability=0.5,
+        label=0,
+    )
     outcome.observe(Topic.PREDICTIONS, {}, prediction.model_dump_json().encode(), 0)
     outcome.observe(Topic.REPORTS, {}, _report("r0"), 2_000)  # one fetch: the reports partition came first
     outcome.observe(Topic.REPORTS, {}, _report("not-ours"), 2_000)

@@ -67,8 +67,10 @@ def test_compose_service_has_its_contract_port_settings_and_dependencies(compose
     assert "AIMASS_PSEUDONYM_KEY" in env
     assert env["AIMASS_PROBE_URL"] == f"http://127.0.0.1:{port}/healthz"
     assert any(str(p).endswith(f":{port}:{port}") for p in service["ports"])
-    assert service["depends_on"] == {"kafka": {"condition": "service_healthy"},
-                                     "redis": {"condition": "service_healthy"}}
+    assert service["depends_on"] == {
+        "kafka": {"condition": "service_healthy"},
+        "redis": {"condition": "service_healthy"},
+    }
     assert service["build"]["target"] == ("train" if name == "train" else "service")
 
 
@@ -108,7 +110,8 @@ def test_k8s_deployments_probe_health_and_use_contract_ports() -> None:
     autoscaler = next(d for d in documents if d["kind"] == "HorizontalPodAutoscaler")
     assert autoscaler["spec"]["scaleTargetRef"]["name"] == "infer"
     assert autoscaler["spec"]["maxReplicas"] <= int(config["data"]["AIMASS_TOPIC_PARTITIONS"]), (
-        "replicas beyond the partition count get no partition")
+        "replicas beyond the partition count get no partition"
+    )
 
 
 # -- Prometheus ---------------------------------------------------------------------------------------------------
@@ -124,23 +127,35 @@ def test_prometheus_scrapes_the_six_services(config: str) -> None:
 
 
 @needs_promtool
-@pytest.mark.parametrize("args", [
-    ["check", "config", "deploy/prometheus/prometheus.yml"],
-    ["check", "config", "deploy/prometheus/prometheus.docker.yml"],
-    ["check", "rules", "deploy/prometheus/rules/recording.yml", "deploy/prometheus/rules/alerts.yml"],
-    ["test", "rules", "deploy/prometheus/tests/alerts_test.yml"],
-], ids=["config", "docker-config", "rules", "alert-tests"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "config", "deploy/prometheus/prometheus.yml"],
+        ["check", "config", "deploy/prometheus/prometheus.docker.yml"],
+        ["check", "rules", "deploy/prometheus/rules/recording.yml", "deploy/prometheus/rules/alerts.yml"],
+        ["test", "rules", "deploy/prometheus/tests/alerts_test.yml"],
+    ],
+    ids=["config", "docker-config", "rules", "alert-tests"],
+)
 def test_promtool(args: list[str]) -> None:
-    result = subprocess.run([PROMTOOL or "promtool", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [PROMTOOL or "promtool", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_the_alerts_of_the_issue_exist() -> None:
     rules = yaml.safe_load((DEPLOY / "prometheus" / "rules" / "alerts.yml").read_text())
     alerts = {r["alert"] for group in rules["groups"] for r in group["rules"]}
-    assert {"AimassServiceDown", "AimassConsumerLagHigh", "AimassDeadLetterRate", "AimassHandlerErrorRate",
-            "AimassInferenceP99High", "AimassCacheHitRatioCollapse", "AimassNoModelLoaded"} <= alerts
+    assert {
+        "AimassServiceDown",
+        "AimassConsumerLagHigh",
+        "AimassDeadLetterRate",
+        "AimassHandlerErrorRate",
+        "AimassInferenceP99High",
+        "AimassCacheHitRatioCollapse",
+        "AimassNoModelLoaded",
+    } <= alerts
     operations = (PROJECT_ROOT / "docs" / "operations.md").read_text()
     for alert in alerts:
         assert f"### {alert}" in operations, f"docs/operations.md does not explain {alert}"
@@ -180,7 +195,8 @@ def test_dashboard_json_is_what_the_builder_writes(dashboard: dict[str, Any]) ->
     sys.modules[spec.name] = builder  # its dataclasses look their module up there
     spec.loader.exec_module(builder)
     assert (DEPLOY / "grafana" / "dashboards" / "aimass.json").read_text() == builder.render(), (
-        "run .venv/bin/python deploy/grafana/build_dashboard.py and commit the JSON")
+        "run .venv/bin/python deploy/grafana/build_dashboard.py and commit the JSON"
+    )
 
 
 def catalogued_metrics() -> set[str]:

@@ -11,8 +11,14 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from services.cli.scenario import formats
 from tests.support.phi import Hit, PhiMatcher, scan_logs, scan_metrics_text
 
-IDENTITY = formats.Identity(mrn="CCF-0048213", given="Erzsébet", family="Szabadkai", phone="+1-562-555-0187",
-                            birth_date=date(1958, 6, 2), street="412 Quarry Hollow Road")
+IDENTITY = formats.Identity(
+    mrn="CCF-0048213",
+    given="Erzsébet",
+    family="Szabadkai",
+    phone="+1-562-555-0187",
+    birth_date=date(1958, 6, 2),
+    street="412 Quarry Hollow Road",
+)
 
 
 def test_every_form_of_an_identity_is_found_once_per_occurrence() -> None:
@@ -38,11 +44,13 @@ def test_logs_name_the_file_and_line_and_other_files_are_not_read(tmp_path: Path
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "store.json").write_text("Szabadkai")  # not a log
     hits = scan_logs(PhiMatcher(IDENTITY.strings()), tmp_path)
-    assert sorted(hits) == sorted([
-        Hit("Szabadkai", "log", f"{tmp_path / 'log' / 'ingest-8101.log'}:3"),
-        Hit("+1-562-555-0187", "log", f"{tmp_path / 'log' / 'rotated'}:2"),
-        Hit("CCF-0048213", "log", f"{tmp_path / 'service.log.1'}:1"),
-    ])
+    assert sorted(hits) == sorted(
+        [
+            Hit("Szabadkai", "log", f"{tmp_path / 'log' / 'ingest-8101.log'}:3"),
+            Hit("+1-562-555-0187", "log", f"{tmp_path / 'log' / 'rotated'}:2"),
+            Hit("CCF-0048213", "log", f"{tmp_path / 'service.log.1'}:1"),
+        ]
+    )
 
 
 def test_metric_label_values_are_scanned() -> None:
@@ -51,5 +59,6 @@ def test_metric_label_values_are_scanned() -> None:
     counter.labels("cleveland", "schema").inc()
     counter.labels("cleveland", "bad value for Szabadkai").inc()
     hits = scan_metrics_text(PhiMatcher(IDENTITY.strings()), generate_latest(registry).decode(), "ingest")
-    assert sorted(hits) == [Hit("Szabadkai", "metric", f"ingest aimass_things_{sample}{{reason}}")
-                            for sample in ("created", "total")]
+    assert sorted(hits) == [
+        Hit("Szabadkai", "metric", f"ingest aimass_things_{sample}{{reason}}") for sample in ("created", "total")
+    ]

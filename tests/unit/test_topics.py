@@ -20,8 +20,17 @@ def test_topic_names_carry_the_prefix() -> None:
 
 
 def test_every_contract_topic_is_declared() -> None:
-    contract = {"ingest.raw", "records.ingested", "records.clean", "train.requests", "models.released",
-                "predictions", "predictions.fused", "reports", "deadletter"}
+    contract = {
+        "ingest.raw",
+        "records.ingested",
+        "records.clean",
+        "train.requests",
+        "models.released",
+        "predictions",
+        "predictions.fused",
+        "reports",
+        "deadletter",
+    }
     assert contract <= {t.value for t in Topic}
 
 

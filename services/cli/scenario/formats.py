@@ -25,18 +25,51 @@ MG_DL_PER_MMOL_L = 38.67
 HL7_SYSTEMS = {LOINC: "LN", SNOMED: "SCT", AIMASS_CODES: "99AIM"}
 _NAMESPACE = uuid.UUID("0b8e6a6e-5d1c-4b8a-9f0e-3c1d2a4b5e6f")
 GIVEN = ("Ilona", "Tibor", "Marguerite", "Osvaldo", "Henrike", "Lajos", "Philippa", "Evander", "Rozalia", "Corwin")
-FAMILY = ("Szabadkai", "Okonkwo-Lind", "Vantongeren", "Kertesz-Abay", "Hollingworth", "Baranyai", "Quintanar",
-          "Wetherell", "Dravecky", "Fairbrook", "Ambrozy", "Castellvi")
+FAMILY = (
+    "Szabadkai",
+    "Okonkwo-Lind",
+    "Vantongeren",
+    "Kertesz-Abay",
+    "Hollingworth",
+    "Baranyai",
+    "Quintanar",
+    "Wetherell",
+    "Dravecky",
+    "Fairbrook",
+    "Ambrozy",
+    "Castellvi",
+)
 
 # VA Long Beach's export: its column → (our code, what to do with the value).
-VA_NUMERIC = {"resting_bp_mmhg": "8480-6", "max_hr": "max-heart-rate", "st_depression_mm": "st-depression",
-              "vessels": "major-vessels", "diagnosis": "uci-heart-diagnosis"}
-VA_CODED = {"chest_pain": "chest-pain-type", "rest_ecg": "resting-ecg", "st_slope": "st-slope",
-            "thal_scan": "thallium-scan", "fbs_gt_120": "fasting-glucose-gt-120",
-            "exercise_angina": "exercise-angina"}
+VA_NUMERIC = {
+    "resting_bp_mmhg": "8480-6",
+    "max_hr": "max-heart-rate",
+    "st_depression_mm": "st-depression",
+    "vessels": "major-vessels",
+    "diagnosis": "uci-heart-diagnosis",
+}
+VA_CODED = {
+    "chest_pain": "chest-pain-type",
+    "rest_ecg": "resting-ecg",
+    "st_slope": "st-slope",
+    "thal_scan": "thallium-scan",
+    "fbs_gt_120": "fasting-glucose-gt-120",
+    "exercise_angina": "exercise-angina",
+}
 VA_YES_NO = {"true": "Y", "false": "N"}
-VA_COLUMNS = ("patient_no", "patient_name", "phone", "date_of_birth", "visit_no", "visit_date", "gender",
-              "resting_bp_mmhg", "cholesterol_mmol_l", *list(VA_NUMERIC)[1:], *VA_CODED)
+VA_COLUMNS = (
+    "patient_no",
+    "patient_name",
+    "phone",
+    "date_of_birth",
+    "visit_no",
+    "visit_date",
+    "gender",
+    "resting_bp_mmhg",
+    "cholesterol_mmol_l",
+    *list(VA_NUMERIC)[1:],
+    *VA_CODED,
+)
 
 
 @dataclass(frozen=True)
@@ -52,8 +85,15 @@ class Identity:
 
     def strings(self) -> list[str]:
         """Every form in which these identifiers could leak."""
-        return [self.mrn, self.given, self.family, self.phone, self.street, self.birth_date.isoformat(),
-                self.birth_date.strftime("%Y%m%d")]
+        return [
+            self.mrn,
+            self.given,
+            self.family,
+            self.phone,
+            self.street,
+            self.birth_date.isoformat(),
+            self.birth_date.strftime("%Y%m%d"),
+        ]
 
 
 def _number(mrn: str) -> int:
@@ -70,8 +110,11 @@ def identity(document: dict[str, Any]) -> Identity:
     except ValueError:  # 29 February
         anniversary = when.replace(year=when.year - int(document["age_years"]), day=28)
     return Identity(
-        mrn=mrn, given=GIVEN[n % len(GIVEN)], family=FAMILY[(n // 10) % len(FAMILY)],
-        phone=f"+1-562-555-{n % 10_000:04d}", birth_date=anniversary - timedelta(days=1 + n % 300),
+        mrn=mrn,
+        given=GIVEN[n % len(GIVEN)],
+        family=FAMILY[(n // 10) % len(FAMILY)],
+        phone=f"+1-562-555-{n % 10_000:04d}",
+        birth_date=anniversary - timedelta(days=1 + n % 300),
         street=f"{100 + n % 900} Quarry Hollow Road",
     )
 
@@ -86,13 +129,20 @@ def _codeable(code: dict[str, Any]) -> dict[str, Any]:
 
 def _fhir_observation(observation: dict[str, Any], subject: str, encounter: str) -> dict[str, Any]:
     resource: dict[str, Any] = {
-        "resourceType": "Observation", "status": "final", "subject": {"reference": subject},
-        "encounter": {"reference": encounter}, "effectiveDateTime": observation["time"],
+        "resourceType": "Observation",
+        "status": "final",
+        "subject": {"reference": subject},
+        "encounter": {"reference": encounter},
+        "effectiveDateTime": observation["time"],
     }
     value: dict[str, Any] = {}
     if observation.get("value") is not None:
-        value["valueQuantity"] = {"value": observation["value"], "unit": observation.get("unit"), "system": UCUM,
-                                  "code": observation.get("unit")}
+        value["valueQuantity"] = {
+            "value": observation["value"],
+            "unit": observation.get("unit"),
+            "system": UCUM,
+            "code": observation.get("unit"),
+        }
     elif observation.get("value_code") is not None:
         value["valueCodeableConcept"] = _codeable(observation["value_code"])
     if observation["code"]["code"] == SYSTOLIC:  # the BP as a panel, the systolic value as its component
@@ -113,39 +163,70 @@ def fhir_bundle(document: dict[str, Any], hospital: str = "cleveland") -> dict[s
 
     patient, encounter = full_url("patient"), full_url("encounter")
     entries: list[dict[str, Any]] = [
-        {"fullUrl": patient, "resource": {
-            "resourceType": "Patient",
-            "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                                                 "code": "MR"}]},
-                            "system": f"urn:hospital:{hospital}:mrn", "value": who.mrn}],
-            "name": [{"family": who.family, "given": [who.given]}],
-            "telecom": [{"system": "phone", "value": who.phone, "use": "home"}],
-            "address": [{"line": [who.street], "city": "Cleveland", "state": "OH"}],
-            "gender": document.get("sex", "unknown"), "birthDate": who.birth_date.isoformat()}},
-        {"fullUrl": encounter, "resource": {
-            "resourceType": "Encounter", "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-            "identifier": [{"value": document.get("encounter_id") or f"{who.mrn}-visit"}],
-            "subject": {"reference": patient}, "period": {"start": document["recorded_at"]}}},
+        {
+            "fullUrl": patient,
+            "resource": {
+                "resourceType": "Patient",
+                "identifier": [
+                    {
+                        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]},
+                        "system": f"urn:hospital:{hospital}:mrn",
+                        "value": who.mrn,
+                    }
+                ],
+                "name": [{"family": who.family, "given": [who.given]}],
+                "telecom": [{"system": "phone", "value": who.phone, "use": "home"}],
+                "address": [{"line": [who.street], "city": "Cleveland", "state": "OH"}],
+                "gender": document.get("sex", "unknown"),
+                "birthDate": who.birth_date.isoformat(),
+            },
+        },
+        {
+            "fullUrl": encounter,
+            "resource": {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+                "identifier": [{"value": document.get("encounter_id") or f"{who.mrn}-visit"}],
+                "subject": {"reference": patient},
+                "period": {"start": document["recorded_at"]},
+            },
+        },
     ]
     for index, observation in enumerate(_observations(document)):
-        entries.append({"fullUrl": full_url("observation", index),
-                        "resource": _fhir_observation(observation, patient, encounter)})
+        entries.append(
+            {"fullUrl": full_url("observation", index), "resource": _fhir_observation(observation, patient, encounter)}
+        )
     for index, condition in enumerate(document.get("conditions", [])):
-        entries.append({"fullUrl": full_url("condition", index), "resource": {
-            "resourceType": "Condition", "subject": {"reference": patient}, "encounter": {"reference": encounter},
-            "clinicalStatus": _codeable({"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                         "code": "active"}),
-            "verificationStatus": _codeable({"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                                             "code": "confirmed"}),
-            "code": _codeable(condition["code"])}})
+        entries.append(
+            {
+                "fullUrl": full_url("condition", index),
+                "resource": {
+                    "resourceType": "Condition",
+                    "subject": {"reference": patient},
+                    "encounter": {"reference": encounter},
+                    "clinicalStatus": _codeable(
+                        {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+                    ),
+                    "verificationStatus": _codeable(
+                        {"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "confirmed"}
+                    ),
+                    "code": _codeable(condition["code"]),
+                },
+            }
+        )
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
 def hl7_escape(text: str) -> str:
     """HL7 v2 escape sequences for the default encoding characters (|^~\\&)."""
-    return (text.replace("\\", "\\E\\").replace("|", "\\F\\").replace("^", "\\S\\").replace("&", "\\T\\")
-            .replace("~", "\\R\\"))
+    return (
+        text.replace("\\", "\\E\\")
+        .replace("|", "\\F\\")
+        .replace("^", "\\S\\")
+        .replace("&", "\\T\\")
+        .replace("~", "\\R\\")
+    )
 
 
 def _hl7_time(iso: str) -> str:
@@ -186,9 +267,15 @@ def hl7_oru(document: dict[str, Any], hospital: str = "hungary") -> str:
 def _va_row(document: dict[str, Any]) -> dict[str, str]:
     who = identity(document)
     by_code = {o["code"]["code"]: o for o in _observations(document)}
-    row = {"patient_no": who.mrn, "patient_name": f"{who.family}, {who.given}", "phone": who.phone,
-           "date_of_birth": who.birth_date.isoformat(), "visit_no": document.get("encounter_id") or "",
-           "visit_date": document["recorded_at"], "gender": {"male": "M", "female": "F"}.get(document["sex"], "")}
+    row = {
+        "patient_no": who.mrn,
+        "patient_name": f"{who.family}, {who.given}",
+        "phone": who.phone,
+        "date_of_birth": who.birth_date.isoformat(),
+        "visit_no": document.get("encounter_id") or "",
+        "visit_date": document["recorded_at"],
+        "gender": {"male": "M", "female": "F"}.get(document["sex"], ""),
+    }
     cholesterol = by_code.get(CHOLESTEROL_MASS)
     row["cholesterol_mmol_l"] = f"{cholesterol['value'] / MG_DL_PER_MMOL_L:.2f}" if cholesterol else ""
     for column, code in VA_NUMERIC.items():

@@ -63,14 +63,24 @@ def canonical_record(row: dict[str, Any], when: datetime) -> dict[str, Any]:
     observations: list[dict[str, Any]] = []
     for column, (system, code, display, unit) in NUMERIC.items():
         if _present(row.get(column)):
-            observations.append({"code": _code(system, code, display), "value": float(row[column]), "unit": unit,
-                                 "time": when.isoformat()})
+            observations.append(
+                {
+                    "code": _code(system, code, display),
+                    "value": float(row[column]),
+                    "unit": unit,
+                    "time": when.isoformat(),
+                }
+            )
     for column, (system, code, display) in CODED.items():
         if _present(row.get(column)):
             value = str(row[column]).lower()
-            observations.append({"code": _code(system, code, display),
-                                 "value_code": _code(AIMASS_CODES, f"{code}:{value}", value),
-                                 "time": when.isoformat()})
+            observations.append(
+                {
+                    "code": _code(system, code, display),
+                    "value_code": _code(AIMASS_CODES, f"{code}:{value}", value),
+                    "time": when.isoformat(),
+                }
+            )
     observations.append({"code": _code(*DIAGNOSIS), "value": float(row["num"]), "unit": "1", "time": when.isoformat()})
     conditions = [{"code": _code(*CORONARY_DISEASE), "status": "active"}] if row["num"] > 0 else []
     return {

@@ -19,8 +19,14 @@ from shared.schemas.predictions import FusedPrediction, Prediction
 from shared.schemas.reports import ReportMessage
 from shared.topics import CE_ID, DLQ_ERROR, DLQ_SERVICE, Topic
 
-FOLLOWED = (Topic.AUDIT, Topic.DEADLETTER, Topic.RECORDS_CLEAN, Topic.PREDICTIONS, Topic.PREDICTIONS_FUSED,
-            Topic.REPORTS)
+FOLLOWED = (
+    Topic.AUDIT,
+    Topic.DEADLETTER,
+    Topic.RECORDS_CLEAN,
+    Topic.PREDICTIONS,
+    Topic.PREDICTIONS_FUSED,
+    Topic.REPORTS,
+)
 
 
 @dataclass(frozen=True)
@@ -118,9 +124,11 @@ class Outcome:
         """How far the held-out records got, to say which service a stalled run waits on."""
         scored = self.scored()
         sites = {site for site, _ in self.released_versions}
-        return (f"{sum(sites <= self.predictions.get(r, {}).keys() for r in scored)} of {len(scored)} scored by all "
-                f"{len(sites)} models (infer), {sum(r in self.fused for r in scored)} fused (fuse), "
-                f"{sum(r in self.reports for r in scored)} reported (report)")
+        return (
+            f"{sum(sites <= self.predictions.get(r, {}).keys() for r in scored)} of {len(scored)} scored by all "
+            f"{len(sites)} models (infer), {sum(r in self.fused for r in scored)} fused (fuse), "
+            f"{sum(r in self.reports for r in scored)} reported (report)"
+        )
 
     def broken_answered(self) -> int:
         answered = {d.message.ce_id for d in self.deadletters}
@@ -179,8 +187,10 @@ class Outcome:
             chosen = [r for r in members[column] if r in scores]
             if not chosen:
                 return None
-            return roc_auc(np.array([self.label_of(r) for r in chosen], dtype=float),
-                           np.array([scores[r] for r in chosen], dtype=float))
+            return roc_auc(
+                np.array([self.label_of(r) for r in chosen], dtype=float),
+                np.array([scores[r] for r in chosen], dtype=float),
+            )
 
         rows: list[tuple[str, dict[str, float | None]]] = []
         for site in sites:

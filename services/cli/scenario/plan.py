@@ -62,8 +62,9 @@ def diagnosed(document: dict[str, Any]) -> bool:
     return bool(document.get("conditions"))
 
 
-def held_out_split(documents: list[dict[str, Any]], fraction: float = HELD_OUT_FRACTION,
-                   seed: int = SEED) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def held_out_split(
+    documents: list[dict[str, Any]], fraction: float = HELD_OUT_FRACTION, seed: int = SEED
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(training, held out), stratified by diagnosis so a small hospital still holds out both classes."""
     rng = random.Random(seed)
     training: list[dict[str, Any]] = []
@@ -81,9 +82,16 @@ def render(hospital: str, documents: list[dict[str, Any]], phase: Phase) -> list
     """The documents as the hospital sends them."""
     fmt = FORMAT_OF[hospital]
     if fmt == "csv":
-        return [Message(hospital, fmt, phase, csv_rows(documents[i:i + CSV_ROWS_PER_FILE]).encode(),
-                        patients=len(documents[i:i + CSV_ROWS_PER_FILE]))
-                for i in range(0, len(documents), CSV_ROWS_PER_FILE)]
+        return [
+            Message(
+                hospital,
+                fmt,
+                phase,
+                csv_rows(documents[i : i + CSV_ROWS_PER_FILE]).encode(),
+                patients=len(documents[i : i + CSV_ROWS_PER_FILE]),
+            )
+            for i in range(0, len(documents), CSV_ROWS_PER_FILE)
+        ]
     if fmt == "fhir":
         return [Message(hospital, fmt, phase, json.dumps(fhir_bundle(d, hospital)).encode()) for d in documents]
     if fmt == "hl7v2":
@@ -115,18 +123,36 @@ def broken_messages(sample: dict[str, dict[str, Any]]) -> list[Message]:
     writer.writerows(table)
     negative_age = {**sample["switzerland"], "age_years": -4}
     return [
-        Message("cleveland", "fhir", "broken", json.dumps(bundle).encode(),
-                expect="one Observation whose value is not a number: that entry alone is dead-lettered"),
-        Message("cleveland", "fhir", "broken", json.dumps(bundle).encode()[:300],
-                expect="a Bundle cut off in transfer: not JSON"),
-        Message("hungary", "hl7v2", "broken", oru.replace("PID|", "PXD|", 1).encode(),
-                expect="an ORU without a PID segment: whose results are these?"),
-        Message("va-long-beach", "csv", "broken", bad_row.getvalue().encode(),
-                expect="a CSV row with 'high' as the blood pressure"),
-        Message("switzerland", "json", "broken", json.dumps(negative_age).encode(),
-                expect="a negative age"),
-        Message("switzerland", "json", "broken", b"\xff\xfe\x00 not text at all",
-                expect="bytes that are not UTF-8"),
+        Message(
+            "cleveland",
+            "fhir",
+            "broken",
+            json.dumps(bundle).encode(),
+            expect="one Observation whose value is not a number: that entry alone is dead-lettered",
+        ),
+        Message(
+            "cleveland",
+            "fhir",
+            "broken",
+            json.dumps(bundle).encode()[:300],
+            expect="a Bundle cut off in transfer: not JSON",
+        ),
+        Message(
+            "hungary",
+            "hl7v2",
+            "broken",
+            oru.replace("PID|", "PXD|", 1).encode(),
+            expect="an ORU without a PID segment: whose results are these?",
+        ),
+        Message(
+            "va-long-beach",
+            "csv",
+            "broken",
+            bad_row.getvalue().encode(),
+            expect="a CSV row with 'high' as the blood pressure",
+        ),
+        Message("switzerland", "json", "broken", json.dumps(negative_age).encode(), expect="a negative age"),
+        Message("switzerland", "json", "broken", b"\xff\xfe\x00 not text at all", expect="bytes that are not UTF-8"),
     ]
 
 

@@ -22,10 +22,14 @@ def canonical(document: dict[str, Any], hospital: str) -> CanonicalRecord:
     age = None if incoming.age_years is None else min(incoming.age_years, 90)
     return CanonicalRecord(
         record_id=derived_event_id("dataset", f"{hospital}/{incoming.patient_id}"),
-        patient=patient, hospital=hospital, recorded_at=incoming.recorded_at,
-        received_at=incoming.recorded_at or datetime.now(UTC), source_format="json",
+        patient=patient,
+        hospital=hospital,
+        recorded_at=incoming.recorded_at,
+        received_at=incoming.recorded_at or datetime.now(UTC),
+        source_format="json",
         demographics=Demographics(age_years=age, sex=incoming.sex),
-        observations=incoming.observations, conditions=incoming.conditions,
+        observations=incoming.observations,
+        conditions=incoming.conditions,
     )
 
 

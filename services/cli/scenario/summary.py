@@ -26,8 +26,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = " 
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
 
     def line(row: Sequence[str]) -> str:
-        return indent + "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                                  for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
+        return (
+            indent
+            + "  ".join(
+                str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            ).rstrip()
+        )
 
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
@@ -40,21 +44,25 @@ def sent(outcome: Outcome) -> str:
     rows = [[h, f, str(m), str(r), str(d), str(c)] for h, f, m, r, d, c in outcome.per_hospital_and_format()]
     total = [sum(int(row[i]) for row in rows) for i in range(2, 6)]
     rows.append(["all", "", *map(str, total)])
-    text = "What the hospitals sent\n" + table(["hospital", "format", "messages", "records", "dead-lettered", "clean"],
-                                              rows)
+    text = "What the hospitals sent\n" + table(
+        ["hospital", "format", "messages", "records", "dead-lettered", "clean"], rows
+    )
     if total[3] < total[1]:
-        text += ("\n  records missing from records.clean carry the same content as an earlier record (clean keeps the "
-                 "first;\n  pydicom's sample files are the same every run) or were dead-lettered by clean")
+        text += (
+            "\n  records missing from records.clean carry the same content as an earlier record (clean keeps the "
+            "first;\n  pydicom's sample files are the same every run) or were dead-lettered by clean"
+        )
     return text
 
 
 def dead_letters(outcome: Outcome) -> str:
     broken = outcome.scenario.broken
-    lines = [f"Dead letters: {outcome.broken_answered()} of {len(broken)} broken messages answered with a reason "
-             f"on aimass.deadletter ({len(outcome.deadletters)} dead letters in all)"]
+    lines = [
+        f"Dead letters: {outcome.broken_answered()} of {len(broken)} broken messages answered with a reason "
+        f"on aimass.deadletter ({len(outcome.deadletters)} dead letters in all)"
+    ]
     for letter in outcome.deadletters:
-        lines.append(f"  {letter.message.hospital:<14} {letter.message.format:<6} {letter.service:<7} "
-                     f"{letter.reason}")
+        lines.append(f"  {letter.message.hospital:<14} {letter.message.format:<6} {letter.service:<7} {letter.reason}")
         if letter.message.expect:
             lines.append(f"  {'':<14} {'':<6} {'':<7} (sent: {letter.message.expect})")
     missing = [m for m in broken if m.ce_id not in {d.message.ce_id for d in outcome.deadletters}]
@@ -66,22 +74,35 @@ def quality(outcome: Outcome) -> str:
     records = [outcome.clean[r] for r in outcome.phase_of_record if r in outcome.clean]
     text = render_quality(summarize(records), only_task=outcome.task).rstrip()
     return "Data quality of this run's records (aimass quality shows the whole topic)\n" + "\n".join(
-        "  " + line if line else line for line in text.splitlines())
+        "  " + line if line else line for line in text.splitlines()
+    )
 
 
 def models(cards: Sequence[ModelCard], refused: dict[str, str]) -> str:
     active = [c for c in cards if c.status == "active"]
-    rows = [[c.site, c.version, str(c.data.get("train", c.data.get("rows", ""))), _auc(c.metrics.get("auc")),
-             f"{c.metrics.get('f1', float('nan')):.3f}", f"{c.metrics.get('brier', float('nan')):.3f}"]
-            for c in active]
-    parts = ["Models (each hospital's own records; pooled = all four), metrics on train's own test split\n"
-             + table(["site", "version", "rows", "AUC", "F1", "Brier"], rows)]
+    rows = [
+        [
+            c.site,
+            c.version,
+            str(c.data.get("train", c.data.get("rows", ""))),
+            _auc(c.metrics.get("auc")),
+            f"{c.metrics.get('f1', float('nan')):.3f}",
+            f"{c.metrics.get('brier', float('nan')):.3f}",
+        ]
+        for c in active
+    ]
+    parts = [
+        "Models (each hospital's own records; pooled = all four), metrics on train's own test split\n"
+        + table(["site", "version", "rows", "AUC", "F1", "Brier"], rows)
+    ]
     parts += [f"  not trained: {site}: {why}" for site, why in refused.items()]
     scored_on = sorted({s for c in active for s in c.cross_site})
     if scored_on:
         matrix = [[c.site, *(_auc(c.cross_site.get(s)) for s in scored_on)] for c in active]
-        parts.append("Cross-site AUC (row: trained at; column: scored on that site's data)\n"
-                     + table(["trained at", *scored_on], matrix))
+        parts.append(
+            "Cross-site AUC (row: trained at; column: scored on that site's data)\n"
+            + table(["trained at", *scored_on], matrix)
+        )
     return "\n\n".join(parts)
 
 
@@ -93,10 +114,15 @@ def fused_vs_single(outcome: Outcome) -> str:
     fused = next((v["all"] for n, v in rows if n == "fused"), None)
     verdict = ""
     if fused is not None and best_single is not None:
-        verdict = (f"\n  fused {fused:.3f} vs best single model {best_single:.3f} over all held-out patients; "
-                   f"{100 * outcome.review_rate():.0f}% of fused results flagged needs_review")
-    return ("Held-out patients (never trained on): AUC of each model and of the fused result\n"
-            + table(["model", *columns], body) + verdict)
+        verdict = (
+            f"\n  fused {fused:.3f} vs best single model {best_single:.3f} over all held-out patients; "
+            f"{100 * outcome.review_rate():.0f}% of fused results flagged needs_review"
+        )
+    return (
+        "Held-out patients (never trained on): AUC of each model and of the fused result\n"
+        + table(["model", *columns], body)
+        + verdict
+    )
 
 
 def throughput(outcome: Outcome, timings: Timings, models: int) -> str:
@@ -112,8 +138,10 @@ def throughput(outcome: Outcome, timings: Timings, models: int) -> str:
         f"{timings.held_out_phase:.1f} s",
     ]
     if latencies:
-        lines.append(f"  publish → report latency: p50 {1000 * percentile(latencies, 50):.0f} ms, "
-                     f"p95 {1000 * percentile(latencies, 95):.0f} ms (all sent at once, so queueing included)")
+        lines.append(
+            f"  publish → report latency: p50 {1000 * percentile(latencies, 50):.0f} ms, "
+            f"p95 {1000 * percentile(latencies, 95):.0f} ms (all sent at once, so queueing included)"
+        )
     lines.append(f"  whole demo: {timings.total:.0f} s")
     return "\n".join(lines)
 
@@ -121,8 +149,9 @@ def throughput(outcome: Outcome, timings: Timings, models: int) -> str:
 def where_next(outcome: Outcome, report_url: str, metrics_url: str) -> str:
     reports = outcome.own_reports()[:REPORT_LINKS]
     lines = ["Where to look next"]
-    lines += [f"  {r.url if r.url.startswith('http') else report_url + r.url}   report ({r.summary[:60]})"
-              for r in reports]
+    lines += [
+        f"  {r.url if r.url.startswith('http') else report_url + r.url}   report ({r.summary[:60]})" for r in reports
+    ]
     if reports:
         lines.append(f"  {report_url}/patients/{reports[0].patient}/reports   every report of one patient (JSON)")
     lines += [
@@ -135,8 +164,14 @@ def where_next(outcome: Outcome, report_url: str, metrics_url: str) -> str:
     return "\n".join(lines)
 
 
-def render(outcome: Outcome, cards: Sequence[ModelCard], refused: dict[str, str], timings: Timings,
-           report_url: str, metrics_url: str) -> str:
+def render(
+    outcome: Outcome,
+    cards: Sequence[ModelCard],
+    refused: dict[str, str],
+    timings: Timings,
+    report_url: str,
+    metrics_url: str,
+) -> str:
     sections = [
         "AI Mass demo — four hospitals, real UCI heart-disease records, end to end",
         sent(outcome),

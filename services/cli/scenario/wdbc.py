@@ -35,11 +35,21 @@ def documents(limit: int | None = None) -> list[dict[str, Any]]:
             break
         when = (start + timedelta(minutes=index)).isoformat()
         observations = [
-            {"code": {"system": AIMASS_CODES, "code": code_of(name), "display": name}, "value": float(value),
-             "unit": "1", "time": when}
+            {
+                "code": {"system": AIMASS_CODES, "code": code_of(name), "display": name},
+                "value": float(value),
+                "unit": "1",
+                "time": when,
+            }
             for name, value in zip(data.feature_names, row, strict=True)
         ]
-        observations.append({"code": {"system": AIMASS_CODES, "code": DIAGNOSIS_CODE, "display": "Malignant"},
-                             "value": 1.0 if target == 0 else 0.0, "unit": "1", "time": when})
+        observations.append(
+            {
+                "code": {"system": AIMASS_CODES, "code": DIAGNOSIS_CODE, "display": "Malignant"},
+                "value": 1.0 if target == 0 else 0.0,
+                "unit": "1",
+                "time": when,
+            }
+        )
         out.append({"patient_id": f"WDBC-{index:05d}", "recorded_at": when, "observations": observations})
     return out

@@ -158,16 +158,20 @@ class RedisJoinStore:
             args += [FIELD_PREFIX + item.site, item.payload, self._member(item.key), repr(item.deadline)]
         replies = await self._add_many(keys=keys, args=args)
         return [
-            Added(Arrival(_text(arrival)),
-                  frozenset(_text(f)[len(FIELD_PREFIX):] for f in fields if _text(f).startswith(FIELD_PREFIX)))
+            Added(
+                Arrival(_text(arrival)),
+                frozenset(_text(f)[len(FIELD_PREFIX) :] for f in fields if _text(f).startswith(FIELD_PREFIX)),
+            )
             for arrival, fields in replies
         ]
 
     async def claim_many(self, keys: Sequence[JoinKey], *, now: float) -> dict[JoinKey, Claimed]:
         if not keys:
             return {}
-        redis_keys, args = [self._deadlines, self._leases], [repr(now), repr(now + self.lease_seconds),
-                                                              self.ttl_seconds]
+        redis_keys, args = (
+            [self._deadlines, self._leases],
+            [repr(now), repr(now + self.lease_seconds), self.ttl_seconds],
+        )
         for key in keys:
             redis_keys += [self._join(key), self._marker(key)]
             args.append(self._member(key))
@@ -176,14 +180,16 @@ class RedisJoinStore:
         for key, flat in zip(keys, replies, strict=True):
             if flat:
                 fields = {_text(k): _text(v) for k, v in zip(flat[::2], flat[1::2], strict=True)}
-                payloads = {k[len(FIELD_PREFIX):]: v for k, v in fields.items() if k.startswith(FIELD_PREFIX)}
+                payloads = {k[len(FIELD_PREFIX) :]: v for k, v in fields.items() if k.startswith(FIELD_PREFIX)}
                 claimed[key] = Claimed(payloads=payloads, first_seen=float(fields.get(FIRST_SEEN, now)))
         return claimed
 
     async def release_many(self, keys: Sequence[JoinKey], *, now: float) -> None:
         if keys:
-            await self._release_many(keys=[self._deadlines, self._leases, *(self._marker(k) for k in keys)],
-                                     args=[repr(now), *(self._member(k) for k in keys)])
+            await self._release_many(
+                keys=[self._deadlines, self._leases, *(self._marker(k) for k in keys)],
+                args=[repr(now), *(self._member(k) for k in keys)],
+            )
 
     async def emitted_many(self, keys: Sequence[JoinKey]) -> None:
         if not keys:

@@ -60,8 +60,13 @@ class KafkaEventSender:
     async def start(self) -> None:
         # aiokafka clients bind to the running event loop: created here, not in __init__.
         producer = CheckedProducer(
-            **kafka_client_options(self.settings), client_id=f"aimass-{self.service}-out", acks="all",
-            enable_idempotence=True, linger_ms=0, max_batch_size=BATCH_BYTES, request_timeout_ms=15_000,
+            **kafka_client_options(self.settings),
+            client_id=f"aimass-{self.service}-out",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=0,
+            max_batch_size=BATCH_BYTES,
+            request_timeout_ms=15_000,
         )
         await producer.start()
         self._producer = producer

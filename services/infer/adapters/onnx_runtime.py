@@ -80,8 +80,9 @@ class OnnxScorer:
 class OnnxLoader:
     def __init__(self, settings: Settings, available: Sequence[str] | None = None) -> None:
         self.settings = settings
-        self.providers = choose_providers(settings.infer_device,
-                                          ort.get_available_providers() if available is None else available)
+        self.providers = choose_providers(
+            settings.infer_device, ort.get_available_providers() if available is None else available
+        )
         self.options = session_options(settings.infer_intra_op_threads)
 
     def load(self, card: ModelCard) -> OnnxScorer:
@@ -97,11 +98,13 @@ class OnnxLoader:
         try:
             session = ort.InferenceSession(data, sess_options=self.options, providers=self.providers)
         except Exception as error:  # onnxruntime raises its own exception types for a bad graph
-            raise RejectedInput(f"model {name}: onnxruntime cannot load it ({type(error).__name__})",
-                                "model_artifact") from None
+            raise RejectedInput(
+                f"model {name}: onnxruntime cannot load it ({type(error).__name__})", "model_artifact"
+            ) from None
         inputs = [i.name for i in session.get_inputs()]
         outputs = [o.name for o in session.get_outputs()]
         if INPUT_NAME not in inputs or OUTPUT_NAME not in outputs:
-            raise RejectedInput(f"model {name}: needs input '{INPUT_NAME}' and output '{OUTPUT_NAME}'",
-                                "model_artifact")
+            raise RejectedInput(
+                f"model {name}: needs input '{INPUT_NAME}' and output '{OUTPUT_NAME}'", "model_artifact"
+            )
         return OnnxScorer(session)

@@ -84,8 +84,9 @@ class RedisPredictionCache:
         pipe = self.redis.pipeline(transaction=False)
         for items in groups:
             if items:
-                pipe.evalsha(self._script_sha, len(items), *(k for k, _ in items), self.ttl_seconds,
-                             *(v for _, v in items))
+                pipe.evalsha(
+                    self._script_sha, len(items), *(k for k, _ in items), self.ttl_seconds, *(v for _, v in items)
+                )
         await pipe.execute()
 
     def state(self) -> dict[str, object]:

@@ -88,6 +88,7 @@ class FileReportStore:
     def for_patient(self, patient: str) -> list[ReportEntry]:
         if not safe(patient):
             return []
-        entries = [ReportEntry.model_validate_json(p.read_bytes())
-                   for p in (self.root / "by-patient" / patient).glob("*.json")]
+        entries = [
+            ReportEntry.model_validate_json(p.read_bytes()) for p in (self.root / "by-patient" / patient).glob("*.json")
+        ]
         return sorted(entries, key=lambda e: (e.created_at, e.report_id), reverse=True)

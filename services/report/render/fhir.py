@@ -46,13 +46,13 @@ def _patient(view: ReportView) -> FhirJson:
 def _value(line: InputLine) -> FhirJson:
     if line.kind == "numeric":
         unit = line.unit or "1"
-        return {"valueQuantity": {"value": line.value, "unit": display_unit(unit) or unit, "system": UCUM,
-                                  "code": unit}}
+        return {
+            "valueQuantity": {"value": line.value, "unit": display_unit(unit) or unit, "system": UCUM, "code": unit}
+        }
     if line.kind == "flag" and line.demographic is None:
         return {"valueBoolean": bool(line.value)}
     if line.kind == "category" and line.category:
-        return {"valueCodeableConcept": {"coding": [{"system": line.system, "code": line.category}],
-                                         "text": line.text}}
+        return {"valueCodeableConcept": {"coding": [{"system": line.system, "code": line.category}], "text": line.text}}
     return {"valueString": line.text}
 
 
@@ -62,9 +62,14 @@ def _observation(view: ReportView, line: InputLine, index: int) -> FhirJson:
         coding = {"system": LOINC, "code": code, "display": display}
     else:
         coding = {"system": line.system, "code": line.code, "display": line.label}
-    return {"resourceType": "Observation", "id": f"input-{index}", "status": "final",
-            "code": {"coding": [coding], "text": line.label}, "subject": _patient(view),
-            **_value(line)}
+    return {
+        "resourceType": "Observation",
+        "id": f"input-{index}",
+        "status": "final",
+        "code": {"coding": [coding], "text": line.label},
+        "subject": _patient(view),
+        **_value(line),
+    }
 
 
 def _code(view: ReportView) -> FhirJson:
@@ -81,17 +86,25 @@ def risk_assessment(view: ReportView) -> FhirJson:
         "identifier": [{"system": REPORT_SYSTEM, "value": view.report_id}],
         "status": _status(view),
         "code": _code(view),
-        "method": {"coding": [{"system": METHOD_SYSTEM, "code": view.method}],
-                   "text": f"{view.method.replace('_', ' ')} of {models}"},
+        "method": {
+            "coding": [{"system": METHOD_SYSTEM, "code": view.method}],
+            "text": f"{view.method.replace('_', ' ')} of {models}",
+        },
         "subject": _patient(view),
         "occurrenceDateTime": view.created_at.isoformat(),
         "basis": [{"reference": f"#input-{i}", "display": line.label} for i, line in measured],
-        "prediction": [{
-            "outcome": {"coding": [{"system": TASK_SYSTEM, "code": f"{view.task}:positive",
-                                    "display": view.positive_label}], "text": view.positive_label},
-            "probabilityDecimal": round(view.probability, 6),
-            "rationale": view.summary,
-        }],
+        "prediction": [
+            {
+                "outcome": {
+                    "coding": [
+                        {"system": TASK_SYSTEM, "code": f"{view.task}:positive", "display": view.positive_label}
+                    ],
+                    "text": view.positive_label,
+                },
+                "probabilityDecimal": round(view.probability, 6),
+                "rationale": view.summary,
+            }
+        ],
         "note": notes,
         "contained": [_observation(view, line, i) for i, line in measured],
     }
@@ -103,8 +116,12 @@ def diagnostic_report(view: ReportView, diagnostic_report_id: str, url: str) -> 
         "resourceType": "DiagnosticReport",
         "id": diagnostic_report_id,
         "identifier": [{"system": REPORT_SYSTEM, "value": view.report_id}],
-        "extension": [{"url": SUPPORTING_INFO,
-                       "valueReference": {"reference": f"RiskAssessment/{view.report_id}", "type": "RiskAssessment"}}],
+        "extension": [
+            {
+                "url": SUPPORTING_INFO,
+                "valueReference": {"reference": f"RiskAssessment/{view.report_id}", "type": "RiskAssessment"},
+            }
+        ],
         "status": _status(view),
         "code": {**_code(view), "text": f"AI Mass risk report: {view.task_title}"},
         "subject": _patient(view),
@@ -129,9 +146,15 @@ def transaction(resources: list[FhirJson]) -> FhirJson:
     """
     requests = [{"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"} for r in resources]
     placeholder = {"resourceType": "Basic", "code": {"text": "placeholder"}}
-    bundle = _validated(Bundle, {"resourceType": "Bundle", "type": "transaction",
-                                 "entry": [{"resource": placeholder, "request": q} for q in requests]})
-    bundle["entry"] = [{**entry, "resource": resource} for entry, resource in zip(bundle["entry"], resources,
-                                                                                   strict=True)]
+    bundle = _validated(
+        Bundle,
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"resource": placeholder, "request": q} for q in requests],
+        },
+    )
+    bundle["entry"] = [
+        {**entry, "resource": resource} for entry, resource in zip(bundle["entry"], resources, strict=True)
+    ]
     return bundle
-

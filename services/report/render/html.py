@@ -26,12 +26,16 @@ def report_time(view: ReportView) -> str:
 
 def render_html(view: ReportView) -> bytes:
     largest = max((abs(d.delta) for d in view.drivers), default=0.0)
-    return _template().render(
-        v=view,
-        time=report_time(view),
-        colour=risk_colour(bool(view.label)),
-        gauge=gauge_svg(view.probability, bool(view.label), f"risk of {view.positive_label}"),
-        bar=lambda p: bar_svg(p, p >= 0.5),
-        influence=lambda delta: influence_svg(delta, largest),
-        points=points,
-    ).encode()
+    return (
+        _template()
+        .render(
+            v=view,
+            time=report_time(view),
+            colour=risk_colour(bool(view.label)),
+            gauge=gauge_svg(view.probability, bool(view.label), f"risk of {view.positive_label}"),
+            bar=lambda p: bar_svg(p, p >= 0.5),
+            influence=lambda delta: influence_svg(delta, largest),
+            points=points,
+        )
+        .encode()
+    )

@@ -30,8 +30,14 @@ def gauge_svg(probability: float, positive: bool, caption: str) -> str:
     angle = math.pi * (1.0 - p)
     x, y = cx + r * math.cos(angle), cy - r * math.sin(angle)
     track = f'<path d="M {cx - r},{cy} A {r} {r} 0 0 1 {cx + r},{cy}" stroke="{TRACK}" stroke-width="{w}" fill="none"/>'
-    value = (f'<path d="M {cx - r},{cy} A {r} {r} 0 0 1 {x:.2f},{y:.2f}" stroke="{risk_colour(positive)}" '
-             f'stroke-width="{w}" fill="none"/>') if p > 0 else ""
+    value = (
+        (
+            f'<path d="M {cx - r},{cy} A {r} {r} 0 0 1 {x:.2f},{y:.2f}" stroke="{risk_colour(positive)}" '
+            f'stroke-width="{w}" fill="none"/>'
+        )
+        if p > 0
+        else ""
+    )
     ticks = "".join(_tick(cx, cy, r + w / 2 if t == 0.5 else r, t) for t in (0.0, 0.5, 1.0))
     return (
         f'<svg class="gauge" viewBox="0 0 240 168" width="240" height="168" role="img" '
@@ -45,9 +51,11 @@ def gauge_svg(probability: float, positive: bool, caption: str) -> str:
 
 def bar_svg(probability: float, positive: bool, width: int = 140) -> str:
     p = min(max(probability, 0.0), 1.0)
-    return (f'<svg viewBox="0 0 {width} 12" width="{width}" height="12" xmlns="http://www.w3.org/2000/svg">'
-            f'<rect width="{width}" height="12" rx="3" fill="{TRACK}"/>'
-            f'<rect width="{p * width:.1f}" height="12" rx="3" fill="{risk_colour(positive)}"/></svg>')
+    return (
+        f'<svg viewBox="0 0 {width} 12" width="{width}" height="12" xmlns="http://www.w3.org/2000/svg">'
+        f'<rect width="{width}" height="12" rx="3" fill="{TRACK}"/>'
+        f'<rect width="{p * width:.1f}" height="12" rx="3" fill="{risk_colour(positive)}"/></svg>'
+    )
 
 
 def influence_svg(delta: float, largest: float, width: int = 160) -> str:
@@ -55,9 +63,11 @@ def influence_svg(delta: float, largest: float, width: int = 160) -> str:
     half = width / 2
     length = 0.0 if largest <= 0 else min(abs(delta) / largest, 1.0) * (half - 2)
     x = half if delta >= 0 else half - length
-    return (f'<svg viewBox="0 0 {width} 12" width="{width}" height="12" xmlns="http://www.w3.org/2000/svg">'
-            f'<rect x="{x:.1f}" width="{length:.1f}" height="12" fill="{UP if delta >= 0 else DOWN}"/>'
-            f'<line x1="{half}" x2="{half}" y1="0" y2="12" stroke="#475467" stroke-width="1"/></svg>')
+    return (
+        f'<svg viewBox="0 0 {width} 12" width="{width}" height="12" xmlns="http://www.w3.org/2000/svg">'
+        f'<rect x="{x:.1f}" width="{length:.1f}" height="12" fill="{UP if delta >= 0 else DOWN}"/>'
+        f'<line x1="{half}" x2="{half}" y1="0" y2="12" stroke="#475467" stroke-width="1"/></svg>'
+    )
 
 
 def points(delta: float) -> str:

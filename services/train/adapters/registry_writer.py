@@ -26,8 +26,6 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-
-
 def write_card(directory: Path, card: ModelCard) -> None:
     write_atomically(directory / CARD_FILE, card.model_dump_json(indent=2).encode())
 

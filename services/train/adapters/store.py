@@ -76,8 +76,13 @@ class ParquetTrainingStore:
         ids = self._ids(partition)
         if record.record_id in ids:
             return False
-        row = {"_record_id": record.record_id, "_patient": record.patient, "_received_at": record.received_at,
-               "_label": record.label, **dict(zip(record.feature_names, record.values, strict=True))}
+        row = {
+            "_record_id": record.record_id,
+            "_patient": record.patient,
+            "_received_at": record.received_at,
+            "_label": record.label,
+            **dict(zip(record.feature_names, record.values, strict=True)),
+        }
         partition.mkdir(parents=True, exist_ok=True)
         with (partition / INBOX_FILE).open("a", encoding="utf-8") as inbox:
             inbox.write(json.dumps(row, separators=(",", ":")) + "\n")
@@ -88,8 +93,11 @@ class ParquetTrainingStore:
 
     def partitions(self, task: str | None = None) -> list[tuple[str, str, Path]]:
         pattern = f"task={task}/hospital=*" if task else "task=*/hospital=*"
-        return [(p.parent.name.removeprefix("task="), unquote(p.name.removeprefix("hospital=")), p)
-                for p in sorted(self.root.glob(pattern)) if p.is_dir()]
+        return [
+            (p.parent.name.removeprefix("task="), unquote(p.name.removeprefix("hospital=")), p)
+            for p in sorted(self.root.glob(pattern))
+            if p.is_dir()
+        ]
 
     def compact(self, task: str | None = None, hospital: str | None = None) -> None:
         """Fold the inboxes of ``task`` (every task when ``None``), of one hospital's partition when it is given."""

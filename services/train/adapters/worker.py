@@ -42,9 +42,11 @@ class ProcessTrainingWorker:
                 except BrokenProcessPool:
                     self.close()
             else:
-                raise TrainerDied(f"the training process died twice while training {task}/{site or 'pooled'} "
-                                  "(killed for memory?): see the train log, give train more memory, then replay "
-                                  "this request")
+                raise TrainerDied(
+                    f"the training process died twice while training {task}/{site or 'pooled'} "
+                    "(killed for memory?): see the train log, give train more memory, then replay "
+                    "this request"
+                )
         finally:
             self.busy = False
         return [ModelCard.model_validate_json(card) for card in cards]
@@ -53,7 +55,8 @@ class ProcessTrainingWorker:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
         return await asyncio.get_running_loop().run_in_executor(
-            self._pool, self.job, self.tasks_dir, self.store_root, self.registry, task, site)
+            self._pool, self.job, self.tasks_dir, self.store_root, self.registry, task, site
+        )
 
     def close(self) -> None:
         if self._pool is not None:

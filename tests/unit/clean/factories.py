@@ -29,17 +29,23 @@ def cleaner() -> Cleaner:
 
 def record_of(document: dict[str, Any], hospital: str, message_id: str = "m-1") -> CanonicalRecord:
     headers = {"ce_source": hospital, "content-type": "application/json"}
-    [record] = read_document(json.dumps(document).encode(), headers, envelope_of(headers, message_id, WHEN),
-                             PSEUDONYMIZE, 10**6)
+    [record] = read_document(
+        json.dumps(document).encode(), headers, envelope_of(headers, message_id, WHEN), PSEUDONYMIZE, 10**6
+    )
     return record
 
 
 def document(**observations: tuple[str, str, float | None, str | None]) -> dict[str, Any]:
     """A minimal canonical JSON document: each observation as (system, code, value, unit)."""
     return {
-        "patient_id": "P-1", "recorded_at": WHEN.isoformat(), "age_years": 54, "sex": "female",
-        "observations": [{"code": {"system": system, "code": code}, "value": value, "unit": unit}
-                         for system, code, value, unit in observations.values()],
+        "patient_id": "P-1",
+        "recorded_at": WHEN.isoformat(),
+        "age_years": 54,
+        "sex": "female",
+        "observations": [
+            {"code": {"system": system, "code": code}, "value": value, "unit": unit}
+            for system, code, value, unit in observations.values()
+        ],
     }
 
 
@@ -76,18 +82,35 @@ def as_hungary_sends(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-SENDS = {"cleveland": lambda d: d, "hungary": as_hungary_sends, "va-long-beach": as_va_long_beach_sends,
-         "switzerland": lambda d: d}
+SENDS = {
+    "cleveland": lambda d: d,
+    "hungary": as_hungary_sends,
+    "va-long-beach": as_va_long_beach_sends,
+    "switzerland": lambda d: d,
+}
 
 
 def heart_row(**changes: Any) -> dict[str, Any]:
-    row = {"id": 2, "age": 67, "sex": "Male", "dataset": "Cleveland", "cp": "asymptomatic", "trestbps": 160.0,
-           "chol": 286.0, "fbs": False, "restecg": "lv hypertrophy", "thalch": 108.0, "exang": True,
-           "oldpeak": 1.5, "slope": "flat", "ca": 3.0, "thal": "normal", "num": 2}
+    row = {
+        "id": 2,
+        "age": 67,
+        "sex": "Male",
+        "dataset": "Cleveland",
+        "cp": "asymptomatic",
+        "trestbps": 160.0,
+        "chol": 286.0,
+        "fbs": False,
+        "restecg": "lv hypertrophy",
+        "thalch": 108.0,
+        "exang": True,
+        "oldpeak": 1.5,
+        "slope": "flat",
+        "ca": 3.0,
+        "thal": "normal",
+        "num": 2,
+    }
     return {**row, **changes}
 
 
 def heart_document(**changes: Any) -> dict[str, Any]:
     return canonical_record(heart_row(**changes), WHEN)
-
-

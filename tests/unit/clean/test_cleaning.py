@@ -21,8 +21,7 @@ def flags(cleaned, kind):
 
 def test_glucose_in_mg_per_dl_and_in_mmol_per_l_give_the_same_canonical_value() -> None:
     in_mass = CLEAN.clean(record_of(document(g=(LOINC, "2345-7", 99.0, "mg/dL")), "cleveland"))
-    in_moles = CLEAN.clean(record_of(document(g=(LOINC, "14749-6", 99.0 / GLUCOSE_MG_PER_MMOL, "mmol/L")),
-                                     "hungary"))
+    in_moles = CLEAN.clean(record_of(document(g=(LOINC, "14749-6", 99.0 / GLUCOSE_MG_PER_MMOL, "mmol/L")), "hungary"))
     a, b = observation(in_mass, "2345-7"), observation(in_moles, "2345-7")
     assert (a.value, a.unit) == (b.value, b.unit) == (99.0, "mg/dL")
     assert a.as_sent is None
@@ -41,8 +40,12 @@ def test_a_local_code_maps_through_the_hospital_table() -> None:
 def test_the_same_local_code_from_another_hospital_is_unmapped_kept_and_flagged() -> None:
     cleaned = CLEAN.clean(record_of(document(g=("urn:hospital:hungary:lab", "GLUK", 5.5, "mmol/L")), "cleveland"))
     [kept] = cleaned.record.observations
-    assert (kept.code.system, kept.code.code, kept.value, kept.unit) == ("urn:hospital:hungary:lab", "GLUK", 5.5,
-                                                                         "mmol/L")
+    assert (kept.code.system, kept.code.code, kept.value, kept.unit) == (
+        "urn:hospital:hungary:lab",
+        "GLUK",
+        5.5,
+        "mmol/L",
+    )
     [(field, detail)] = flags(cleaned, "unmapped_code")
     assert field == "GLUK" and "cleveland v1" in detail
     assert cleaned.unmapped_codes == 1
@@ -53,7 +56,8 @@ def test_cholesterol_zero_is_flagged_implausible_and_missing_with_the_sent_value
     cholesterol = observation(cleaned, "2093-3")
     assert cholesterol.value is None and cholesterol.as_sent.value == 0.0
     assert ("2093-3", "cholesterol outside the plausible range 40-1000 mg/dL; treated as missing") in flags(
-        cleaned, "implausible")
+        cleaned, "implausible"
+    )
     heart = cleaned.record.features["heart_disease"]
     assert dict(zip(heart.names, heart.values, strict=True))["cholesterol"] is None
     assert ("cholesterol", "heart_disease") in flags(cleaned, "missing")
@@ -95,9 +99,17 @@ def test_a_missing_unit_is_flagged_unless_the_canonical_unit_is_a_count() -> Non
 
 
 def test_unit_spellings_hospitals_use_are_read_as_their_ucum_code() -> None:
-    cleaned = CLEAN.clean(record_of(document(t=(LOINC, "8310-5", 98.6, "°F"), p=(LOINC, "8480-6", 120.0, "mmHg"),
-                                             w=(LOINC, "29463-7", 154.0, "lbs"), h=(LOINC, "8302-2", 70.0, "in")),
-                                    "cleveland"))
+    cleaned = CLEAN.clean(
+        record_of(
+            document(
+                t=(LOINC, "8310-5", 98.6, "°F"),
+                p=(LOINC, "8480-6", 120.0, "mmHg"),
+                w=(LOINC, "29463-7", 154.0, "lbs"),
+                h=(LOINC, "8302-2", 70.0, "in"),
+            ),
+            "cleveland",
+        )
+    )
     values = {o.code.code: (o.value, o.unit) for o in cleaned.record.observations}
     assert values["8310-5"] == (37.0, "Cel")
     assert values["8480-6"] == (120.0, "mm[Hg]")
@@ -129,7 +141,11 @@ def test_missing_features_stay_missing_and_are_flagged() -> None:
     values = dict(zip(heart.names, heart.values, strict=True))
     assert values["major_vessels"] is None and values["thallium_normal"] is None
     assert {f for f, _ in flags(cleaned, "missing")} == {
-        "major_vessels", "thallium_normal", "thallium_fixed_defect", "thallium_reversable_defect"}
+        "major_vessels",
+        "thallium_normal",
+        "thallium_fixed_defect",
+        "thallium_reversable_defect",
+    }
 
 
 def test_an_unmapped_condition_code_is_kept_and_flagged() -> None:
@@ -143,11 +159,14 @@ def test_an_unmapped_condition_code_is_kept_and_flagged() -> None:
 def test_a_task_unit_other_than_the_analyte_default_becomes_the_canonical_one() -> None:
     tasks = load_tasks()
     heart = tasks["heart_disease"]
-    features = [f.model_copy(update={"unit": "mmol/L", "plausible": (1.0, 20.0)}) if f.name == "cholesterol" else f
-                for f in heart.features]
+    features = [
+        f.model_copy(update={"unit": "mmol/L", "plausible": (1.0, 20.0)}) if f.name == "cholesterol" else f
+        for f in heart.features
+    ]
     in_mmol = {"heart_disease": heart.model_copy(update={"features": features})}
     cleaned = Cleaner(in_mmol, CodeBook([CodeTable(hospital="*", version=1)])).clean(
-        record_of(heart_document(chol=386.65), "cleveland"))
+        record_of(heart_document(chol=386.65), "cleveland")
+    )
     cholesterol = observation(cleaned, "2093-3")
     assert (cholesterol.value, cholesterol.unit) == (10.0, "mmol/L")
     values = cleaned.record.features["heart_disease"].values

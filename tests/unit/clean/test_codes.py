@@ -17,12 +17,22 @@ def test_the_shipped_tables_load_with_a_version_each() -> None:
 
 
 def test_a_hospital_table_adds_to_the_default_and_wins() -> None:
-    default = CodeTable.model_validate({"hospital": "*", "version": 3, "units": {"mg/dl": "mg/dL", "x": "1"},
-                                        "codes": [{"from": {"system": "urn:l", "code": "A"},
-                                                   "to": {"system": LOINC, "code": "1-1"}}]})
-    own = CodeTable.model_validate({"hospital": "h", "version": 2, "units": {"x": "/min"},
-                                    "codes": [{"from": {"system": "urn:l", "code": "A"},
-                                               "to": {"system": LOINC, "code": "2-2"}}]})
+    default = CodeTable.model_validate(
+        {
+            "hospital": "*",
+            "version": 3,
+            "units": {"mg/dl": "mg/dL", "x": "1"},
+            "codes": [{"from": {"system": "urn:l", "code": "A"}, "to": {"system": LOINC, "code": "1-1"}}],
+        }
+    )
+    own = CodeTable.model_validate(
+        {
+            "hospital": "h",
+            "version": 2,
+            "units": {"x": "/min"},
+            "codes": [{"from": {"system": "urn:l", "code": "A"}, "to": {"system": LOINC, "code": "2-2"}}],
+        }
+    )
     codes = CodeBook([default, own]).for_hospital("h")
     assert codes.translate(Code(system="urn:l", code="A")).code == "2-2"
     assert codes.ucum("x") == "/min" and codes.ucum(" mg/dl ") == "mg/dL" and codes.ucum("kg") == "kg"
@@ -44,13 +54,17 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_a_code_mapped_twice_is_refused(tmp_path: Path) -> None:
-    path = write(tmp_path, "h.yaml", """
+    path = write(
+        tmp_path,
+        "h.yaml",
+        """
 hospital: h
 version: 1
 codes:
   - {from: {system: "urn:l", code: "A"}, to: {system: "http://loinc.org", code: "1"}}
   - {from: {system: "urn:l", code: "A"}, to: {system: "http://loinc.org", code: "2"}}
-""")
+""",
+    )
     with pytest.raises(CodeTableError, match="mapped twice"):
         load_code_table(path)
 

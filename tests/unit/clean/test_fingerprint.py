@@ -10,8 +10,12 @@ def test_the_same_content_under_a_new_message_id_has_the_same_fingerprint() -> N
 
 def test_order_and_display_text_do_not_matter() -> None:
     document = heart_document()
-    shuffled = {**document, "observations": [
-        {**o, "code": {**o["code"], "display": "other words"}} for o in reversed(document["observations"])]}
+    shuffled = {
+        **document,
+        "observations": [
+            {**o, "code": {**o["code"], "display": "other words"}} for o in reversed(document["observations"])
+        ],
+    }
     original, reordered = record_of(document, "cleveland"), record_of(shuffled, "cleveland")
     assert content_fingerprint(original) == content_fingerprint(reordered)
 

@@ -70,8 +70,19 @@ class DeadLetters:
 
 def message(ce_id: str, message_id: str, offset: int = 0, **row: object) -> ConsumerRecord:
     record = record_of(heart_document(**row), "cleveland", message_id)
-    return ConsumerRecord("t.records.ingested", 0, offset, 0, 0, None, record.model_dump_json().encode(), None, 0, 0,
-                          [("ce_id", ce_id.encode())])
+    return ConsumerRecord(
+        "t.records.ingested",
+        0,
+        offset,
+        0,
+        0,
+        None,
+        record.model_dump_json().encode(),
+        None,
+        0,
+        0,
+        [("ce_id", ce_id.encode())],
+    )
 
 
 def make(fail: int = 0):
@@ -101,10 +112,18 @@ async def test_the_same_event_twice_and_the_same_content_under_a_new_id_give_one
 
 async def test_inside_one_batch_the_first_of_an_event_or_a_content_wins() -> None:
     handler, seen, out, _, metrics = make()
-    await handler([message("e-1", "m-1"), message("e-1", "m-1", offset=1), message("e-2", "m-2", offset=2),
-                   message("e-3", "m-3", offset=3, chol=250.0)])
-    assert [event_id for _, event_id in out.published] == [derived_event_id("clean", "e-1"),
-                                                           derived_event_id("clean", "e-3")]
+    await handler(
+        [
+            message("e-1", "m-1"),
+            message("e-1", "m-1", offset=1),
+            message("e-2", "m-2", offset=2),
+            message("e-3", "m-3", offset=3, chol=250.0),
+        ]
+    )
+    assert [event_id for _, event_id in out.published] == [
+        derived_event_id("clean", "e-1"),
+        derived_event_id("clean", "e-3"),
+    ]
     assert duplicates(metrics, "event_id") == 1 and duplicates(metrics, "content") == 1
     assert seen.calls == 1 and seen.events == {"e-1", "e-3"}
     assert emitted(metrics) == 2
@@ -118,8 +137,10 @@ async def test_a_failed_acknowledgement_fails_the_batch_and_its_redelivery_emits
     assert not seen.events  # nothing remembered: the batch is not committed and comes again
     assert emitted(metrics) == 0 and duplicates(metrics, "content") == 0
     await handler(batch)  # the same batch again: its content claims are its own
-    assert [event_id for _, event_id in out.published][-2:] == [derived_event_id("clean", "e-1"),
-                                                                derived_event_id("clean", "e-2")]
+    assert [event_id for _, event_id in out.published][-2:] == [
+        derived_event_id("clean", "e-1"),
+        derived_event_id("clean", "e-2"),
+    ]
     assert seen.events == {"e-1", "e-2"} and emitted(metrics) == 2
     assert duplicates(metrics, "content") == 0
 
@@ -133,8 +154,12 @@ async def test_other_content_is_not_a_duplicate() -> None:
 async def test_metrics_count_conversions_and_implausible_values() -> None:
     handler, _, _, _, metrics = make()
     await handler([message("e-1", "m-1", chol=0.0)])
-    assert metrics.registry.get_sample_value("aimass_clean_implausible_total",
-                                             {"hospital": "cleveland", "feature": "cholesterol"}) == 1
+    assert (
+        metrics.registry.get_sample_value(
+            "aimass_clean_implausible_total", {"hospital": "cleveland", "feature": "cholesterol"}
+        )
+        == 1
+    )
 
 
 async def test_a_value_that_is_not_a_record_is_dead_lettered_and_the_rest_of_the_batch_goes_on() -> None:

@@ -55,8 +55,11 @@ def test_features_equal_those_of_the_row_read_directly_whatever_the_hospital_sen
 def test_no_local_code_is_left_unmapped(cleaned_by_hospital) -> None:
     for rows in cleaned_by_hospital.values():
         for _, cleaned in rows:
-            assert not [f for f in cleaned.record.quality_flags if f.kind in ("unmapped_code", "unknown_unit",
-                                                                              "incompatible_unit")]
+            assert not [
+                f
+                for f in cleaned.record.quality_flags
+                if f.kind in ("unmapped_code", "unknown_unit", "incompatible_unit")
+            ]
 
 
 def test_cholesterol_sent_in_mmol_per_l_lands_in_the_same_range_as_mg_per_dl(cleaned_by_hospital) -> None:
@@ -85,18 +88,26 @@ def test_the_real_formats_through_ingest_s_parsers_come_out_comparable() -> None
 
     def read(body: bytes, hospital: str, content_type: str, message_id: str) -> list:
         headers = {"ce_source": hospital, "content-type": content_type}
-        return list(read_document(body, headers, envelope_of(headers, message_id, WHEN), PSEUDONYMIZE, 10**7,
-                                  options))
+        return list(read_document(body, headers, envelope_of(headers, message_id, WHEN), PSEUDONYMIZE, 10**7, options))
 
     documents = records_by_hospital()
     sent = {
-        "cleveland": [r for i, d in enumerate(documents["cleveland"]) for r in read(
-            json.dumps(fhir_bundle(d)).encode(), "cleveland", "application/fhir+json", f"c{i}")],
-        "hungary": [r for i, d in enumerate(documents["hungary"])
-                    for r in read(hl7_oru(d).encode(), "hungary", "x-application/hl7-v2+er7", f"h{i}")],
+        "cleveland": [
+            r
+            for i, d in enumerate(documents["cleveland"])
+            for r in read(json.dumps(fhir_bundle(d)).encode(), "cleveland", "application/fhir+json", f"c{i}")
+        ],
+        "hungary": [
+            r
+            for i, d in enumerate(documents["hungary"])
+            for r in read(hl7_oru(d).encode(), "hungary", "x-application/hl7-v2+er7", f"h{i}")
+        ],
         "va-long-beach": read(csv_rows(documents["va-long-beach"]).encode(), "va-long-beach", "text/csv", "va"),
-        "switzerland": [r for i, d in enumerate(documents["switzerland"])
-                        for r in read(json.dumps(d).encode(), "switzerland", "application/json", f"s{i}")],
+        "switzerland": [
+            r
+            for i, d in enumerate(documents["switzerland"])
+            for r in read(json.dumps(d).encode(), "switzerland", "application/json", f"s{i}")
+        ],
     }
     clean = cleaner()
     cholesterol = TASK.feature_names.index("cholesterol")
@@ -105,8 +116,11 @@ def test_the_real_formats_through_ingest_s_parsers_come_out_comparable() -> None
         for document, record in zip(documents[hospital], records, strict=True):
             reference = [feature_value(record_of(document, "reference"), f) for f in TASK.features]
             cleaned = clean.clean(record)
-            assert not [f for f in cleaned.record.quality_flags if f.kind in ("unmapped_code", "unknown_unit",
-                                                                              "incompatible_unit")]
+            assert not [
+                f
+                for f in cleaned.record.quality_flags
+                if f.kind in ("unmapped_code", "unknown_unit", "incompatible_unit")
+            ]
             values = cleaned.record.features["heart_disease"].values
             for index, (expected, got) in enumerate(zip(reference, values, strict=True)):
                 assert (expected is None) == (got is None), (hospital, TASK.feature_names[index])

@@ -12,8 +12,11 @@ from tests.unit.clean.factories import SENDS, cleaner, record_of
 @pytest.fixture(scope="module")
 def summary():
     clean = cleaner()
-    records = [clean.clean(record_of(SENDS[hospital](doc), hospital, f"m-{i}")).record
-               for hospital, documents in records_by_hospital().items() for i, doc in enumerate(documents)]
+    records = [
+        clean.clean(record_of(SENDS[hospital](doc), hospital, f"m-{i}")).record
+        for hospital, documents in records_by_hospital().items()
+        for i, doc in enumerate(documents)
+    ]
     return summarize(records + records[:5])  # a record delivered twice counts once
 
 
@@ -24,7 +27,11 @@ def missing_percent(text: str, feature: str) -> list[str]:
 
 def test_missingness_per_feature_and_hospital(summary) -> None:
     assert dict(summary.tasks["heart_disease"].records) == {
-        "cleveland": 304, "hungary": 293, "va-long-beach": 200, "switzerland": 123}
+        "cleveland": 304,
+        "hungary": 293,
+        "va-long-beach": 200,
+        "switzerland": 123,
+    }
     text = render(summary)
     assert text.startswith("records.clean: 920 records from 4 hospitals")
     header = next(line for line in text.splitlines() if line.startswith("feature"))

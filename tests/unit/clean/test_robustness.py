@@ -12,11 +12,31 @@ from tests.unit.clean.factories import cleaner, heart_document, record_of
 CLEAN = cleaner()
 BASE = record_of(heart_document(), "hungary")
 CODES = [(LOINC, c) for c in ("2093-3", "14647-2", "2345-7", "4548-4", "59261-8", "8480-6", "8310-5", "1-1")] + [
-    (AIMASS_CODES, "max-heart-rate"), (AIMASS_CODES, "major-vessels"), ("urn:hospital:hungary:lab", "KOL-MMOL"),
-    ("urn:x", "y")]
-UNITS = [None, "", "mg/dL", "mmol/l", "%", "mmol/mol", "Cel", "°F", "dB", "mg", "1", "/min", "Hgmm", "10*3/uL",
-         "not a unit", "{beats}/min", "kg/m2"]
-VALUES = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6).map(float))
+    (AIMASS_CODES, "max-heart-rate"),
+    (AIMASS_CODES, "major-vessels"),
+    ("urn:hospital:hungary:lab", "KOL-MMOL"),
+    ("urn:x", "y"),
+]
+UNITS = [
+    None,
+    "",
+    "mg/dL",
+    "mmol/l",
+    "%",
+    "mmol/mol",
+    "Cel",
+    "°F",
+    "dB",
+    "mg",
+    "1",
+    "/min",
+    "Hgmm",
+    "10*3/uL",
+    "not a unit",
+    "{beats}/min",
+    "kg/m2",
+]
+VALUES = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**6), 10**6).map(float))
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

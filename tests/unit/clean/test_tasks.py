@@ -8,9 +8,24 @@ from services.ingest.documents import envelope_of, read_document
 from services.ingest.pseudonym import Pseudonymizer
 from shared.tasks import FeatureSpec, feature_vector, label_of, load_tasks
 
-ROW = {"id": 2, "age": 67, "sex": "Male", "dataset": "Cleveland", "cp": "asymptomatic", "trestbps": 160.0,
-       "chol": 0.0, "fbs": False, "restecg": "lv hypertrophy", "thalch": 108.0, "exang": True, "oldpeak": 1.5,
-       "slope": "flat", "ca": 3.0, "thal": float("nan"), "num": 2}
+ROW = {
+    "id": 2,
+    "age": 67,
+    "sex": "Male",
+    "dataset": "Cleveland",
+    "cp": "asymptomatic",
+    "trestbps": 160.0,
+    "chol": 0.0,
+    "fbs": False,
+    "restecg": "lv hypertrophy",
+    "thalch": 108.0,
+    "exang": True,
+    "oldpeak": 1.5,
+    "slope": "flat",
+    "ca": 3.0,
+    "thal": float("nan"),
+    "num": 2,
+}
 
 
 def heart_record():
@@ -57,7 +72,13 @@ def test_two_tasks_may_not_want_one_code_in_two_units() -> None:
     from shared.tasks import canonical_units
 
     heart = load_tasks()["heart_disease"]
-    other = heart.model_copy(update={"name": "other", "features": [
-        f.model_copy(update={"unit": "mmol/L"}) if f.name == "cholesterol" else f for f in heart.features]})
+    other = heart.model_copy(
+        update={
+            "name": "other",
+            "features": [
+                f.model_copy(update={"unit": "mmol/L"}) if f.name == "cholesterol" else f for f in heart.features
+            ],
+        }
+    )
     with pytest.raises(ValueError, match="different units for 2093-3"):
         canonical_units([heart, other])

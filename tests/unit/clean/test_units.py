@@ -6,19 +6,22 @@ from services.clean.units import UnitProblem, conversion, round_significant
 ANALYTE = {a.name: a for a in ANALYTES}
 
 
-@pytest.mark.parametrize(("value", "from_unit", "to_unit", "analyte", "expected"), [
-    (100.0, "mg/dL", "mmol/L", "glucose", 100 / 18.0156),
-    (5.0, "mmol/L", "mg/dL", "cholesterol", 5.0 * 38.665),
-    (200.0, "mg/dL", "mmol/L", "cholesterol", 200 / 38.665),
-    (1.0, "mg/dL", "umol/L", "creatinine", 1e4 / 113.12),  # the clinical factor 88.42, from the molar mass
-    (1e4 / 113.12, "umol/L", "mg/dL", "creatinine", 1.0),
-    (6.5, "%", "mmol/mol", "hba1c", (6.5 - 2.15) * 10.929),
-    (48.0, "mmol/mol", "%", "hba1c", 48.0 / 10.929 + 2.15),
-    (98.6, "[degF]", "Cel", None, 37.0),
-    (154.0, "[lb_av]", "kg", None, 154.0 * 0.45359237),
-    (70.0, "[in_i]", "cm", None, 177.8),
-    (3.0, "1", "%", None, 300.0),
-])
+@pytest.mark.parametrize(
+    ("value", "from_unit", "to_unit", "analyte", "expected"),
+    [
+        (100.0, "mg/dL", "mmol/L", "glucose", 100 / 18.0156),
+        (5.0, "mmol/L", "mg/dL", "cholesterol", 5.0 * 38.665),
+        (200.0, "mg/dL", "mmol/L", "cholesterol", 200 / 38.665),
+        (1.0, "mg/dL", "umol/L", "creatinine", 1e4 / 113.12),  # the clinical factor 88.42, from the molar mass
+        (1e4 / 113.12, "umol/L", "mg/dL", "creatinine", 1.0),
+        (6.5, "%", "mmol/mol", "hba1c", (6.5 - 2.15) * 10.929),
+        (48.0, "mmol/mol", "%", "hba1c", 48.0 / 10.929 + 2.15),
+        (98.6, "[degF]", "Cel", None, 37.0),
+        (154.0, "[lb_av]", "kg", None, 154.0 * 0.45359237),
+        (70.0, "[in_i]", "cm", None, 177.8),
+        (3.0, "1", "%", None, 300.0),
+    ],
+)
 def test_conversions_match_the_clinical_factors(value, from_unit, to_unit, analyte, expected) -> None:
     affine = conversion(from_unit, to_unit, ANALYTE.get(analyte))
     assert affine(value) == pytest.approx(expected, rel=1e-4)
@@ -90,6 +93,10 @@ def test_units_a_sender_makes_up_grow_neither_the_caches_nor_the_series() -> Non
         assert cleaned.conversions == [(unit, "mg/dL")]
         metrics.emitted(cleaned)
     assert ucum_unit.cache_info().currsize <= UNIT_CACHE_SIZE
-    series = [s.labels["from_unit"] for m in registry.collect() for s in m.samples
-              if s.name == "aimass_clean_unit_conversions_total"]
+    series = [
+        s.labels["from_unit"]
+        for m in registry.collect()
+        for s in m.samples
+        if s.name == "aimass_clean_unit_conversions_total"
+    ]
     assert len(set(series)) <= MAX_UNITS + 1 and "other" in series

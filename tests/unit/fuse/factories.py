@@ -13,12 +13,28 @@ TASK = "heart_disease"
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def card(site: str, version: str = "v1", *, cross_site: dict[str, float] | None = None, auc: float | None = None,
-         status: ModelStatus = "active", task: str = TASK, minutes: int = 0, threshold: float = 0.5) -> ModelCard:
+def card(
+    site: str,
+    version: str = "v1",
+    *,
+    cross_site: dict[str, float] | None = None,
+    auc: float | None = None,
+    status: ModelStatus = "active",
+    task: str = TASK,
+    minutes: int = 0,
+    threshold: float = 0.5,
+) -> ModelCard:
     return ModelCard(
-        task=task, site=site, version=version, status=status, created_at=BASE_TIME + timedelta(minutes=minutes),
-        metrics={} if auc is None else {"auc": auc}, cross_site=cross_site or {}, threshold=threshold,
-        artifact_uri=f"file:///models/{task}/{site}/{version}/model.onnx", artifact_sha256="0" * 64,
+        task=task,
+        site=site,
+        version=version,
+        status=status,
+        created_at=BASE_TIME + timedelta(minutes=minutes),
+        metrics={} if auc is None else {"auc": auc},
+        cross_site=cross_site or {},
+        threshold=threshold,
+        artifact_uri=f"file:///models/{task}/{site}/{version}/model.onnx",
+        artifact_sha256="0" * 64,
     )
 
 
@@ -29,12 +45,25 @@ def write_card(models_root: Path, model: ModelCard) -> Path:
     return directory
 
 
-def prediction(site: str, probability: float, *, record_id: str = "rec-1", hospital: str = "cleveland",
-               version: str = "v1", task: str = TASK, patient: str = "p" * 32) -> Prediction:
+def prediction(
+    site: str,
+    probability: float,
+    *,
+    record_id: str = "rec-1",
+    hospital: str = "cleveland",
+    version: str = "v1",
+    task: str = TASK,
+    patient: str = "p" * 32,
+) -> Prediction:
     return Prediction(
-        record_id=record_id, patient=patient, hospital=hospital, task=task,
-        model=ModelRef(task=task, site=site, version=version), probability=probability,
-        label=int(probability >= 0.5), features=[61.0, 1.0, None],
+        record_id=record_id,
+        patient=patient,
+        hospital=hospital,
+        task=task,
+        model=ModelRef(task=task, site=site, version=version),
+        probability=probability,
+        label=int(probability >= 0.5),
+        features=[61.0, 1.0, None],
     )
 
 
@@ -48,7 +77,10 @@ THREE_CARDS = [
 
 
 def expected_weights_for_cleveland() -> dict[str, float]:
-    skill = {"hungary": (0.73 + 0.70) / 2 - 0.5, "va-long-beach": (0.90 + 0.71) / 2 - 0.5,
-             "switzerland": (0.83 + 0.64) / 2 - 0.5}
+    skill = {
+        "hungary": (0.73 + 0.70) / 2 - 0.5,
+        "va-long-beach": (0.90 + 0.71) / 2 - 0.5,
+        "switzerland": (0.83 + 0.64) / 2 - 0.5,
+    }
     total = sum(skill.values())
     return {site: s / total for site, s in skill.items()}

@@ -58,18 +58,29 @@ class Case:
     ``pattern_fit[m]`` is the mean log-likelihood, per feature, of each target record's pattern of missing values
     under the missing rates of model ``m``'s training rows (an aggregate a card could carry)."""
 
-    def __init__(self, held_out: str, scores: dict[str, np.ndarray], y: np.ndarray, sites: np.ndarray,
-                 in_test: np.ndarray, cross_site: dict[str, dict[str, float]], recorded: np.ndarray,
-                 inputs: dict[str, tuple[np.ndarray, np.ndarray]], missing_rates: dict[str, np.ndarray],
-                 local: bool = False) -> None:
+    def __init__(
+        self,
+        held_out: str,
+        scores: dict[str, np.ndarray],
+        y: np.ndarray,
+        sites: np.ndarray,
+        in_test: np.ndarray,
+        cross_site: dict[str, dict[str, float]],
+        recorded: np.ndarray,
+        inputs: dict[str, tuple[np.ndarray, np.ndarray]],
+        missing_rates: dict[str, np.ndarray],
+        local: bool = False,
+    ) -> None:
         self.held_out, self.models = held_out, [s for s in HOSPITALS if s != held_out]
         target = (sites == held_out) & ~in_test if local else sites == held_out
         self.y = y[target]
         self.p = [scores[m][target] for m in self.models]
         self.logits = [logits(p) for p in self.p]
         self.inputs = [_share_of_inputs(recorded[target], *inputs[m]) for m in self.models]
-        self.pattern_fit = [np.where(recorded[target], np.log1p(-missing_rates[m]), np.log(missing_rates[m])).mean(1)
-                            for m in self.models]
+        self.pattern_fit = [
+            np.where(recorded[target], np.log1p(-missing_rates[m]), np.log(missing_rates[m])).mean(1)
+            for m in self.models
+        ]
         calibration = (sites == held_out) & in_test
         self.local_auc = [roc_auc(y[calibration], scores[m][calibration]) for m in self.models]
         positives = int(y[calibration].sum())
@@ -103,8 +114,12 @@ def _local_skill(c: Case, prior_records: float = 0.0) -> list[float]:
     ``prior_records`` (the split counts as many records as its rarer class)."""
     n = c.local_rarer
     own = [a if a is not None else 0.5 for a in c.local_auc]
-    return [max((n * a + prior_records * float(np.mean(c.aucs(m)))) / (n + prior_records) - 0.5, FLOOR)
-            if n + prior_records > 0 else FLOOR for a, m in zip(own, c.models, strict=True)]
+    return [
+        max((n * a + prior_records * float(np.mean(c.aucs(m)))) / (n + prior_records) - 0.5, FLOOR)
+        if n + prior_records > 0
+        else FLOOR
+        for a, m in zip(own, c.models, strict=True)
+    ]
 
 
 def _ranks(reference: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -148,8 +163,13 @@ def _agreement(c: Case, spectral: bool) -> np.ndarray:
     if spectral:
         weights = list(_separations(columns))
     else:  # correlation with the mean of the others
-        weights = [max(float(np.corrcoef(columns[i], np.mean([x for k, x in enumerate(columns) if k != i], axis=0))
-                             [0, 1]), 1e-3) for i in range(len(columns))]
+        weights = [
+            max(
+                float(np.corrcoef(columns[i], np.mean([x for k, x in enumerate(columns) if k != i], axis=0))[0, 1]),
+                1e-3,
+            )
+            for i in range(len(columns))
+        ]
     return average([_z(p, p) for p in c.p], weights)  # each standardized over the hospital's own records
 
 
@@ -173,23 +193,29 @@ RULES: dict[str, Callable[[Case], np.ndarray]] = {
     "logit avg, equal weights": lambda c: average(c.logits, [1.0] * 3),
     "median (= trimmed mean of 3)": lambda c: np.median(np.vstack(c.p), axis=0),
     "rank avg (ranks within own test split)": lambda c: average(
-        [_ranks(r, p) for r, p in zip(c.own_test, c.p, strict=True)], c.skill()),
+        [_ranks(r, p) for r, p in zip(c.own_test, c.p, strict=True)], c.skill()
+    ),
     "rank avg (ranks within training sites' test splits)": lambda c: average(
-        [_ranks(r, p) for r, p in zip(c.reference_p, c.p, strict=True)], c.skill()),
+        [_ranks(r, p) for r, p in zip(c.reference_p, c.p, strict=True)], c.skill()
+    ),
     "standardized-logit avg (training sites' test splits)": lambda c: average(
-        [_z(r, p) for r, p in zip(c.reference_p, c.p, strict=True)], c.skill()),
+        [_z(r, p) for r, p in zip(c.reference_p, c.p, strict=True)], c.skill()
+    ),
     "stacking: logistic on logits (training sites' test splits)": lambda c: _stacked(c, non_negative=False),
     "stacking: non-negative weights (same data)": lambda c: _stacked(c, non_negative=True),
     "no fusion: the model cards rank first": lambda c: c.p[int(np.argmax(c.skill()))],
     "weighted avg, weight × share of inputs recorded": lambda c: _per_record(c, 1.0, on_logits=False),
     "logit avg, weight × (share of inputs recorded)²": lambda c: _per_record(c, 2.0, on_logits=True),
-    "logit avg, weights from the models' agreement at the hospital (spectral, no labels)":
-        lambda c: _agreement(c, spectral=True),
+    "logit avg, weights from the models' agreement at the hospital (spectral, no labels)": lambda c: _agreement(
+        c, spectral=True
+    ),
     "logit avg, weight = correlation with the other models at the hospital": lambda c: _agreement(c, spectral=False),
-    "logit avg, weight × fit of the record's missing values to the model's site (sharpness 3)":
-        lambda c: _pattern_gated(c, 3.0, per_record=True),
-    "logit avg, weight × fit of the hospital's missing values to the model's site (sharpness 3)":
-        lambda c: _pattern_gated(c, 3.0, per_record=False),
+    "logit avg, weight × fit of the record's missing values to the model's site (sharpness 3)": lambda c: (
+        _pattern_gated(c, 3.0, per_record=True)
+    ),
+    "logit avg, weight × fit of the hospital's missing values to the model's site (sharpness 3)": lambda c: (
+        _pattern_gated(c, 3.0, per_record=False)
+    ),
 }
 LOCAL_RULES: dict[str, Callable[[Case], np.ndarray]] = {
     "weighted avg, skill on the hospital's own test split": lambda c: average(c.p, _local_skill(c)),
@@ -209,8 +235,14 @@ def _reduced_feature_scores(task: TaskSpec, data: Dataset) -> dict[str, np.ndarr
     without = dataclasses.replace(data, x=data.x.copy())
     without.x[:, blanked] = np.nan
     lacks = np.isnan(data.x[:, blanked]).any(axis=1)
-    return {s: np.where(lacks, train_model(task, without, s).scorer.predict(without.x),
-                        train_model(task, data, s).scorer.predict(data.x)) for s in HOSPITALS}
+    return {
+        s: np.where(
+            lacks,
+            train_model(task, without, s).scorer.predict(without.x),
+            train_model(task, data, s).scorer.predict(data.x),
+        )
+        for s in HOSPITALS
+    }
 
 
 def cases(seed: int, local: bool = False, reduced: bool = False) -> list[Case]:
@@ -229,8 +261,10 @@ def cases(seed: int, local: bool = False, reduced: bool = False) -> list[Case]:
     missing = np.isnan(data.x)
     training_rows = {s: (data.sites == s) & ~in_test for s in HOSPITALS}
     missing_rates = {s: (missing[rows].sum(axis=0) + 1) / (rows.sum() + 2) for s, rows in training_rows.items()}
-    return [Case(h, scores, data.y, data.sites, in_test, cross_site, ~missing, inputs, missing_rates, local)
-            for h in HOSPITALS]
+    return [
+        Case(h, scores, data.y, data.sites, in_test, cross_site, ~missing, inputs, missing_rates, local)
+        for h in HOSPITALS
+    ]
 
 
 MEAN_SINGLE = "(for reference: the mean single model)"
@@ -271,6 +305,7 @@ def _local_weights(power: float) -> Callable[[np.ndarray, np.ndarray], Callable[
     def learn(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         w = np.array([max(roc_auc(y, x[:, i]) - 0.5, FLOOR) ** power for i in range(x.shape[1])])
         return lambda z: z @ (w / w.sum())
+
     return learn
 
 
@@ -304,12 +339,16 @@ def ceiling(seeds: list[int], reduced: bool = False) -> None:
             rows[c.held_out].append(f"{seed}: {auc - best:+.3f} ({shares})")
             for name, learn in CEILING_RULES.items():
                 local[name].append(roc_auc(c.y, _cross_fitted(c, learn)) - best)
-    print("Best fixed weighting of the logits on the held-out hospital's own labels, in-sample, minus the best single "
-          "model (weights):")
+    print(
+        "Best fixed weighting of the logits on the held-out hospital's own labels, in-sample, minus the best single "
+        "model (weights):"
+    )
     for hospital, lines in rows.items():
         print(f"- {hospital}: " + "; ".join(lines))
-    print(f"\n| learned from the hospital's outcomes, cross-fitted | rows ≥ best (of {4 * len(seeds)}) "
-          "| per held-out hospital | mean | worst |\n|---|---|---|---|---|")
+    print(
+        f"\n| learned from the hospital's outcomes, cross-fitted | rows ≥ best (of {4 * len(seeds)}) "
+        "| per held-out hospital | mean | worst |\n|---|---|---|---|---|"
+    )
     for name, margins_ in local.items():
         print(summary_row(name, np.array(margins_).reshape(len(seeds), len(HOSPITALS))))
 
@@ -318,8 +357,13 @@ def criteria(seeds: list[int], resamples: int = 1000) -> None:
     """How often the default fusion meets the issue's criterion and weaker ones, with the paired bootstrap of
     fused − best single (resampling the held-out hospital's patients)."""
     rng = np.random.default_rng(0)
-    counts = {"fused ≥ best single": 0, "fused > mean single": 0, "fused ≥ second-best single": 0,
-              "fused ≥ best − 0.03": 0, "95 % bootstrap interval of fused − best reaches 0": 0}
+    counts = {
+        "fused ≥ best single": 0,
+        "fused > mean single": 0,
+        "fused ≥ second-best single": 0,
+        "fused ≥ best − 0.03": 0,
+        "95 % bootstrap interval of fused − best reaches 0": 0,
+    }
     rows = 0
     for seed in seeds:
         for c in cases(seed):
@@ -331,8 +375,13 @@ def criteria(seeds: list[int], resamples: int = 1000) -> None:
                 i = rng.integers(0, len(c.y), len(c.y))
                 if c.y[i].min() != c.y[i].max():
                     differences.append(roc_auc(c.y[i], fused[i]) - roc_auc(c.y[i], c.p[best][i]))
-            met = [auc >= single[best], auc > np.mean(single), auc >= sorted(single)[-2],
-                   auc >= single[best] - 0.03, np.percentile(differences, 97.5) >= 0]
+            met = [
+                auc >= single[best],
+                auc > np.mean(single),
+                auc >= sorted(single)[-2],
+                auc >= single[best] - 0.03,
+                np.percentile(differences, 97.5) >= 0,
+            ]
             for name, ok in zip(counts, met, strict=True):
                 counts[name] += bool(ok)
             rows += 1
@@ -355,11 +404,16 @@ if __name__ == "__main__":
     if len(seeds) == 1:
         print("| rule | " + " | ".join(HOSPITALS) + " | ≥ best single in every row? |\n|---|---|---|---|---|---|")
         for name, row in runs[seeds[0]].items():
-            print(f"| {name} | " + " | ".join(f"{a:.3f} ({d:+.3f})" for a, d in row)
-                  + f" | {'yes' if all(d >= 0 for _, d in row) else 'no'} |")
+            print(
+                f"| {name} | "
+                + " | ".join(f"{a:.3f} ({d:+.3f})" for a, d in row)
+                + f" | {'yes' if all(d >= 0 for _, d in row) else 'no'} |"
+            )
     else:
-        print(f"| rule | rows fused ≥ best single (of {4 * len(seeds)}) | per held-out hospital | mean fused − best "
-              "| worst |")
+        print(
+            f"| rule | rows fused ≥ best single (of {4 * len(seeds)}) | per held-out hospital | mean fused − best "
+            "| worst |"
+        )
         print("|---|---|---|---|---|")
         for name in names:
             print(summary_row(name, np.array([[m for _, m in runs[seed][name]] for seed in seeds])))

@@ -43,8 +43,9 @@ def heart_dataset(task: TaskSpec) -> Dataset:
     for hospital, documents in records_by_hospital().items():
         for index, document in enumerate(documents):
             headers = {"ce_source": hospital, "content-type": "application/json", "ce_id": f"{hospital}-{index}"}
-            for record in read_document(json.dumps(document).encode(), headers, envelope_of(headers, "-", when),
-                                        pseudonymize, 10**6):
+            for record in read_document(
+                json.dumps(document).encode(), headers, envelope_of(headers, "-", when), pseudonymize, 10**6
+            ):
                 label = label_of(record, task)
                 if label is not None:
                     rows.append(Row(record.record_id, record.hospital, feature_vector(record, task), label))
@@ -52,28 +53,55 @@ def heart_dataset(task: TaskSpec) -> Dataset:
 
 
 def card_of(model: TrainedModel) -> ModelCard:
-    return ModelCard(task=model.task, site=model.site, version="eval", status="active",
-                     created_at=datetime(2026, 1, 1, tzinfo=UTC), metrics=model.metrics,
-                     cross_site=model.cross_site, artifact_uri="file:///eval", artifact_sha256="0" * 64)
+    return ModelCard(
+        task=model.task,
+        site=model.site,
+        version="eval",
+        status="active",
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+        metrics=model.metrics,
+        cross_site=model.cross_site,
+        artifact_uri="file:///eval",
+        artifact_sha256="0" * 64,
+    )
 
 
-def fused_results(spec: FusionSpec, cards: list[ModelCard], probabilities: dict[str, np.ndarray], held_out: str,
-                  equal_weights: bool = False) -> list[FusedPrediction]:
+def fused_results(
+    spec: FusionSpec,
+    cards: list[ModelCard],
+    probabilities: dict[str, np.ndarray],
+    held_out: str,
+    equal_weights: bool = False,
+) -> list[FusedPrediction]:
     """fuse's production path, record by record."""
     if equal_weights:
         cards = [c.model_copy(update={"cross_site": {}, "metrics": {}}) for c in cards]
     directory = ModelDirectory(cards)
     out = []
     for i in range(len(next(iter(probabilities.values())))):
-        predictions = [Prediction(record_id=str(i), patient="p", hospital=held_out, task=c.task,
-                                  model=ModelRef(task=c.task, site=c.site, version=c.version),
-                                  probability=float(probabilities[c.site][i]), label=0) for c in cards]
+        predictions = [
+            Prediction(
+                record_id=str(i),
+                patient="p",
+                hospital=held_out,
+                task=c.task,
+                model=ModelRef(task=c.task, site=c.site, version=c.version),
+                probability=float(probabilities[c.site][i]),
+                label=0,
+            )
+            for c in cards
+        ]
         out.append(fuse(spec, predictions, directory.expected(cards[0].task), directory.card).result)
     return out
 
 
-def fused_probabilities(method: str, cards: list[ModelCard], probabilities: dict[str, np.ndarray],
-                        held_out: str, equal_weights: bool = False) -> np.ndarray:
+def fused_probabilities(
+    method: str,
+    cards: list[ModelCard],
+    probabilities: dict[str, np.ndarray],
+    held_out: str,
+    equal_weights: bool = False,
+) -> np.ndarray:
     results = fused_results(FusionSpec(method=method), cards, probabilities, held_out, equal_weights)
     return np.array([r.probability for r in results])
 
@@ -89,8 +117,12 @@ class Review:
     unflagged_wrong: int
 
     def __add__(self, other: Review) -> Review:
-        return Review(self.flagged + other.flagged, self.flagged_wrong + other.flagged_wrong,
-                      self.unflagged + other.unflagged, self.unflagged_wrong + other.unflagged_wrong)
+        return Review(
+            self.flagged + other.flagged,
+            self.flagged_wrong + other.flagged_wrong,
+            self.unflagged + other.unflagged,
+            self.unflagged_wrong + other.unflagged_wrong,
+        )
 
     @property
     def flagged_share(self) -> float:
@@ -108,12 +140,14 @@ class Review:
 def review_of(results: list[FusedPrediction], y: np.ndarray) -> Review:
     flagged = np.array([r.needs_review for r in results], dtype=bool)
     wrong = np.array([r.label for r in results]) != y.astype(int)
-    return Review(int(flagged.sum()), int((wrong & flagged).sum()), int((~flagged).sum()),
-                  int((wrong & ~flagged).sum()))
+    return Review(
+        int(flagged.sum()), int((wrong & flagged).sum()), int((~flagged).sum()), int((wrong & ~flagged).sum())
+    )
 
 
-def stacked_probabilities(models: dict[str, TrainedModel], data: Dataset, task: TaskSpec, sites: list[str],
-                          held_out: str) -> np.ndarray:
+def stacked_probabilities(
+    models: dict[str, TrainedModel], data: Dataset, task: TaskSpec, sites: list[str], held_out: str
+) -> np.ndarray:
     """A logistic stacker on the models' logits, fitted on the other sites' held-out test splits only (where every
     one of the models is out of sample), then applied to the held-out hospital."""
     from sklearn.linear_model import LogisticRegression
@@ -123,8 +157,9 @@ def stacked_probabilities(models: dict[str, TrainedModel], data: Dataset, task: 
     features = np.column_stack([[logit(p) for p in models[s].scorer.predict(test.x[rows])] for s in sites])
     stacker = LogisticRegression(C=1.0).fit(features, test.y[rows])
     target = data.at_site(held_out)
-    return stacker.predict_proba(np.column_stack([[logit(p) for p in models[s].scorer.predict(target.x)]
-                                                  for s in sites]))[:, 1]
+    return stacker.predict_proba(
+        np.column_stack([[logit(p) for p in models[s].scorer.predict(target.x)] for s in sites])
+    )[:, 1]
 
 
 def bootstrap_wins(y: np.ndarray, fused: np.ndarray, best: np.ndarray, seed: int = 7) -> tuple[float, float, float]:
@@ -176,13 +211,18 @@ def evaluate() -> list[HeldOut]:
         fused_p["equal_weights"] = fused_probabilities("weighted_average", cards, probabilities, held_out, True)
         fused_p["stacking"] = stacked_probabilities(models, data, task, sites, held_out)
         best = max(single, key=single.__getitem__)
-        table.append(HeldOut(
-            hospital=held_out, n=len(target), positives=int(target.y.sum()), single=single,
-            chosen_by_validation=max(cards, key=lambda c: validation_auc(c, held_out) or 0.0).site,
-            fused={name: roc_auc(target.y, p) for name, p in fused_p.items()},
-            difference_interval=bootstrap_wins(target.y, fused_p["weighted_average"], probabilities[best]),
-            review=review_of(default, target.y),
-        ))
+        table.append(
+            HeldOut(
+                hospital=held_out,
+                n=len(target),
+                positives=int(target.y.sum()),
+                single=single,
+                chosen_by_validation=max(cards, key=lambda c: validation_auc(c, held_out) or 0.0).site,
+                fused={name: roc_auc(target.y, p) for name, p in fused_p.items()},
+                difference_interval=bootstrap_wins(target.y, fused_p["weighted_average"], probabilities[best]),
+                review=review_of(default, target.y),
+            )
+        )
     return table
 
 
@@ -202,7 +242,8 @@ def markdown(table: list[HeldOut]) -> str:
             f"{row.single[row.chosen_by_validation]:.3f} | **{row.fused['weighted_average']:.3f}** | "
             f"{row.fused['logit_average']:.3f} | {row.fused['majority_vote']:.3f} | "
             f"{row.fused['equal_weights']:.3f} | {row.fused['stacking']:.3f} | "
-            f"[{low:+.3f}, {high:+.3f}] (≥ 0 in {share:.0%}) | {'yes' if row.holds else 'no'} |")
+            f"[{low:+.3f}, {high:+.3f}] (≥ 0 in {share:.0%}) | {'yes' if row.holds else 'no'} |"
+        )
     return "\n".join(lines)
 
 
@@ -212,13 +253,16 @@ def all_reviews(table: list[HeldOut]) -> Review:
 
 
 def review_markdown(table: list[HeldOut]) -> str:
-    lines = ["| held out | flagged needs_review | fused label wrong when flagged | wrong when not flagged |",
-             "|---|---|---|---|"]
-    for name, review in [*((row.hospital, row.review) for row in table),
-                         ("all four", all_reviews(table))]:
-        lines.append(f"| {name} | {review.flagged} of {review.flagged + review.unflagged} "
-                     f"({review.flagged_share:.0%}) | {review.flagged_wrong} ({review.wrong_when_flagged:.0%}) | "
-                     f"{review.unflagged_wrong} ({review.wrong_otherwise:.0%}) |")
+    lines = [
+        "| held out | flagged needs_review | fused label wrong when flagged | wrong when not flagged |",
+        "|---|---|---|---|",
+    ]
+    for name, review in [*((row.hospital, row.review) for row in table), ("all four", all_reviews(table))]:
+        lines.append(
+            f"| {name} | {review.flagged} of {review.flagged + review.unflagged} "
+            f"({review.flagged_share:.0%}) | {review.flagged_wrong} ({review.wrong_when_flagged:.0%}) | "
+            f"{review.unflagged_wrong} ({review.wrong_otherwise:.0%}) |"
+        )
     return "\n".join(lines)
 
 

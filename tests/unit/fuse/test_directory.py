@@ -43,7 +43,7 @@ def test_an_unknown_version_falls_back_to_its_sites_active_card() -> None:
 def test_a_card_whose_time_has_no_zone_is_refused_at_the_edge() -> None:
     """Cards are ordered by ``created_at``; one without a zone could not be compared with the rest, and the
     ``TypeError`` would drop every later card of its site."""
-    naive = card("hungary").model_dump_json().replace("Z\"", "\"").replace("+00:00\"", "\"").encode()
+    naive = card("hungary").model_dump_json().replace('Z"', '"').replace('+00:00"', '"').encode()
     with pytest.raises(RejectedInput) as rejected:
         parse_event(naive, ModelCard, "unit.models.released")
     assert rejected.value.reason_class == "schema" and "created_at" in rejected.value.reason

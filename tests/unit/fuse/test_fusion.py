@@ -88,8 +88,10 @@ probabilities_ = st.floats(min_value=0.0, max_value=1.0)
 weights_ = st.floats(min_value=1e-3, max_value=1.0)
 
 
-@given(st.lists(st.tuples(probabilities_, weights_), min_size=1, max_size=6),
-       st.sampled_from(["weighted_average", "logit_average", "majority_vote"]))
+@given(
+    st.lists(st.tuples(probabilities_, weights_), min_size=1, max_size=6),
+    st.sampled_from(["weighted_average", "logit_average", "majority_vote"]),
+)
 def test_rounding_never_takes_a_fused_probability_out_of_range(answers, method) -> None:
     fused = combine(method, [Vote(p, w) for p, w in answers])
     assert 0.0 <= fused.probability <= 1.0

@@ -29,8 +29,9 @@ class Clock:
 def make(fail: int = 0):
     clock, store, out = Clock(), MemoryJoinStore(), RecordingPublisher(fail)
     metrics = ServiceMetrics("fuse")
-    fuser = Fuser(load_tasks(), ModelDirectory(THREE_CARDS), store, out, metrics, FuseMetrics(metrics.registry),
-                  clock=clock)
+    fuser = Fuser(
+        load_tasks(), ModelDirectory(THREE_CARDS), store, out, metrics, FuseMetrics(metrics.registry), clock=clock
+    )
     return fuser, store, out, clock, metrics
 
 
@@ -127,8 +128,11 @@ async def test_a_prediction_for_a_task_without_a_task_file_is_rejected_with_a_re
 async def test_a_batch_takes_one_round_trip_per_step_whatever_it_holds() -> None:
     fuser, store, out, _, metrics = make()
     records = [f"rec-{n}" for n in range(50)]
-    batch = [prediction(site, 0.1 + n / 100, record_id=r) for n, r in enumerate(records)
-             for site in ("hungary", "va-long-beach", "switzerland")]
+    batch = [
+        prediction(site, 0.1 + n / 100, record_id=r)
+        for n, r in enumerate(records)
+        for site in ("hungary", "va-long-beach", "switzerland")
+    ]
     batch.insert(1, prediction("hungary", 0.9, record_id="rec-0"))  # a repeat inside the batch
     await fuser.on_predictions(batch)
     assert store.calls == 3  # add, claim, emitted: for 50 joins and 151 predictions
@@ -149,11 +153,16 @@ async def test_a_batch_dead_letters_what_is_not_a_prediction_of_a_known_task_and
     fuser, _, out, _, metrics = make()
     deadletters = RecordingDeadLetters()
     handle = FusePredictionBatch(fuser, deadletters, metrics)  # type: ignore[arg-type]
-    values = [THREE[0].model_dump_json().encode(), b"{not json", THREE[1].model_dump_json().encode(),
-              prediction("hungary", 0.5, task="unheard_of").model_dump_json().encode(),
-              THREE[2].model_dump_json().encode()]
-    await handle([ConsumerRecord("t.predictions", 0, n, 0, 0, b"k", v, None, 1, len(v), [])
-                  for n, v in enumerate(values)])
+    values = [
+        THREE[0].model_dump_json().encode(),
+        b"{not json",
+        THREE[1].model_dump_json().encode(),
+        prediction("hungary", 0.5, task="unheard_of").model_dump_json().encode(),
+        THREE[2].model_dump_json().encode(),
+    ]
+    await handle(
+        [ConsumerRecord("t.predictions", 0, n, 0, 0, b"k", v, None, 1, len(v), []) for n, v in enumerate(values)]
+    )
     assert [offset for offset, _ in deadletters.letters] == [1, 3] and deadletters.letters[1][1] == "unknown_task"
     assert deadletters.acknowledged == 2
     [(result, _, _)] = out.published

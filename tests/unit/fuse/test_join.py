@@ -33,8 +33,12 @@ def test_three_predictions_become_one_result_with_the_cross_site_weights() -> No
 
 def test_a_missing_model_is_named_and_asks_for_review() -> None:
     directory = ModelDirectory(THREE_CARDS)
-    outcome = fuse(SPEC, [prediction("hungary", 0.6), prediction("va-long-beach", 0.7)],
-                   directory.expected("heart_disease"), directory.card)
+    outcome = fuse(
+        SPEC,
+        [prediction("hungary", 0.6), prediction("va-long-beach", 0.7)],
+        directory.expected("heart_disease"),
+        directory.card,
+    )
     assert outcome.missing == ["heart_disease/switzerland/v1"]
     assert outcome.result.needs_review
     assert "no prediction from heart_disease/switzerland/v1 within 2 s" in outcome.result.review_reasons
@@ -43,18 +47,28 @@ def test_a_missing_model_is_named_and_asks_for_review() -> None:
 def test_the_task_config_chooses_the_method() -> None:
     directory = ModelDirectory([card("a", auc=0.8), card("b", auc=0.8)])
     predictions = [prediction("a", 0.9), prediction("b", 0.3)]
-    vote = fuse(FusionSpec(method="majority_vote", review_spread=1.0), predictions,
-                directory.expected("heart_disease"), directory.card).result
+    vote = fuse(
+        FusionSpec(method="majority_vote", review_spread=1.0),
+        predictions,
+        directory.expected("heart_disease"),
+        directory.card,
+    ).result
     assert vote.method == "majority_vote" and vote.probability == pytest.approx(0.5) and vote.agreement == 0.5
-    logit = fuse(FusionSpec(method="logit_average", review_spread=1.0), predictions,
-                 directory.expected("heart_disease"), directory.card).result
+    logit = fuse(
+        FusionSpec(method="logit_average", review_spread=1.0),
+        predictions,
+        directory.expected("heart_disease"),
+        directory.card,
+    ).result
     assert logit.method == "logit_average" and 0.5 < logit.probability < 0.9
 
 
 def test_a_prediction_from_a_model_that_is_not_expected_is_used_and_reported() -> None:
     directory = ModelDirectory([card("a", auc=0.8)])
-    result = fuse(SPEC, [prediction("a", 0.6), prediction("pooled", 0.6)], directory.expected("heart_disease"),
-                  directory.card).result
+    result = fuse(
+        SPEC, [prediction("a", 0.6), prediction("pooled", 0.6)], directory.expected("heart_disease"), directory.card
+    ).result
     assert len(result.contributions) == 2
-    assert result.review_reasons == ["prediction from heart_disease/pooled/v1, which is not an active model of "
-                                     "this task"]
+    assert result.review_reasons == [
+        "prediction from heart_disease/pooled/v1, which is not an active model of this task"
+    ]

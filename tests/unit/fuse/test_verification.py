@@ -13,8 +13,13 @@ def answers(*probabilities: float) -> list[Answer]:
 def check(method="weighted_average", probabilities=(0.6, 0.7, 0.65), **kwargs):
     items = answers(*probabilities)
     fused = combine(method, [a.vote for a in items])
-    options = {"missing": [], "unexpected": [], "review_spread": 0.35, "deadline_seconds": 2.0,
-               "expected_count": len(items)} | kwargs
+    options = {
+        "missing": [],
+        "unexpected": [],
+        "review_spread": 0.35,
+        "deadline_seconds": 2.0,
+        "expected_count": len(items),
+    } | kwargs
     return verify(method, items, fused, **options)
 
 
@@ -34,11 +39,14 @@ def test_a_convinced_yes_against_a_convinced_no_asks_for_review_naming_both() ->
     assert verdict.agreement == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize("probabilities", [
-    (0.5, 0.99, 0.34),  # a model that abstains, and a "no" short of 0.325 (threshold − 0.35 / 2)
-    (0.55, 0.99, 0.7),  # all say yes, however far apart
-    (0.34, 0.66, 0.5),  # opposite answers, neither convinced enough
-])
+@pytest.mark.parametrize(
+    "probabilities",
+    [
+        (0.5, 0.99, 0.34),  # a model that abstains, and a "no" short of 0.325 (threshold − 0.35 / 2)
+        (0.55, 0.99, 0.7),  # all say yes, however far apart
+        (0.34, 0.66, 0.5),  # opposite answers, neither convinced enough
+    ],
+)
 def test_spread_without_two_convinced_opposite_answers_is_not_disagreement(probabilities) -> None:
     assert check(probabilities=probabilities).reasons == []
 
@@ -46,8 +54,16 @@ def test_spread_without_two_convinced_opposite_answers_is_not_disagreement(proba
 def test_each_model_is_judged_against_its_own_threshold() -> None:
     items = [Answer("m/low/v1", Vote(0.4, 1.0, threshold=0.2)), Answer("m/high/v1", Vote(0.45, 1.0, threshold=0.7))]
     fused = combine("weighted_average", [a.vote for a in items])
-    verdict = verify("weighted_average", items, fused, missing=[], unexpected=[], review_spread=0.35,
-                     deadline_seconds=2.0, expected_count=2)
+    verdict = verify(
+        "weighted_average",
+        items,
+        fused,
+        missing=[],
+        unexpected=[],
+        review_spread=0.35,
+        deadline_seconds=2.0,
+        expected_count=2,
+    )
     assert verdict.reasons and "m/low/v1 says yes (0.40, threshold 0.20)" in verdict.reasons[0]
 
 
@@ -66,8 +82,16 @@ def test_no_known_model_and_an_unexpected_model_are_reasons() -> None:
 
 def test_out_of_range_probabilities_are_flagged() -> None:
     items = [Answer("m/a/v1", Vote(1.2, 1.0)), Answer("m/b/v1", Vote(0.9, 1.0))]
-    verdict = verify("weighted_average", items, Fused(1.05, 1, 0.5), missing=[], unexpected=[],
-                     review_spread=1.0, deadline_seconds=2, expected_count=2)
+    verdict = verify(
+        "weighted_average",
+        items,
+        Fused(1.05, 1, 0.5),
+        missing=[],
+        unexpected=[],
+        review_spread=1.0,
+        deadline_seconds=2,
+        expected_count=2,
+    )
     assert "m/a/v1 gave a probability outside [0, 1]" in verdict.reasons
     assert "the fused probability is outside [0, 1]" in verdict.reasons
 
@@ -82,8 +106,12 @@ def test_vote_agreement_is_the_majority_share_and_a_tie_is_reported() -> None:
 
 def test_a_model_fusion_barely_listens_to_cannot_ask_for_review_alone() -> None:
     # weights as fuse gives them when one card shows no skill on other hospitals: the floor against three real skills
-    weak = [Answer("m/switzerland/v1", Vote(0.95, 0.01)), Answer("m/cleveland/v1", Vote(0.05, 0.35)),
-            Answer("m/hungary/v1", Vote(0.10, 0.36)), Answer("m/va-long-beach/v1", Vote(0.20, 0.28))]
+    weak = [
+        Answer("m/switzerland/v1", Vote(0.95, 0.01)),
+        Answer("m/cleveland/v1", Vote(0.05, 0.35)),
+        Answer("m/hungary/v1", Vote(0.10, 0.36)),
+        Answer("m/va-long-beach/v1", Vote(0.20, 0.28)),
+    ]
     fused = combine("weighted_average", [a.vote for a in weak])
     options = {"missing": [], "unexpected": [], "review_spread": 0.35, "deadline_seconds": 2.0, "expected_count": 4}
     assert verify("weighted_average", weak, fused, **options).reasons == []

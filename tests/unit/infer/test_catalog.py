@@ -9,9 +9,15 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def card(version: str, status: str = "active", minutes: int = 0, site: str = "pooled") -> ModelCard:
-    return ModelCard(task="heart", site=site, version=version, status=status,
-                     created_at=T0 + timedelta(minutes=minutes), artifact_uri="file:///nowhere",
-                     artifact_sha256="0" * 64)
+    return ModelCard(
+        task="heart",
+        site=site,
+        version=version,
+        status=status,
+        created_at=T0 + timedelta(minutes=minutes),
+        artifact_uri="file:///nowhere",
+        artifact_sha256="0" * 64,
+    )
 
 
 def test_the_registry_decides_so_replayed_old_cards_change_nothing() -> None:

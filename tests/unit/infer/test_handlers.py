@@ -66,8 +66,14 @@ async def test_a_bad_record_is_dead_lettered_and_the_rest_of_the_batch_is_scored
     score, _, sender, dead, _ = handler(settings)
     without_features = clean_record(3).model_copy(update={"features": {}})
     other_task = clean_record(4, task="unknown_task")
-    await score([raw_record(clean_record(1)), raw(b"{oops", offset=1), raw_record(without_features, 2),
-                 raw_record(other_task, 3)])
+    await score(
+        [
+            raw_record(clean_record(1)),
+            raw(b"{oops", offset=1),
+            raw_record(without_features, 2),
+            raw_record(other_task, 3),
+        ]
+    )
     assert [r.offset for r, _ in dead.sent] == [1]
     assert "not valid JSON" in dead.sent[0][1]
     assert {p.record_id for p in predictions(sender)} == {"record-1"}

@@ -27,15 +27,29 @@ def test_a_record_reads_with_its_features_and_flags() -> None:
     assert record.quality_flags[0].field == "cholesterol"
 
 
-@pytest.mark.parametrize(("value", "reason"), [
-    (b"{not json", "not valid JSON"),
-    (b'{"record_id": "r"}', "patient"),
-    (orjson.dumps({"record_id": "r", "patient": "p", "hospital": "h",
-                   "features": {"heart": {"names": ["a", "b"], "values": [1.0]}}}),
-     "features.heart: Value error, 2 names but 1 values"),
-    (b'{"record_id": "r", "patient": "p", "hospital": "h", "features": {"heart": {"names": ["a"], "values": [1e400]}}}',
-     "features.heart.values[0]: Input should be a finite number"),
-])
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"{not json", "not valid JSON"),
+        (b'{"record_id": "r"}', "patient"),
+        (
+            orjson.dumps(
+                {
+                    "record_id": "r",
+                    "patient": "p",
+                    "hospital": "h",
+                    "features": {"heart": {"names": ["a", "b"], "values": [1.0]}},
+                }
+            ),
+            "features.heart: Value error, 2 names but 1 values",
+        ),
+        (
+            b'{"record_id": "r", "patient": "p", "hospital": "h", '
+            b'"features": {"heart": {"names": ["a"], "values": [1e400]}}}',
+            "features.heart.values[0]: Input should be a finite number",
+        ),
+    ],
+)
 def test_bad_records_are_rejected_with_a_reason_naming_the_field(value: bytes, reason: str) -> None:
     with pytest.raises(RejectedInput) as rejected:
         read_record(value, "t")

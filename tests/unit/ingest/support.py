@@ -17,8 +17,14 @@ TABLES = load_tables(PROJECT_ROOT / "deploy" / "hospitals")
 pseudonymize = Pseudonymizer(KEY)
 
 
-def read(body: bytes, hospital: str, content_type: str | None = None, message_id: str = "m-1",
-         data_root: Path = Path("/tmp/aimass-unit-data"), claim_check_bytes: int = 16_384) -> Ingested:
+def read(
+    body: bytes,
+    hospital: str,
+    content_type: str | None = None,
+    message_id: str = "m-1",
+    data_root: Path = Path("/tmp/aimass-unit-data"),
+    claim_check_bytes: int = 16_384,
+) -> Ingested:
     headers = {"ce_source": hospital, "ce_id": message_id}
     if content_type:
         headers["content-type"] = content_type

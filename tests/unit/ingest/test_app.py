@@ -12,8 +12,12 @@ from shared.topics import CE_ID, CE_SOURCE, CE_TYPE, DLQ_ERROR, DLQ_SERVICE
 
 
 def settings(tmp_path) -> Settings:
-    return Settings(topic_prefix="unit.", var_dir=tmp_path, pseudonym_key="unit-test-key-0123456789",
-                    hospitals_dir=PROJECT_ROOT / "deploy" / "hospitals")
+    return Settings(
+        topic_prefix="unit.",
+        var_dir=tmp_path,
+        pseudonym_key="unit-test-key-0123456789",
+        hospitals_dir=PROJECT_ROOT / "deploy" / "hospitals",
+    )
 
 
 async def test_a_json_document_is_published_as_a_canonical_record(tmp_path) -> None:
@@ -26,8 +30,9 @@ async def test_a_json_document_is_published_as_a_canonical_record(tmp_path) -> N
 
     async with TestKafkaBroker(service.broker) as broker:
         body = json.dumps({"patient_id": "MRN-1", "age_years": 50, "sex": "male"}).encode()
-        await broker.publish(body, "unit.ingest.raw", headers={CE_SOURCE: "hungary", CE_ID: "m-1",
-                                                               "content-type": "application/json"})
+        await broker.publish(
+            body, "unit.ingest.raw", headers={CE_SOURCE: "hungary", CE_ID: "m-1", "content-type": "application/json"}
+        )
     [(record, headers)] = outputs
     assert record["hospital"] == "hungary" and record["demographics"] == {"age_years": 50, "sex": "male"}
     assert "MRN-1" not in json.dumps(record)
@@ -44,8 +49,9 @@ async def test_garbage_goes_to_the_dead_letter_topic_with_a_reason(tmp_path) -> 
         dead.append((message.body, message.headers))
 
     async with TestKafkaBroker(service.broker) as broker:
-        await broker.publish(b"garbage {{{", "unit.ingest.raw", headers={CE_SOURCE: "hungary",
-                                                                          "content-type": "application/json"})
+        await broker.publish(
+            b"garbage {{{", "unit.ingest.raw", headers={CE_SOURCE: "hungary", "content-type": "application/json"}
+        )
     [(body, headers)] = dead
     assert body == b"garbage {{{"
     assert headers[DLQ_SERVICE] == "ingest"
@@ -62,14 +68,18 @@ async def test_a_bad_csv_row_is_dead_lettered_alone_and_the_document_audited(tmp
     def collector(bucket: list[tuple[bytes, dict]]):
         async def collect(message: KafkaMessage) -> None:
             bucket.append((message.body, message.headers))
+
         return collect
 
     for topic, name in (("unit.records.ingested", "records"), ("unit.deadletter", "dead"), ("unit.audit", "audit")):
         service.broker.subscriber(topic, decoder=raw_body)(collector(seen[name]))
 
     async with TestKafkaBroker(service.broker) as broker:
-        await broker.publish(fixture("va-long-beach-with-a-bad-row.csv"), "unit.ingest.raw",
-                             headers={CE_SOURCE: "va-long-beach", CE_ID: "export-7", "content-type": "text/csv"})
+        await broker.publish(
+            fixture("va-long-beach-with-a-bad-row.csv"),
+            "unit.ingest.raw",
+            headers={CE_SOURCE: "va-long-beach", CE_ID: "export-7", "content-type": "text/csv"},
+        )
     assert len(seen["records"]) == 2
     [(body, headers)] = seen["dead"]
     assert headers[DLQ_ERROR] == "CSV row 2 column 'resting_bp_mmhg': not a number"

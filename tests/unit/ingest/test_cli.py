@@ -35,11 +35,16 @@ def test_documents_carry_the_hospital_and_content_type() -> None:
 
 
 def test_replay_filters() -> None:
-    headers = {DLQ_SERVICE: "ingest", DLQ_ERROR: "CSV row 2 column 'x': not a number", CE_SOURCE: "va-long-beach",
-               DLQ_ORIGINAL_TOPIC: "aimass.ingest.raw"}
+    headers = {
+        DLQ_SERVICE: "ingest",
+        DLQ_ERROR: "CSV row 2 column 'x': not a number",
+        CE_SOURCE: "va-long-beach",
+        DLQ_ORIGINAL_TOPIC: "aimass.ingest.raw",
+    }
     at = int(datetime(2026, 11, 29, 10, 0, tzinfo=UTC).timestamp() * 1000)
-    assert Filters(service="ingest", reason="ROW 2", hospital="va-long-beach",
-                   original_topic="aimass.ingest.raw").wanted(headers, at)
+    assert Filters(
+        service="ingest", reason="ROW 2", hospital="va-long-beach", original_topic="aimass.ingest.raw"
+    ).wanted(headers, at)
     assert not Filters(service="clean").wanted(headers, at)
     assert not Filters(hospital="cleveland").wanted(headers, at)
     assert not Filters(original_topic="aimass.records.ingested").wanted(headers, at)

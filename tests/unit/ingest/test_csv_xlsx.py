@@ -9,13 +9,18 @@ from shared.errors import RejectedInput
 from tests.unit.ingest.support import by_code, fixture, pseudonymize, read
 
 DOCUMENT = {
-    "patient_id": "VA-LONG-BEACH-00721", "encounter_id": "ENC-00721", "recorded_at": "2026-02-04T08:00:00+00:00",
-    "age_years": 63, "sex": "male",
+    "patient_id": "VA-LONG-BEACH-00721",
+    "encounter_id": "ENC-00721",
+    "recorded_at": "2026-02-04T08:00:00+00:00",
+    "age_years": 63,
+    "sex": "male",
     "observations": [
         {"code": {"system": "http://loinc.org", "code": "8480-6"}, "value": 140.0, "unit": "mm[Hg]"},
         {"code": {"system": "http://loinc.org", "code": "2093-3"}, "value": 260.0, "unit": "mg/dL"},
-        {"code": {"system": "urn:aimass:code", "code": "exercise-angina"},
-         "value_code": {"system": "urn:aimass:code", "code": "exercise-angina:true", "display": "true"}},
+        {
+            "code": {"system": "urn:aimass:code", "code": "exercise-angina"},
+            "value_code": {"system": "urn:aimass:code", "code": "exercise-angina:true", "display": "true"},
+        },
         {"code": {"system": "urn:aimass:code", "code": "uci-heart-diagnosis"}, "value": 2.0, "unit": "1"},
     ],
 }
@@ -53,14 +58,17 @@ def test_xlsx_uses_the_same_mapping() -> None:
     assert record.demographics.age_years == 63
 
 
-@pytest.mark.parametrize(("body", "hospital", "says"), [
-    (b"a,b,c\n1,2,3\n", "nowhere", "no column mapping for hospital 'nowhere'"),
-    (b"visit_no,gender,max_hr\n1,M,80\n", "va-long-beach", "column 'patient_no'"),
-    (b"patient_no,gender,max_hr\n", "va-long-beach", "a header but no rows"),
-    (b"patient_no,gender,max_hr\n,M,80\n", "va-long-beach", "empty patient identifier (all 1 rows rejected)"),
-    (b"patient_no,visit_date\nX,yesterday\n", "va-long-beach", "column 'visit_date': not a date"),
-    (b"patient_no,max_hr\nX,inf\n", "va-long-beach", "not a finite number"),
-])
+@pytest.mark.parametrize(
+    ("body", "hospital", "says"),
+    [
+        (b"a,b,c\n1,2,3\n", "nowhere", "no column mapping for hospital 'nowhere'"),
+        (b"visit_no,gender,max_hr\n1,M,80\n", "va-long-beach", "column 'patient_no'"),
+        (b"patient_no,gender,max_hr\n", "va-long-beach", "a header but no rows"),
+        (b"patient_no,gender,max_hr\n,M,80\n", "va-long-beach", "empty patient identifier (all 1 rows rejected)"),
+        (b"patient_no,visit_date\nX,yesterday\n", "va-long-beach", "column 'visit_date': not a date"),
+        (b"patient_no,max_hr\nX,inf\n", "va-long-beach", "not a finite number"),
+    ],
+)
 def test_bad_tables_are_rejected_with_a_reason(body: bytes, hospital: str, says: str) -> None:
     with pytest.raises(RejectedInput) as caught:
         read(body, hospital, CSV_CONTENT_TYPE)

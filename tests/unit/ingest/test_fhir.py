@@ -21,7 +21,10 @@ def test_a_bundle_with_vitals_and_labs_becomes_one_record_per_encounter() -> Non
     assert record.recorded_at.isoformat() == "2026-10-30T08:15:00-04:00"
     observations = by_code(record)
     assert (observations["8480-6"].value, observations["8480-6"].unit, observations["8480-6"].interpretation) == (
-        142.0, "mm[Hg]", "H")
+        142.0,
+        "mm[Hg]",
+        "H",
+    )
     assert observations["8462-4"].value == 88.0 and observations["8867-4"].unit == "/min"
     cholesterol = observations["2093-3"]  # LOINC chosen over the local CHOL coding
     assert (cholesterol.code.system, cholesterol.value, cholesterol.unit) == (LOINC, 233.0, "mg/dL")
@@ -33,15 +36,31 @@ def test_a_bundle_with_vitals_and_labs_becomes_one_record_per_encounter() -> Non
 
 
 def test_the_scenario_bundle_carries_the_bp_panel_component_and_the_uci_values() -> None:
-    document = {"patient_id": "CLEVELAND-00001", "encounter_id": "ENC-00001",
-                "recorded_at": "2026-01-05T08:00:00+00:00", "age_years": 63, "sex": "male",
-                "observations": [
-                    {"code": {"system": LOINC, "code": "8480-6"}, "value": 145.0, "unit": "mm[Hg]",
-                     "time": "2026-01-05T08:00:00+00:00"},
-                    {"code": {"system": "urn:aimass:code", "code": "chest-pain-type"},
-                     "value_code": {"system": "urn:aimass:code", "code": "chest-pain-type:typical angina",
-                                    "display": "typical angina"}, "time": "2026-01-05T08:00:00+00:00"}],
-                "conditions": [{"code": {"system": SNOMED, "code": "53741008"}, "status": "active"}]}
+    document = {
+        "patient_id": "CLEVELAND-00001",
+        "encounter_id": "ENC-00001",
+        "recorded_at": "2026-01-05T08:00:00+00:00",
+        "age_years": 63,
+        "sex": "male",
+        "observations": [
+            {
+                "code": {"system": LOINC, "code": "8480-6"},
+                "value": 145.0,
+                "unit": "mm[Hg]",
+                "time": "2026-01-05T08:00:00+00:00",
+            },
+            {
+                "code": {"system": "urn:aimass:code", "code": "chest-pain-type"},
+                "value_code": {
+                    "system": "urn:aimass:code",
+                    "code": "chest-pain-type:typical angina",
+                    "display": "typical angina",
+                },
+                "time": "2026-01-05T08:00:00+00:00",
+            },
+        ],
+        "conditions": [{"code": {"system": SNOMED, "code": "53741008"}, "status": "active"}],
+    }
     bundle = formats.fhir_bundle(document)
     panel = next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation")
     assert panel["code"]["coding"][0]["code"] == "85354-9"
@@ -84,10 +103,14 @@ def test_an_observation_whose_subject_is_unknown_is_rejected_alone() -> None:
 
 
 def test_a_single_observation_identified_by_subject_identifier_is_a_record() -> None:
-    observation = {"resourceType": "Observation", "status": "final",
-                   "code": {"coding": [{"system": LOINC, "code": "8867-4"}]},
-                   "subject": {"identifier": {"value": "MRN-77"}}, "effectiveDateTime": "2026-11-01",
-                   "valueQuantity": {"value": 61, "system": "http://unitsofmeasure.org", "code": "/min"}}
+    observation = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "8867-4"}]},
+        "subject": {"identifier": {"value": "MRN-77"}},
+        "effectiveDateTime": "2026-11-01",
+        "valueQuantity": {"value": 61, "system": "http://unitsofmeasure.org", "code": "/min"},
+    }
     [record] = read(json.dumps(observation).encode(), "cleveland", FHIR)
     assert record.patient == pseudonymize("cleveland", "MRN-77") and by_code(record)["8867-4"].value == 61.0
 
@@ -99,14 +122,19 @@ def test_a_partial_birth_date_gives_an_age() -> None:
     assert record.demographics.age_years == 90  # 96, reported as 90
 
 
-@pytest.mark.parametrize(("body", "says"), [
-    (b'{"resourceType": "Observation", "status": "final"}', "FHIR Observation.code"),
-    (b'{"status": "final"}', "no resourceType"),
-    (b'{"resourceType": "Bundle", "type": "collection", "entry": {}}', "Bundle.entry: expected a list"),
-    (b'{"resourceType": "Bundle", "type": "collection", "entry": []}', "nothing to ingest"),
-    (b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "gender": 5}}]}',
-     "Bundle.entry[0] Patient.gender"),
-])
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'{"resourceType": "Observation", "status": "final"}', "FHIR Observation.code"),
+        (b'{"status": "final"}', "no resourceType"),
+        (b'{"resourceType": "Bundle", "type": "collection", "entry": {}}', "Bundle.entry: expected a list"),
+        (b'{"resourceType": "Bundle", "type": "collection", "entry": []}', "nothing to ingest"),
+        (
+            b'{"resourceType": "Bundle", "entry": [{"resource": {"resourceType": "Patient", "gender": 5}}]}',
+            "Bundle.entry[0] Patient.gender",
+        ),
+    ],
+)
 def test_bad_fhir_is_rejected_with_a_reason(body: bytes, says: str) -> None:
     with pytest.raises(RejectedInput) as caught:
         read(body, "cleveland", FHIR)

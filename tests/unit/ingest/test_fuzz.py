@@ -20,16 +20,33 @@ from tests.unit.ingest.support import fixture, read
 
 CONTENT_TYPES = [*PARSERS, None, "application/octet-stream"]
 HOSPITALS = ["cleveland", "hungary", "va-long-beach", "switzerland"]
-FUZZ = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                         HealthCheck.data_too_large])
-_SCENARIO = {"patient_id": "FUZZ-00001", "encounter_id": "ENC-1", "recorded_at": "2026-01-05T08:00:00+00:00",
-             "age_years": 54, "sex": "female",
-             "observations": [{"code": {"system": "http://loinc.org", "code": "8480-6"}, "value": 130.0,
-                               "unit": "mm[Hg]", "time": "2026-01-05T08:00:00+00:00"}]}
+FUZZ = settings(
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+_SCENARIO = {
+    "patient_id": "FUZZ-00001",
+    "encounter_id": "ENC-1",
+    "recorded_at": "2026-01-05T08:00:00+00:00",
+    "age_years": 54,
+    "sex": "female",
+    "observations": [
+        {
+            "code": {"system": "http://loinc.org", "code": "8480-6"},
+            "value": 130.0,
+            "unit": "mm[Hg]",
+            "time": "2026-01-05T08:00:00+00:00",
+        }
+    ],
+}
 SEEDS = [
-    fixture("vitals-and-labs.fhir.json"), fixture("lipid-panel.oru.hl7"), fixture("admission-and-result.mllp.hl7"),
-    fixture("va-long-beach-with-a-bad-row.csv"), json.dumps(formats.fhir_bundle(_SCENARIO)).encode(),
-    formats.hl7_oru(_SCENARIO).encode(), formats.csv_rows([_SCENARIO]).encode(), json.dumps(_SCENARIO).encode(),
+    fixture("vitals-and-labs.fhir.json"),
+    fixture("lipid-panel.oru.hl7"),
+    fixture("admission-and-result.mllp.hl7"),
+    fixture("va-long-beach-with-a-bad-row.csv"),
+    json.dumps(formats.fhir_bundle(_SCENARIO)).encode(),
+    formats.hl7_oru(_SCENARIO).encode(),
+    formats.csv_rows([_SCENARIO]).encode(),
+    json.dumps(_SCENARIO).encode(),
     open(get_testdata_file("MR_small.dcm"), "rb").read(),  # noqa: SIM115 - read once at import
 ]
 
@@ -48,8 +65,27 @@ def check(body: bytes, hospital: str, content_type: str | None) -> None:
 
 
 # The unit-test profile of the fuzz run's mutations: no repeats or overwrites, so 4,000 cases stay quick.
-TOKENS = (b"|", b"^", b"~", b"\\", b"&", b"\r", b"\n", b",", b'"', b"{", b"}", b"[", b"]", b"null", b"-1e400", b"NaN",
-          b"\x00", b"\xff", b"MSH|")
+TOKENS = (
+    b"|",
+    b"^",
+    b"~",
+    b"\\",
+    b"&",
+    b"\r",
+    b"\n",
+    b",",
+    b'"',
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"null",
+    b"-1e400",
+    b"NaN",
+    b"\x00",
+    b"\xff",
+    b"MSH|",
+)
 
 
 def mutated() -> st.SearchStrategy[bytes]:
@@ -61,18 +97,45 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=25,
 )
-FHIR_KEYS = ["resourceType", "status", "code", "coding", "system", "subject", "reference", "valueQuantity", "value",
-             "component", "identifier", "birthDate", "gender", "entry", "resource", "fullUrl", "encounter", "period"]
+FHIR_KEYS = [
+    "resourceType",
+    "status",
+    "code",
+    "coding",
+    "system",
+    "subject",
+    "reference",
+    "valueQuantity",
+    "value",
+    "component",
+    "identifier",
+    "birthDate",
+    "gender",
+    "entry",
+    "resource",
+    "fullUrl",
+    "encounter",
+    "period",
+]
 
 
 @st.composite
 def fhir_like(draw: st.DrawFn) -> bytes:
     resource = draw(st.dictionaries(st.sampled_from(FHIR_KEYS), json_values, max_size=8))
-    resource["resourceType"] = draw(st.sampled_from(["Patient", "Observation", "Condition", "Encounter",
-                                                     "DiagnosticReport", "Bundle", "Practitioner"]))
+    resource["resourceType"] = draw(
+        st.sampled_from(
+            ["Patient", "Observation", "Condition", "Encounter", "DiagnosticReport", "Bundle", "Practitioner"]
+        )
+    )
     if resource["resourceType"] == "Bundle":
-        resource["entry"] = draw(st.lists(st.fixed_dictionaries({"resource": st.dictionaries(
-            st.sampled_from(FHIR_KEYS), json_values, max_size=6)}), max_size=5))
+        resource["entry"] = draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {"resource": st.dictionaries(st.sampled_from(FHIR_KEYS), json_values, max_size=6)}
+                ),
+                max_size=5,
+            )
+        )
     return json.dumps(resource).encode()
 
 

@@ -83,8 +83,19 @@ def handler(tmp_path, read=None, at_once: bool = False) -> tuple[IngestRaw, Ackn
     metrics = ServiceMetrics("ingest")
     options = ReadOptions(tables=TABLES, data_root=tmp_path, claim_check_bytes=16_384)
     read = read or partial(read_document, pseudonymize=pseudonymize, max_bytes=2_000_000, options=options)
-    return (IngestRaw(FakePublisher(acks, "record"), FakePublisher(acks, "audit"), FakeDeadLetters(acks),
-                      FileClaimChecks(tmp_path), metrics, IngestMetrics(metrics.registry), read), acks, metrics)
+    return (
+        IngestRaw(
+            FakePublisher(acks, "record"),
+            FakePublisher(acks, "audit"),
+            FakeDeadLetters(acks),
+            FileClaimChecks(tmp_path),
+            metrics,
+            IngestMetrics(metrics.registry),
+            read,
+        ),
+        acks,
+        metrics,
+    )
 
 
 def raw(offset: int, body: bytes, hospital: str, content_type: str | None, partition: int = 0) -> ConsumerRecord:
@@ -121,11 +132,18 @@ async def test_a_mixed_batch_yields_the_good_records_and_a_dead_letter_per_bad_d
     assert reasons["m-1"].startswith("JSON: Expecting value") and reasons["m-3"] == "empty document"
     assert reasons["m-2#row-2"] == "CSV row 2 column 'resting_bp_mmhg': not a number"
     outcomes = [(a["message_id"], a["outcome"]) for a in acks.of("audit")]
-    assert outcomes == [("m-0", "ingested"), ("m-1", "rejected"), ("m-2", "partially_ingested"), ("m-3", "rejected"),
-                        ("m-4", "ingested")]
+    assert outcomes == [
+        ("m-0", "ingested"),
+        ("m-1", "rejected"),
+        ("m-2", "partially_ingested"),
+        ("m-3", "rejected"),
+        ("m-4", "ingested"),
+    ]
     assert metrics.registry.get_sample_value("aimass_events_total", {"service": "ingest", "outcome": "emitted"}) == 4
-    timed = {f: metrics.registry.get_sample_value("aimass_ingest_parse_seconds_count", {"format": f})
-             for f in ("json", "csv", "unknown")}
+    timed = {
+        f: metrics.registry.get_sample_value("aimass_ingest_parse_seconds_count", {"format": f})
+        for f in ("json", "csv", "unknown")
+    }
     assert timed == {"json": 3, "csv": 1, "unknown": 1}  # one timing per document, rejected ones included
 
 
@@ -144,15 +162,17 @@ async def test_an_unexpected_failure_in_one_document_fails_the_whole_batch(tmp_p
     def read(document: bytes, headers: Mapping[str, str], envelope: Envelope) -> Ingested:
         if envelope.message_id == "m-4":
             raise OSError("disk full")
-        return read_document(document, headers, envelope, pseudonymize, 2_000_000,
-                             ReadOptions(tables=TABLES, data_root=tmp_path))
+        return read_document(
+            document, headers, envelope, pseudonymize, 2_000_000, ReadOptions(tables=TABLES, data_root=tmp_path)
+        )
 
     handle, acks, metrics = handler(tmp_path, read)
     with pytest.raises(OSError):
         await handle(MIXED)
     acks.acknowledge_all()
-    assert metrics.registry.get_sample_value("aimass_events_total", {"service": "ingest", "outcome": "emitted"}) \
-        is None  # nothing counted as done: the whole batch comes again
+    assert (
+        metrics.registry.get_sample_value("aimass_events_total", {"service": "ingest", "outcome": "emitted"}) is None
+    )  # nothing counted as done: the whole batch comes again
 
 
 async def test_a_large_or_compressed_document_is_read_in_a_worker_thread(tmp_path) -> None:
@@ -165,8 +185,9 @@ async def test_a_large_or_compressed_document_is_read_in_a_worker_thread(tmp_pat
         import threading
 
         threads.append(threading.current_thread().name)
-        return read_document(document, headers, envelope, pseudonymize, 2_000_000,
-                             ReadOptions(tables=TABLES, data_root=tmp_path))
+        return read_document(
+            document, headers, envelope, pseudonymize, 2_000_000, ReadOptions(tables=TABLES, data_root=tmp_path)
+        )
 
     rows = records_by_hospital()["va-long-beach"]
     large = formats.csv_rows(rows * 3).encode()
@@ -175,7 +196,12 @@ async def test_a_large_or_compressed_document_is_read_in_a_worker_thread(tmp_pat
     pd.read_csv(io.StringIO(formats.csv_rows(rows[:5]))).to_excel(workbook, index=False, engine="openpyxl")
     assert len(workbook.getvalue()) < 64 * 1024
     handle, acks, _ = handler(tmp_path, read, at_once=True)
-    await handle((raw(0, large, "va-long-beach", "text/csv"), MIXED[0],
-                  raw(2, workbook.getvalue(), "va-long-beach", XLSX_CONTENT_TYPE)))
+    await handle(
+        (
+            raw(0, large, "va-long-beach", "text/csv"),
+            MIXED[0],
+            raw(2, workbook.getvalue(), "va-long-beach", XLSX_CONTENT_TYPE),
+        )
+    )
     assert len(acks.of("record")) == 601 + 5
     assert threads[0] != "MainThread" and threads[1] == "MainThread" and threads[2] != "MainThread"

@@ -72,13 +72,16 @@ def test_split_messages_strips_mllp_framing() -> None:
     assert split_messages(framed) == ["MSH|^~\\&|A\rPID|1", "MSH|^~\\&|B"]
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ("PID|1||A", "first segment is not MSH"),
-    ("MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\rOBX|1|NM|1^x^LN||5", "before any PID"),
-    ("MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\rPID|1||^^^^MR", "PID-3: no patient identifier"),
-    ("MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\rPID|1||X^^^^MR||N||19xx0101", "PID-7: not an HL7 date/time"),
-    ("MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5", "PID: missing"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("PID|1||A", "first segment is not MSH"),
+        ("MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\rOBX|1|NM|1^x^LN||5", "before any PID"),
+        ("MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\rPID|1||^^^^MR", "PID-3: no patient identifier"),
+        ("MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\rPID|1||X^^^^MR||N||19xx0101", "PID-7: not an HL7 date/time"),
+        ("MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5", "PID: missing"),
+    ],
+)
 def test_bad_hl7_is_rejected_with_a_reason(text: str, says: str) -> None:
     with pytest.raises(RejectedInput) as caught:
         read(text.encode(), "hungary", HL7)

@@ -18,8 +18,10 @@ def test_malformed_documents_leave_no_values_in_logs_or_warnings(caplog) -> None
     dicom = open(get_testdata_file("MR_small.dcm"), "rb").read()  # noqa: SIM115
     broken_uid = dicom.replace(b"1.2.840.10008.5.1.4.1.1.4", f"{SECRET[:25]}".encode(), 1)
     documents = [
-        (f"MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\rPID|1||X^^^^MR\rOBX|1|ST|1^a^LN||\\P{SECRET}\\".encode(),
-         "x-application/hl7-v2+er7"),
+        (
+            f"MSH|^~\\&|A|B|C|D|2026||ORU^R01|1|P|2.5\rPID|1||X^^^^MR\rOBX|1|ST|1^a^LN||\\P{SECRET}\\".encode(),
+            "x-application/hl7-v2+er7",
+        ),
         (broken_uid, "application/dicom"),
     ]
     caplog.set_level(logging.DEBUG)

@@ -54,8 +54,9 @@ def heart_records() -> tuple[HeartRecord, ...]:
     for hospital, documents in records_by_hospital().items():
         for index, document in enumerate(documents):
             headers = {"ce_source": hospital, "content-type": "application/json", "ce_id": f"{hospital}-{index}"}
-            [record] = read_document(json.dumps(document).encode(), headers, envelope_of(headers, "x", WHEN),
-                                     pseudonymize, 10**6)
+            [record] = read_document(
+                json.dumps(document).encode(), headers, envelope_of(headers, "x", WHEN), pseudonymize, 10**6
+            )
             out.append(HeartRecord(record, feature_vector(record, task), label_of(record, task), document))
     return tuple(out)
 
@@ -105,9 +106,16 @@ def trained_onnx(site: str) -> bytes:
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.zeros(2, x.shape[1]),), buffer, input_names=[INPUT_NAME],
-                          output_names=[OUTPUT_NAME], opset_version=17, dynamo=False,
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        torch.onnx.export(
+            model,
+            (torch.zeros(2, x.shape[1]),),
+            buffer,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            opset_version=17,
+            dynamo=False,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
     return buffer.getvalue()
 
 
@@ -134,10 +142,19 @@ def cross_site_auc(site: str) -> dict[str, float]:
 @lru_cache(maxsize=8)
 def card_for(site: str) -> ModelCard:
     cross = cross_site_auc(site)
-    return ModelCard(task=TASK, site=site, version=VERSION, status="active", created_at=WHEN,
-                     metrics={"auc": float(np.mean(list(cross.values())))}, features=heart_task().feature_names,
-                     artifact_uri=f"file:///models/{TASK}/{site}/{VERSION}/model.onnx", artifact_sha256="0" * 64,
-                     cross_site=cross, opset=17)
+    return ModelCard(
+        task=TASK,
+        site=site,
+        version=VERSION,
+        status="active",
+        created_at=WHEN,
+        metrics={"auc": float(np.mean(list(cross.values())))},
+        features=heart_task().feature_names,
+        artifact_uri=f"file:///models/{TASK}/{site}/{VERSION}/model.onnx",
+        artifact_sha256="0" * 64,
+        cross_site=cross,
+        opset=17,
+    )
 
 
 def install_models(models_root: Path, sites: tuple[str, ...]) -> list[ModelCard]:
@@ -156,10 +173,16 @@ def install_models(models_root: Path, sites: tuple[str, ...]) -> list[ModelCard]
 def quality_flags(record: HeartRecord) -> list[QualityFlag]:
     """What clean would say about this record: implausible values (Switzerland's cholesterol of 0) and gaps."""
     flags = []
-    if record.raw.get("observations") and any(o.get("value") == 0.0 and o["code"]["code"] == "2093-3"
-                                              for o in record.raw["observations"]):  # type: ignore[union-attr]
-        flags.append(QualityFlag(kind="implausible", field="http://loinc.org|2093-3",
-                                 detail="cholesterol outside the plausible range 70–700 mg/dL; treated as missing"))
+    if record.raw.get("observations") and any(
+        o.get("value") == 0.0 and o["code"]["code"] == "2093-3" for o in record.raw["observations"]
+    ):  # type: ignore[union-attr]
+        flags.append(
+            QualityFlag(
+                kind="implausible",
+                field="http://loinc.org|2093-3",
+                detail="cholesterol outside the plausible range 70–700 mg/dL; treated as missing",
+            )
+        )
     for name, value in zip(heart_task().feature_names, record.features, strict=True):
         if value is None and not name.startswith(("chest_pain", "resting_ecg", "st_slope", "thallium")):
             flags.append(QualityFlag(kind="missing", field=name, detail="not in the record"))
@@ -177,10 +200,19 @@ def fused_for(record: HeartRecord, sites: tuple[str, ...]) -> FusedPrediction:
     predictions = []
     for site in sites:
         probability = float(onnx_probabilities(site, x)[0])
-        predictions.append(Prediction(
-            record_id=record.record.record_id, patient=record.record.patient, hospital=record.record.hospital,
-            task=TASK, model=ModelRef(task=TASK, site=site, version=VERSION), probability=probability,
-            label=int(probability >= 0.5), features=record.features, quality_flags=quality_flags(record)))
+        predictions.append(
+            Prediction(
+                record_id=record.record.record_id,
+                patient=record.record.patient,
+                hospital=record.record.hospital,
+                task=TASK,
+                model=ModelRef(task=TASK, site=site, version=VERSION),
+                probability=probability,
+                label=int(probability >= 0.5),
+                features=record.features,
+                quality_flags=quality_flags(record),
+            )
+        )
     return fuse(heart_task().fusion, predictions, directory.expected(TASK), directory.card).result
 
 

@@ -36,8 +36,15 @@ def main(out: Path, hospital: str = "va-long-beach", index: int = 14) -> None:
     install_models(settings.data_path / "models", SITES)
     metrics = ServiceMetrics("report")
     store = FileReportStore.under(settings)
-    reporter = Reporter(load_tasks(), RegistryModels(settings), store, _Discard(),  # type: ignore[arg-type]
-                        metrics, ReportMetrics(metrics.registry), "http://127.0.0.1:8106")
+    reporter = Reporter(
+        load_tasks(),
+        RegistryModels(settings),
+        store,
+        _Discard(),  # type: ignore[arg-type]
+        metrics,
+        ReportMetrics(metrics.registry),
+        "http://127.0.0.1:8106",
+    )
     message = asyncio.run(reporter.on_fused(fused_for(record_from(hospital, index), SITES), WHEN))
     out.mkdir(parents=True, exist_ok=True)
     for kind, name in (("html", "report.html"), ("fhir", "fhir.json")):

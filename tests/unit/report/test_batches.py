@@ -96,12 +96,20 @@ def record(offset: int, value: bytes, when: str = "2026-01-05T09:30:00.000Z") ->
     return ConsumerRecord(TOPIC, 0, offset, 0, 0, b"k", value, None, 1, len(value), headers)
 
 
-def reporter(settings: Settings, log: list[str], models: object = None) -> tuple[Reporter, EnqueuingPublisher,
-                                                                                ServiceMetrics]:
+def reporter(
+    settings: Settings, log: list[str], models: object = None
+) -> tuple[Reporter, EnqueuingPublisher, ServiceMetrics]:
     metrics = ServiceMetrics("report")
     out = EnqueuingPublisher(log)
-    made = Reporter(load_tasks(), models or RegistryModels(settings), FileReportStore.under(settings),  # type: ignore[arg-type]
-                    out, metrics, ReportMetrics(metrics.registry), "http://127.0.0.1:8106")  # type: ignore[arg-type]
+    made = Reporter(
+        load_tasks(),
+        models or RegistryModels(settings),
+        FileReportStore.under(settings),  # type: ignore[arg-type]
+        out,
+        metrics,
+        ReportMetrics(metrics.registry),
+        "http://127.0.0.1:8106",
+    )  # type: ignore[arg-type]
     return made, out, metrics
 
 
@@ -117,18 +125,30 @@ async def test_a_batch_publishes_a_report_per_result_and_dead_letters_the_rest(f
     good = batch_of([fused_for(record_from(h, 2), SITES) for h in ("cleveland", "hungary", "switzerland")])
     unknown_task = good[0].model_copy(update={"record_id": "other", "task": "no_such_task"})
     short = good[1].model_copy(update={"record_id": "short", "features": good[1].features[:4]})
-    records = [record(0, good[0].model_dump_json().encode()), record(1, b"{not json"),
-               record(2, unknown_task.model_dump_json().encode()), record(3, good[1].model_dump_json().encode()),
-               record(4, short.model_dump_json().encode()), record(5, good[2].model_dump_json().encode()),
-               record(6, good[0].model_dump_json().encode())]  # a re-delivery inside the batch
+    records = [
+        record(0, good[0].model_dump_json().encode()),
+        record(1, b"{not json"),
+        record(2, unknown_task.model_dump_json().encode()),
+        record(3, good[1].model_dump_json().encode()),
+        record(4, short.model_dump_json().encode()),
+        record(5, good[2].model_dump_json().encode()),
+        record(6, good[0].model_dump_json().encode()),
+    ]  # a re-delivery inside the batch
     await handle(records)
 
-    assert [m.record_id for m, _, _ in out.sent] == [good[0].record_id, good[1].record_id, good[2].record_id,
-                                                      good[0].record_id]  # in the batch's order
+    assert [m.record_id for m, _, _ in out.sent] == [
+        good[0].record_id,
+        good[1].record_id,
+        good[2].record_id,
+        good[0].record_id,
+    ]  # in the batch's order
     assert [event_id for _, event_id, _ in out.sent] == [report_id_of(g) for g in (*good, good[0])]
     assert all(key == m.patient for m, _, key in out.sent)  # type: ignore[attr-defined]
-    assert [(offset, kind) for offset, _, kind in deadletters.letters] == [(1, "malformed"), (2, "unknown_task"),
-                                                                          (4, "schema")]
+    assert [(offset, kind) for offset, _, kind in deadletters.letters] == [
+        (1, "malformed"),
+        (2, "unknown_task"),
+        (4, "schema"),
+    ]
     assert "no task file" in deadletters.letters[1][1] and "4 values" in deadletters.letters[2][1]
     assert len(log) == 7  # every report and dead letter acknowledged before the handler returns
     text = metrics.render().decode()
@@ -201,8 +221,14 @@ async def test_the_pdf_on_demand_is_a_valid_pdf_of_the_same_report(
     ref = explanation_candidates(swiss_fused.contributions)[0]
     score = models.scorer(ref)
     assert score is not None
-    view = build_view(message.report_id, swiss_fused, heart_task(), WHEN, models.card,
-                      (ref, occlusion(score, swiss_fused.features, input_groups(heart_task()))))
+    view = build_view(
+        message.report_id,
+        swiss_fused,
+        heart_task(),
+        WHEN,
+        models.card,
+        (ref, occlusion(score, swiss_fused.features, input_groups(heart_task()))),
+    )
     assert pdf == render_pdf(view)
     text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
     assert f"{swiss_fused.probability * 100:.1f}%" in text
@@ -245,7 +271,8 @@ async def test_a_pdf_stored_before_pdfs_were_rendered_on_demand_is_still_served(
 
 
 async def test_what_the_schema_or_fhir_rejects_is_dead_lettered_and_a_time_without_offset_is_utc(
-        fresh_settings: Settings) -> None:
+    fresh_settings: Settings,
+) -> None:
     log: list[str] = []
     made, out, metrics = reporter(fresh_settings, log)
     deadletters = EnqueuingDeadLetters(log)
@@ -253,8 +280,13 @@ async def test_what_the_schema_or_fhir_rejects_is_dead_lettered_and_a_time_witho
     good = batch_of([fused_for(record_from(h, 3), SITES) for h in ("cleveland", "hungary")])
     no_method = good[0].model_dump_json().replace('"method":"weighted_average"', '"method":""').encode()
     infinite = good[0].model_dump_json().replace('"features":[', '"features":[1e400,', 1).encode()
-    await handle([record(0, no_method), record(1, infinite),
-                  record(2, good[1].model_dump_json().encode(), when="2026-01-05T09:30:00")])
+    await handle(
+        [
+            record(0, no_method),
+            record(1, infinite),
+            record(2, good[1].model_dump_json().encode(), when="2026-01-05T09:30:00"),
+        ]
+    )
 
     assert [(offset, kind) for offset, _, kind in deadletters.letters] == [(0, "schema"), (1, "schema")]
     assert "method" in deadletters.letters[0][1] and "features" in deadletters.letters[1][1]

@@ -70,7 +70,8 @@ def test_occlusion_on_a_real_model_matches_its_own_prediction(registry_settings:
     occluded = x.copy()
     occluded[0, 0] = np.nan  # age alone, to its training median
     assert {i.label: i.delta for i in result.influences}["Age"] == pytest.approx(
-        result.probability - float(score(occluded)[0]), abs=1e-6)
+        result.probability - float(score(occluded)[0]), abs=1e-6
+    )
     assert any(abs(i.delta) > 0.01 for i in result.influences)  # a trained model depends on its inputs
 
 
@@ -98,7 +99,10 @@ def test_explained_model_is_pooled_first_then_heaviest() -> None:
         return Contribution(model=ModelRef(task=TASK, site=site, version="v"), probability=0.5, weight=weight)
 
     assert [r.site for r in explanation_candidates([c("a", 0.2), c("b", 0.5), c("pooled", 0.3)])] == [
-        "pooled", "b", "a"]
+        "pooled",
+        "b",
+        "a",
+    ]
     assert [r.site for r in explanation_candidates([c("a", 0.2), c("b", 0.8)])] == ["b", "a"]
 
 

@@ -36,8 +36,14 @@ def view_of(fused: FusedPrediction, settings: Settings) -> ReportView:
     ref = max(fused.contributions, key=lambda c: c.weight).model
     score = models.scorer(ref)
     assert score is not None
-    return build_view("r-1", fused, heart_task(), WHEN, models.card,
-                      (ref, occlusion(score, fused.features, input_groups(heart_task()))))
+    return build_view(
+        "r-1",
+        fused,
+        heart_task(),
+        WHEN,
+        models.card,
+        (ref, occlusion(score, fused.features, input_groups(heart_task()))),
+    )
 
 
 @pytest.fixture
@@ -68,8 +74,18 @@ def test_without_features_the_report_has_no_drivers(swiss_fused: FusedPrediction
 
 def test_html_shows_every_part_of_the_report(view: ReportView) -> None:
     html = render_html(view).decode()
-    for expected in (view.patient, view.hospital, "2026-01-05 09:30", "heart_disease", f"{view.probability:.0%}",
-                     DISCLAIMER, "<svg class=\"gauge\"", "Data quality", "implausible", view.drivers[0].label):
+    for expected in (
+        view.patient,
+        view.hospital,
+        "2026-01-05 09:30",
+        "heart_disease",
+        f"{view.probability:.0%}",
+        DISCLAIMER,
+        '<svg class="gauge"',
+        "Data quality",
+        "implausible",
+        view.drivers[0].label,
+    ):
         assert expected in unescape(html), expected
     for model in view.models:
         assert f"heart_disease/{model.site}/{model.version}" in html
@@ -84,8 +100,9 @@ def test_needs_review_reasons_are_shown(view: ReportView) -> None:
 
 
 def test_html_escapes_what_it_did_not_write(view: ReportView) -> None:
-    hostile = view.model_copy(update={"quality_flags": [QualityFlag(kind="missing", field="x",
-                                                                   detail="<script>alert(1)</script>")]})
+    hostile = view.model_copy(
+        update={"quality_flags": [QualityFlag(kind="missing", field="x", detail="<script>alert(1)</script>")]}
+    )
     html = render_html(hostile).decode()
     assert "<script>" not in html and "&lt;script&gt;" in html
 
@@ -125,18 +142,21 @@ def test_diagnostic_report_wraps_the_assessment(view: ReportView) -> None:
     json.dumps(bundle)  # plain JSON all the way down
 
 
-def test_the_bundle_is_what_validating_it_whole_gives(view: ReportView, swiss_fused: FusedPrediction,
-                                                     registry_settings: Settings) -> None:
+def test_the_bundle_is_what_validating_it_whole_gives(
+    view: ReportView, swiss_fused: FusedPrediction, registry_settings: Settings
+) -> None:
     """``transaction`` validates its shell and puts in resources validated already: the same JSON, to the byte,
     as validating the whole Bundle again (which cost more than the rest of a report)."""
     others = [view] + [view_of(fused_for(record, SITES), registry_settings) for record in heart_records()[::150]]
     for each in others:
         resources = [risk_assessment(each), diagnostic_report(each, "dr-1", "http://host/reports/r-1")]
-        entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-                   for r in resources]
+        entries = [
+            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources
+        ]
         whole = Bundle.model_validate({"resourceType": "Bundle", "type": "transaction", "entry": entries})
         assert json.dumps(transaction(resources), indent=1) == json.dumps(
-            json.loads(whole.model_dump_json(exclude_none=True)), indent=1)
+            json.loads(whole.model_dump_json(exclude_none=True)), indent=1
+        )
 
 
 def test_influences_beyond_the_table_are_counted(view: ReportView) -> None:

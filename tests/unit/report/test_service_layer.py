@@ -35,8 +35,15 @@ class RecordingPublisher:
 
 def reporter(settings: Settings, out: RecordingPublisher) -> tuple[Reporter, ServiceMetrics]:
     metrics = ServiceMetrics("report")
-    return Reporter(load_tasks(), RegistryModels(settings), FileReportStore.under(settings), out,  # type: ignore[arg-type]
-                    metrics, ReportMetrics(metrics.registry), "http://127.0.0.1:8106/"), metrics
+    return Reporter(
+        load_tasks(),
+        RegistryModels(settings),
+        FileReportStore.under(settings),
+        out,  # type: ignore[arg-type]
+        metrics,
+        ReportMetrics(metrics.registry),
+        "http://127.0.0.1:8106/",
+    ), metrics
 
 
 async def test_a_fused_result_becomes_a_stored_report_and_a_message(
@@ -124,4 +131,3 @@ async def test_routes_serve_each_format_and_a_patients_reports_newest_first(
 def test_report_time_comes_from_the_fused_event() -> None:
     assert parse_time("2026-01-05T09:30:00.000Z") == WHEN
     assert parse_time("not a time") is None and parse_time(None) is None
-

@@ -29,18 +29,22 @@ def heart_data(tasks: dict[str, TaskSpec]) -> Dataset:
     for hospital, documents in records_by_hospital().items():
         for index, document in enumerate(documents):
             headers = {"ce_source": hospital, "content-type": "application/json", "ce_id": f"{hospital}-{index}"}
-            for record in read_document(json.dumps(document).encode(), headers,
-                                        envelope_of(headers, "unused", when), pseudonymize, 10**6):
-                rows.append(Row(record.record_id, record.hospital, feature_vector(record, task),
-                                label_of(record, task)))
+            for record in read_document(
+                json.dumps(document).encode(), headers, envelope_of(headers, "unused", when), pseudonymize, 10**6
+            ):
+                rows.append(
+                    Row(record.record_id, record.hospital, feature_vector(record, task), label_of(record, task))
+                )
     return assemble(task.feature_names, rows)
 
 
 @pytest.fixture(scope="session")
 def wdbc_data(tasks: dict[str, TaskSpec]) -> Dataset:
     task = tasks["breast_cancer"]
-    return assemble(task.feature_names, [Row(r.record_id, r.hospital, feature_vector(r, task), label_of(r, task))
-                                         for r in dataset_records("wdbc")])
+    return assemble(
+        task.feature_names,
+        [Row(r.record_id, r.hospital, feature_vector(r, task), label_of(r, task)) for r in dataset_records("wdbc")],
+    )
 
 
 def quick(task: TaskSpec, **search: object) -> TaskSpec:

@@ -7,8 +7,15 @@ from services.train.preprocess import fit_preprocessing
 
 def rows(n: int = 200) -> list[Row]:
     rng = np.random.default_rng(3)
-    return [Row(f"r{i:04d}", ["a", "b"][i % 2], [float(rng.normal()), None if i % 5 == 0 else float(i)],
-                float(rng.random() < 0.3)) for i in range(n)]
+    return [
+        Row(
+            f"r{i:04d}",
+            ["a", "b"][i % 2],
+            [float(rng.normal()), None if i % 5 == 0 else float(i)],
+            float(rng.random() < 0.3),
+        )
+        for i in range(n)
+    ]
 
 
 def test_the_split_depends_on_the_records_not_on_their_order() -> None:

@@ -57,8 +57,16 @@ def handlers(store: ParquetTrainingStore) -> tuple[StoreCleanRecord, TrainReques
     metrics, lock, deadletters = ServiceMetrics("train"), asyncio.Lock(), DeadLetters()
     train_metrics, catalog = TrainMetrics(metrics.registry), TaskCatalog(PROJECT_ROOT / "tasks")
     store_clean = StoreCleanRecord(store, catalog, deadletters, metrics, train_metrics, None, lock)  # type: ignore[arg-type]
-    requested = TrainRequested(store, catalog, NothingToTrain(), None, deadletters, metrics,  # type: ignore[arg-type]
-                               train_metrics, lock)
+    requested = TrainRequested(
+        store,
+        catalog,
+        NothingToTrain(),
+        None,
+        deadletters,
+        metrics,  # type: ignore[arg-type]
+        train_metrics,
+        lock,
+    )
     return store_clean, requested, deadletters
 
 
@@ -84,8 +92,7 @@ async def test_records_arriving_during_compaction_wait_for_it_and_none_is_lost(t
 
     training = asyncio.create_task(requested(request))
     await asyncio.to_thread(store.started.wait, 10)  # the event loop is free while compaction runs
-    arriving = [asyncio.create_task(store_clean(raw(2 + i, r.model_dump_json().encode()))) for i, r in
-                enumerate(later)]
+    arriving = [asyncio.create_task(store_clean(raw(2 + i, r.model_dump_json().encode()))) for i, r in enumerate(later)]
     await asyncio.sleep(0.2)
     assert not any(task.done() for task in arriving)  # they wait for the compaction instead of racing it
     store.finish.set()
@@ -98,12 +105,14 @@ async def test_records_arriving_during_compaction_wait_for_it_and_none_is_lost(t
     assert stored == {r.record_id for r in (first, *later)}
 
 
-async def test_a_request_for_a_task_nobody_defined_is_dead_lettered_without_a_series_of_its_own(
-        tmp_path: Path) -> None:
+async def test_a_request_for_a_task_nobody_defined_is_dead_lettered_without_a_series_of_its_own(tmp_path: Path) -> None:
     _, requested, deadletters = handlers(ParquetTrainingStore(tmp_path))
     for n in range(3):
-        await requested(raw(n, TrainRequest(task=f"made_up_{n}", site=f"ward-{n}").model_dump_json().encode(),
-                            "unit.train.requests"))
+        await requested(
+            raw(
+                n, TrainRequest(task=f"made_up_{n}", site=f"ward-{n}").model_dump_json().encode(), "unit.train.requests"
+            )
+        )
     assert [kind for _, _, kind in deadletters.sent] == ["unknown_task"] * 3
     assert "made_up_0" in deadletters.sent[0][1]
     runs = [s.labels for m in requested.train_metrics.runs.collect() for s in m.samples if s.name.endswith("_total")]
@@ -111,7 +120,8 @@ async def test_a_request_for_a_task_nobody_defined_is_dead_lettered_without_a_se
 
 
 async def test_a_long_inbox_is_compacted_as_records_arrive_and_only_its_ids_stay_in_memory(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("services.train.handlers.COMPACT_AFTER_ROWS", 3)
     store = ParquetTrainingStore(tmp_path)
     store_clean, requested, _ = handlers(store)

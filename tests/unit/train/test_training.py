@@ -66,13 +66,19 @@ def test_an_unknown_site_or_a_one_class_site_is_refused_with_a_reason(tasks, hea
 
 
 @pytest.mark.parametrize("site", ["va-long-beach", "switzerland"])
-def test_a_small_sites_model_ranks_another_hospitals_patients_sensibly_whatever_the_seed(tasks, heart_data,
-                                                                                          site) -> None:
+def test_a_small_sites_model_ranks_another_hospitals_patients_sensibly_whatever_the_seed(
+    tasks, heart_data, site
+) -> None:
     """The small sites' models once scored Cleveland anywhere from AUC 0.27 to 0.86 depending on the seed (search
     and early stopping on 18-30 validation rows, indicators scaled to ten standard deviations elsewhere)."""
     cleveland = heart_data.at_site("cleveland")
-    aucs = [roc_auc(cleveland.y, train_model(quick(tasks["heart_disease"], seed=seed), heart_data, site)
-                    .scorer.predict(cleveland.x)) for seed in (1, 2, 3, 4)]
+    aucs = [
+        roc_auc(
+            cleveland.y,
+            train_model(quick(tasks["heart_disease"], seed=seed), heart_data, site).scorer.predict(cleveland.x),
+        )
+        for seed in (1, 2, 3, 4)
+    ]
     assert min(aucs) >= 0.65, aucs
     assert max(aucs) - min(aucs) <= 0.15, aucs
 
