@@ -27,7 +27,7 @@ RECORDS = 5_000
 def _values(count: int) -> list[tuple[bytes, bytes]]:
     """(key, value) of ``count`` canonical records, all of different content."""
     from services.cli.scenario.heart import records_by_hospital
-    from tests.unit.clean.factories import SENDS, record_of
+    from tests.support.factories.clean import SENDS, record_of
 
     documents = [(h, d) for h, docs in records_by_hospital().items() for d in docs]
     out = []

@@ -1,7 +1,7 @@
 """report alone, Kafka to Kafka on the real broker: fused results in, reports out, in reports per second.
 
 ``predictions.fused`` is filled first with fused results of the real UCI heart-disease records (scored by small
-ONNX models trained on them, ``tests/unit/report/factories.py``; each copy with its own record id, so each is its own
+ONNX models trained on them, ``tests/support/factories/report.py``; each copy with its own record id, so each is its own
 report), then report is started as a process with those models in its registry. The rate is read from the broker:
 the reports published between the first and the last report on ``reports`` (Kafka timestamps), start-up excluded.
 A report is on the topic only after its files are on disk. ``BENCH_REPORT_RESULTS`` (default 2,000) sets the size.
@@ -24,9 +24,9 @@ from shared.schemas.predictions import FusedPrediction
 from shared.security import kafka_client_options
 from shared.settings import Settings
 from shared.topics import CE_ID, Topic, cloudevent_headers, decode_headers, event_type, topic_name
+from tests.support.factories.report import fused_for, heart_records, install_models
 from tests.support.kafka import producer
 from tests.support.processes import ServiceProcess
-from tests.unit.report.factories import fused_for, heart_records, install_models
 
 SITES = ("cleveland", "hungary", "va-long-beach", "pooled")
 

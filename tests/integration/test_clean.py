@@ -24,10 +24,10 @@ from shared.schemas.records import LOINC
 from shared.settings import Settings
 from shared.tasks import feature_value, load_tasks
 from shared.topics import Topic, cloudevent_headers, derived_event_id, event_type, topic_name
+from tests.support.factories.clean import GLUCOSE_MG_PER_MMOL, SENDS, document, heart_document, record_of
 from tests.support.kafka import TopicReader, producer
 from tests.support.processes import ServiceProcess, free_port
 from tests.support.processes import test_settings as settings_for
-from tests.unit.clean.factories import GLUCOSE_MG_PER_MMOL, SENDS, document, heart_document, record_of
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ import pytest
 from services.cli.scenario.heart import records_by_hospital
 from shared.settings import PROJECT_ROOT, Settings
 from shared.topics import Topic, cloudevent_headers, event_type, topic_name
+from tests.support.factories.clean import SENDS, cleaner, record_of
 from tests.support.kafka import producer
 from tests.support.processes import environment
-from tests.unit.clean.factories import SENDS, cleaner, record_of
 
 pytestmark = pytest.mark.integration
 

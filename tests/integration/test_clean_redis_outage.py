@@ -16,11 +16,11 @@ from shared.broker import ensure_topics
 from shared.settings import Settings
 from shared.topics import Topic
 from tests.integration.test_clean import send, unique
+from tests.support.factories.clean import heart_document, record_of
 from tests.support.kafka import TopicReader, producer
 from tests.support.processes import ServiceProcess
 from tests.support.processes import test_settings as settings_for
 from tests.support.stack import PrivateStack
-from tests.unit.clean.factories import heart_document, record_of
 
 pytestmark = pytest.mark.integration
 

@@ -23,10 +23,10 @@ from shared.broker import ensure_topics
 from shared.schemas.predictions import FusedPrediction, Prediction
 from shared.settings import PROJECT_ROOT, Settings
 from shared.topics import CE_ID, Topic, cloudevent_headers, decode_headers, derived_event_id, event_type, topic_name
+from tests.support.factories.fuse import THREE_CARDS, card, expected_weights_for_cleveland, prediction, write_card
 from tests.support.kafka import TopicReader, producer
 from tests.support.processes import ServiceProcess
 from tests.support.processes import test_settings as settings_for
-from tests.unit.fuse.factories import THREE_CARDS, card, expected_weights_for_cleveland, prediction, write_card
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ import pytest
 from shared.broker import ensure_topics
 from shared.settings import Settings
 from tests.integration.test_fuse import send
+from tests.support.factories.fuse import THREE_CARDS, prediction, write_card
 from tests.support.kafka import producer
 from tests.support.processes import ServiceProcess
 from tests.support.processes import test_settings as settings_for
-from tests.unit.fuse.factories import THREE_CARDS, prediction, write_card
 
 pytestmark = pytest.mark.integration
 

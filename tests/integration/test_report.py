@@ -25,10 +25,10 @@ from shared.schemas.predictions import FusedPrediction
 from shared.schemas.reports import ReportMessage
 from shared.settings import Settings
 from shared.topics import CE_ID, DLQ_ERROR, Topic, cloudevent_headers, decode_headers, event_type, topic_name
+from tests.support.factories.report import fused_for, heart_records, install_models, record_from
 from tests.support.kafka import TopicReader, producer
 from tests.support.processes import ServiceProcess
 from tests.support.processes import test_settings as settings_for
-from tests.unit.report.factories import fused_for, heart_records, install_models, record_from
 
 pytestmark = pytest.mark.integration
 

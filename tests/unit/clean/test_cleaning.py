@@ -6,7 +6,7 @@ from services.clean.cleaning import Cleaner
 from services.clean.codes import CodeBook, CodeTable
 from shared.schemas.records import AIMASS_CODES, LOINC
 from shared.tasks import load_tasks
-from tests.unit.clean.factories import GLUCOSE_MG_PER_MMOL, cleaner, document, heart_document, record_of
+from tests.support.factories.clean import GLUCOSE_MG_PER_MMOL, cleaner, document, heart_document, record_of
 
 CLEAN = cleaner()
 

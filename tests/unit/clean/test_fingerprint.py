@@ -1,5 +1,5 @@
 from services.clean.fingerprint import content_fingerprint
-from tests.unit.clean.factories import heart_document, record_of
+from tests.support.factories.clean import heart_document, record_of
 
 
 def test_the_same_content_under_a_new_message_id_has_the_same_fingerprint() -> None:

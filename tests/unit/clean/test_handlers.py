@@ -14,7 +14,7 @@ from services.clean.metrics import CleanMetrics
 from shared.metrics import ServiceMetrics
 from shared.schemas import CleanRecord
 from shared.topics import derived_event_id
-from tests.unit.clean.factories import cleaner, heart_document, record_of
+from tests.support.factories.clean import cleaner, heart_document, record_of
 
 
 class MemorySeen:

@@ -15,7 +15,7 @@ from services.ingest.documents import ReadOptions, envelope_of, read_document
 from services.ingest.hospitals import load_tables
 from shared.settings import PROJECT_ROOT
 from shared.tasks import feature_value, load_tasks
-from tests.unit.clean.factories import PSEUDONYMIZE, SENDS, WHEN, cleaner, record_of
+from tests.support.factories.clean import PSEUDONYMIZE, SENDS, WHEN, cleaner, record_of
 
 TASK = load_tasks()["heart_disease"]
 

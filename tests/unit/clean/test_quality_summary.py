@@ -6,7 +6,7 @@ import pytest
 
 from services.cli.quality import render, summarize
 from services.cli.scenario.heart import records_by_hospital
-from tests.unit.clean.factories import SENDS, cleaner, record_of
+from tests.support.factories.clean import SENDS, cleaner, record_of
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from shared.schemas import CanonicalRecord, CleanRecord
 from shared.schemas.records import AIMASS_CODES, LOINC, Code, Observation
-from tests.unit.clean.factories import cleaner, heart_document, record_of
+from tests.support.factories.clean import cleaner, heart_document, record_of
 
 CLEAN = cleaner()
 BASE = record_of(heart_document(), "hungary")

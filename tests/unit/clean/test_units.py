@@ -83,7 +83,7 @@ def test_units_a_sender_makes_up_grow_neither_the_caches_nor_the_series() -> Non
 
     from services.clean.metrics import MAX_UNITS, CleanMetrics
     from services.clean.units import UNIT_CACHE_SIZE, ucum_unit
-    from tests.unit.clean.factories import cleaner, document, record_of
+    from tests.support.factories.clean import cleaner, document, record_of
 
     clean, registry = cleaner(), CollectorRegistry()
     metrics = CleanMetrics(registry)

@@ -5,7 +5,7 @@ import pytest
 from services.fuse.directory import ModelDirectory
 from shared.errors import RejectedInput, parse_event
 from shared.schemas.models import ModelCard
-from tests.unit.fuse.factories import card
+from tests.support.factories.fuse import card
 
 
 def test_one_active_model_per_site_newest_wins_whatever_the_order() -> None:

@@ -15,7 +15,7 @@ from services.fuse.fusion import (
     sigmoid,
     validation_auc,
 )
-from tests.unit.fuse.factories import THREE_CARDS, card, expected_weights_for_cleveland
+from tests.support.factories.fuse import THREE_CARDS, card, expected_weights_for_cleveland
 
 
 def test_weights_are_skill_above_chance_on_the_other_sites_leaving_out_the_records_hospital() -> None:

@@ -14,7 +14,7 @@ from shared.errors import RejectedInput
 from shared.metrics import ServiceMetrics
 from shared.tasks import load_tasks
 from shared.topics import derived_event_id
-from tests.unit.fuse.factories import THREE_CARDS, expected_weights_for_cleveland, prediction
+from tests.support.factories.fuse import THREE_CARDS, expected_weights_for_cleveland, prediction
 from tests.unit.fuse.fakes import MemoryJoinStore, RecordingDeadLetters, RecordingPublisher
 
 

@@ -5,7 +5,7 @@ import pytest
 from services.fuse.directory import ModelDirectory
 from services.fuse.join import fuse, is_complete
 from shared.tasks import FusionSpec
-from tests.unit.fuse.factories import THREE_CARDS, card, expected_weights_for_cleveland, prediction
+from tests.support.factories.fuse import THREE_CARDS, card, expected_weights_for_cleveland, prediction
 
 SPEC = FusionSpec(method="weighted_average", deadline_seconds=2.0, review_spread=0.35)
 

@@ -9,9 +9,9 @@ from services.infer.adapters.redis_cache import RedisPredictionCache
 from services.infer.adapters.registry_cards import RegistryCards
 from services.infer.cache_keys import cache_keys, decode_probability, encode_probability, row_digests
 from shared.lag import lag_of
+from tests.support.factories.infer import FEATURES
 from tests.support.models import write_model
 from tests.support.processes import free_port
-from tests.unit.infer.factories import FEATURES
 
 
 def test_partitions_match_kafkas_default_partitioner() -> None:
@@ -60,7 +60,7 @@ async def test_the_fast_batch_parser_falls_back_for_headers_it_cannot_decode() -
     from faststream.kafka.parser import AioKafkaBatchParser
 
     from services.infer.adapters.kafka_in import fast_tolerant_batch_parser
-    from tests.unit.infer.factories import raw
+    from tests.support.factories.infer import raw
 
     parser = AioKafkaBatchParser(msg_class=KafkaAckableMessage, regex=None)
     good = raw(b"{}", ce_id="ce-1")

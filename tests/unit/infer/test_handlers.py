@@ -7,7 +7,7 @@ from services.infer.handlers import ScoreCleanBatch
 from services.infer.metrics import InferMetrics
 from shared.metrics import ServiceMetrics
 from shared.schemas.predictions import Prediction
-from tests.unit.infer.factories import clean_record, loaded_catalog, raw, raw_record
+from tests.support.factories.infer import clean_record, loaded_catalog, raw, raw_record
 from tests.unit.infer.fakes import MemoryCache, MemoryDeadLetters, MemorySender
 
 

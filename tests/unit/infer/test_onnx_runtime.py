@@ -8,8 +8,8 @@ import torch
 from services.infer.adapters.onnx_runtime import CPU, CUDA, OnnxLoader, choose_providers
 from shared.errors import RejectedInput
 from shared.registry import MODEL_FILE, model_dir
+from tests.support.factories.infer import FEATURES
 from tests.support.models import write_model
-from tests.unit.infer.factories import FEATURES
 
 
 def test_cuda_is_chosen_when_onnxruntime_offers_it_with_cpu_as_fallback() -> None:

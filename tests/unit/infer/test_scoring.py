@@ -17,8 +17,8 @@ from services.infer.scoring import (
 from shared.errors import RejectedInput
 from shared.schemas.predictions import Prediction
 from shared.topics import derived_event_id
+from tests.support.factories.infer import FEATURES, clean_record
 from tests.support.models import write_model
-from tests.unit.infer.factories import FEATURES, clean_record
 
 
 def test_a_record_reads_with_its_features_and_flags() -> None:

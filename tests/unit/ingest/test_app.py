@@ -60,7 +60,7 @@ async def test_garbage_goes_to_the_dead_letter_topic_with_a_reason(tmp_path) -> 
 
 
 async def test_a_bad_csv_row_is_dead_lettered_alone_and_the_document_audited(tmp_path) -> None:
-    from tests.unit.ingest.support import fixture
+    from tests.support.factories.ingest import fixture
 
     service = create_service(settings(tmp_path))
     seen: dict[str, list[tuple[bytes, dict]]] = {"records": [], "dead": [], "audit": []}

@@ -6,7 +6,7 @@ import pytest
 from services.cli.scenario import formats
 from services.ingest.csv_xlsx import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE
 from shared.errors import RejectedInput
-from tests.unit.ingest.support import by_code, fixture, pseudonymize, read
+from tests.support.factories.ingest import by_code, fixture, pseudonymize, read
 
 DOCUMENT = {
     "patient_id": "VA-LONG-BEACH-00721",

@@ -6,7 +6,7 @@ from pydicom.data import get_testdata_file
 
 from services.ingest.dicom import DICOM_CONTENT_TYPE
 from shared.errors import RejectedInput
-from tests.unit.ingest.support import pseudonymize, read
+from tests.support.factories.ingest import pseudonymize, read
 
 DICOM = DICOM_CONTENT_TYPE
 

@@ -6,7 +6,7 @@ from services.cli.scenario import formats
 from services.ingest.fhir import FHIR_CONTENT_TYPE
 from shared.errors import RejectedInput
 from shared.schemas.records import LOINC, SNOMED
-from tests.unit.ingest.support import by_code, fixture, pseudonymize, read
+from tests.support.factories.ingest import by_code, fixture, pseudonymize, read
 
 FHIR = FHIR_CONTENT_TYPE
 

@@ -16,7 +16,7 @@ from services.ingest.documents import PARSERS
 from shared.errors import RejectedInput
 from shared.schemas import CanonicalRecord
 from tests.fuzz.mutations import mutated_bytes
-from tests.unit.ingest.support import fixture, read
+from tests.support.factories.ingest import fixture, read
 
 CONTENT_TYPES = [*PARSERS, None, "application/octet-stream"]
 HOSPITALS = ["cleveland", "hungary", "va-long-beach", "switzerland"]

@@ -22,7 +22,7 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.records import Envelope
 from shared.metrics import ServiceMetrics
 from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE
-from tests.unit.ingest.support import TABLES, fixture, pseudonymize
+from tests.support.factories.ingest import TABLES, fixture, pseudonymize
 
 
 class Acknowledgements:

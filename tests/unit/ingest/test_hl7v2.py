@@ -3,7 +3,7 @@ import pytest
 from services.ingest.hl7v2 import HL7_CONTENT_TYPE, split_messages
 from shared.errors import RejectedInput
 from shared.schemas.records import LOINC, SNOMED
-from tests.unit.ingest.support import by_code, fixture, pseudonymize, read
+from tests.support.factories.ingest import by_code, fixture, pseudonymize, read
 
 HL7 = HL7_CONTENT_TYPE
 

@@ -8,7 +8,7 @@ from pydicom.data import get_testdata_file
 
 from services.ingest.libraries import quiet_parser_libraries
 from shared.errors import RejectedInput
-from tests.unit.ingest.support import read
+from tests.support.factories.ingest import read
 
 SECRET = "Zebedee-Quarrington"
 

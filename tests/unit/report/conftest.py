@@ -8,7 +8,7 @@ import pytest
 
 from shared.schemas.predictions import FusedPrediction
 from shared.settings import Settings
-from tests.unit.report.factories import fused_for, install_models, record_from
+from tests.support.factories.report import fused_for, install_models, record_from
 
 SITES = ("cleveland", "hungary", "va-long-beach")
 

@@ -21,7 +21,7 @@ from services.report.metrics import ReportMetrics
 from shared.metrics import ServiceMetrics
 from shared.settings import Settings
 from shared.tasks import load_tasks
-from tests.unit.report.factories import WHEN, fused_for, install_models, record_from
+from tests.support.factories.report import WHEN, fused_for, install_models, record_from
 
 SITES = ("pooled", "cleveland", "hungary", "va-long-beach")
 

@@ -28,8 +28,8 @@ from shared.schemas.reports import ReportMessage
 from shared.settings import Settings
 from shared.tasks import load_tasks
 from shared.topics import CE_TIME
+from tests.support.factories.report import fused_for, heart_records, heart_task, record_from
 from tests.unit.report.conftest import SITES
-from tests.unit.report.factories import fused_for, heart_records, heart_task, record_from
 
 WHEN = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 TOPIC = "unit.predictions.fused"

@@ -11,7 +11,7 @@ from services.report.inputs import input_groups, value_text
 from shared.schemas.models import ModelRef
 from shared.schemas.predictions import Contribution
 from shared.settings import Settings
-from tests.unit.report.factories import TASK, VERSION, heart_records, heart_task, record_from
+from tests.support.factories.report import TASK, VERSION, heart_records, heart_task, record_from
 
 
 def test_one_hot_features_of_one_code_form_one_input() -> None:

@@ -25,8 +25,8 @@ from shared.errors import RejectedInput
 from shared.schemas.predictions import FusedPrediction
 from shared.schemas.records import QualityFlag
 from shared.settings import Settings
+from tests.support.factories.report import fused_for, heart_records, heart_task
 from tests.unit.report.conftest import SITES
-from tests.unit.report.factories import fused_for, heart_records, heart_task
 
 WHEN = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 

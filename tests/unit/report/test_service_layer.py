@@ -19,8 +19,8 @@ from shared.metrics import ServiceMetrics
 from shared.schemas.predictions import FusedPrediction
 from shared.settings import Settings
 from shared.tasks import load_tasks
+from tests.support.factories.report import fused_for, record_from
 from tests.unit.report.conftest import SITES
-from tests.unit.report.factories import fused_for, record_from
 
 WHEN = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 

@@ -1,0 +1,1 @@
+"""Test data shared by unit, integration, end-to-end and benchmark tests: real records, cards, predictions."""
