@@ -5,7 +5,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/lib/common.sh"
 LOG=$LOG_DIR/deps.log
-EXTRAS=${AIMASS_EXTRAS:-train,test,demo}
+EXTRAS=${AIMASS_EXTRAS:-train,test,demo,research}
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)

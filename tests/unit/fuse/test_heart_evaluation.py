@@ -1,4 +1,5 @@
-"""The issue's evaluation on the real four-hospital data, with train's own trainer (about 30 s).
+"""The issue's evaluation on the real four-hospital data, with train's own trainer (research/fuse/heart_evaluation.py,
+about 35 s).
 
 The criterion "fused >= best single other model for every held-out hospital" holds for Cleveland, Hungary and
 Switzerland and not for VA Long Beach (docs/fuse.md). Held out, VA Long Beach is best ranked by Hungary's model, a
@@ -11,7 +12,7 @@ backwards.
 
 import pytest
 
-from tests.unit.fuse.heart_evaluation import HOSPITALS, all_reviews, evaluate
+from research.fuse.heart_evaluation import HOSPITALS, all_reviews, evaluate
 
 
 @pytest.fixture(scope="module")

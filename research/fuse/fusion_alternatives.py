@@ -1,4 +1,4 @@
-"""Every fusion rule tried for the leave-one-hospital-out criterion, side by side (the table in docs/fuse.md).
+"""Every fusion rule tried for the leave-one-hospital-out criterion, side by side (research/fuse/README.md).
 
 Same setup as ``heart_evaluation``: each hospital's model from train's trainer on its own records; for each hospital
 held out, the three other models score all its records. Weights use only what the other institutions know: the
@@ -12,12 +12,12 @@ With ``--ceiling`` the held-out hospital's own outcomes are used, to see how muc
 fixed weighting of the three models chosen on all its labels (in-sample: an upper bound no fusion can reach), and
 weightings learned from its labels cross-fitted over 5 folds (no record's fused score uses its own label).
 
-    .venv/bin/python -m tests.unit.fuse.fusion_alternatives            # seed 7, the shipped task
-    .venv/bin/python -m tests.unit.fuse.fusion_alternatives 1 2 3 ...  # other training seeds: a summary per rule
-    .venv/bin/python -m tests.unit.fuse.fusion_alternatives --local 1 2 3 ...
-    .venv/bin/python -m tests.unit.fuse.fusion_alternatives --ceiling 1 2 3 ...
-    .venv/bin/python -m tests.unit.fuse.fusion_alternatives --reduced 1 2 3 ...  # with reduced-feature models
-    .venv/bin/python -m tests.unit.fuse.fusion_alternatives --criteria 1 2 3 ...  # the default against other criteria
+    .venv/bin/python -m research.fuse.fusion_alternatives            # seed 7, the shipped task
+    .venv/bin/python -m research.fuse.fusion_alternatives 1 2 3 ...  # other training seeds: a summary per rule
+    .venv/bin/python -m research.fuse.fusion_alternatives --local 1 2 3 ...
+    .venv/bin/python -m research.fuse.fusion_alternatives --ceiling 1 2 3 ...
+    .venv/bin/python -m research.fuse.fusion_alternatives --reduced 1 2 3 ...  # with reduced-feature models
+    .venv/bin/python -m research.fuse.fusion_alternatives --criteria 1 2 3 ...  # the default against other criteria
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from research.fuse.heart_evaluation import HOSPITALS, heart_dataset
 from services.train.dataset import Dataset, split
 from services.train.evaluate import roc_auc
 from services.train.training import train_model
 from shared.tasks import TaskSpec, load_tasks
-from tests.unit.fuse.heart_evaluation import HOSPITALS, heart_dataset
 
 FLOOR = 0.01
 
@@ -390,15 +390,16 @@ def criteria(seeds: list[int], resamples: int = 1000) -> None:
         print(f"| {name} | {count} |")
 
 
-if __name__ == "__main__":
-    local, reduced = "--local" in sys.argv, "--reduced" in sys.argv
-    seeds = [int(a) for a in sys.argv[1:] if not a.startswith("--")] or [7]
-    if "--ceiling" in sys.argv:
+def main(argv: list[str]) -> None:
+    """The command line in the module's docstring: training seeds and flags in ``argv``, tables on stdout."""
+    local, reduced = "--local" in argv, "--reduced" in argv
+    seeds = [int(a) for a in argv if not a.startswith("--")] or [7]
+    if "--ceiling" in argv:
         ceiling(seeds, reduced)
-        sys.exit()
-    if "--criteria" in sys.argv:
+        return
+    if "--criteria" in argv:
         criteria(seeds)
-        sys.exit()
+        return
     runs = {seed: margins(seed, local, reduced) for seed in seeds}
     names = list(runs[seeds[0]])
     if len(seeds) == 1:
@@ -417,3 +418,7 @@ if __name__ == "__main__":
         print("|---|---|---|---|---|")
         for name in names:
             print(summary_row(name, np.array([[m for _, m in runs[seed][name]] for seed in seeds])))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -5,8 +5,10 @@ records only. For every hospital held out in turn, the other three hospitals' mo
 fused result is made by fuse's production code (``services.fuse.join.fuse``) from cards carrying the trainer's
 cross-site AUCs, of which the held-out hospital's own entry is never used (fuse leaves out the record's hospital).
 
-Run ``.venv/bin/python -m tests.unit.fuse.heart_evaluation`` to print the table in docs/fuse.md;
-``tests.unit.fuse.fusion_alternatives`` compares every other fusion rule tried, on this and other training seeds.
+Run ``.venv/bin/python -m research.fuse.heart_evaluation`` (about 35 s on 2 cores) to print the table in
+docs/fuse.md and the needs_review table in research/fuse/README.md; ``research.fuse.fusion_alternatives`` compares
+every other fusion rule tried, on this and other training seeds. ``tests/unit/fuse/test_heart_evaluation.py`` runs
+``evaluate`` and pins what fusion must always give.
 """
 
 from __future__ import annotations
