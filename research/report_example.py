@@ -5,8 +5,9 @@
         --screenshot=docs/images/report.png file:///tmp/report-example/report.html
 
 Writes ``report.html``, ``report.pdf`` and ``fhir.json`` (the FHIR Bundle) and prints the report's summary. The
-models are the small ones of ``tests/support/factories/report.py`` (about 6 s to train on 2 cores);
-``tests/unit/report/test_report_example.py`` runs it.
+models are the small ones of ``tests/support/factories/report.py`` (the first takes about 7 s on 2 cores, torch's
+first training and ONNX export; the others a fraction of a second); ``tests/unit/report/test_report_example.py`` runs
+it.
 """
 
 from __future__ import annotations

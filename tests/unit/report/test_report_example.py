@@ -1,7 +1,8 @@
 """research/report_example.py (the renderer of docs/images/report.png) runs, and what it writes is the report.
 
-It trains its models through tests/support/factories/report.py (cached per process: the other report tests share
-three of the four), so it adds a few seconds to the suite.
+It trains its models through tests/support/factories/report.py (cached per process; the other report tests share
+three of the four): 6–10 s alone, nearly all of it torch's first training and ONNX export, about 1 s in a run where
+other tests have already trained with torch.
 """
 
 from __future__ import annotations
