@@ -12,12 +12,9 @@ it.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import tempfile
 from pathlib import Path
-
-from pydantic import BaseModel
 
 from services.report.adapters.file_store import FileReportStore
 from services.report.adapters.registry_models import RegistryModels
@@ -33,28 +30,15 @@ SITES = ("pooled", "cleveland", "hungary", "va-long-beach")
 FILES = ("report.html", "report.pdf", "fhir.json")
 
 
-class _Discard:
-    async def publish(self, event: BaseModel, *, event_id: str, key: str | None) -> None:
-        return None
-
-
 def main(out: Path, hospital: str = "va-long-beach", index: int = 14) -> ReportMessage:
     """The report of record ``index`` of ``hospital``, fused from the ``SITES`` models, written into ``out``."""
     with tempfile.TemporaryDirectory() as var_dir:
         settings = Settings(var_dir=Path(var_dir))
         install_models(settings.data_path / "models", SITES)
-        metrics = ServiceMetrics("report")
         store = FileReportStore.under(settings)
-        reporter = Reporter(
-            load_tasks(),
-            RegistryModels(settings),
-            store,
-            _Discard(),  # type: ignore[arg-type]
-            metrics,
-            ReportMetrics(metrics.registry),
-            "http://127.0.0.1:8106",
-        )
-        message = asyncio.run(reporter.on_fused(fused_for(record_from(hospital, index), SITES), WHEN))
+        metrics = ReportMetrics(ServiceMetrics("report").registry)
+        reporter = Reporter(load_tasks(), RegistryModels(settings), store, metrics, "http://127.0.0.1:8106")
+        message = reporter.report(fused_for(record_from(hospital, index), SITES), WHEN)
         out.mkdir(parents=True, exist_ok=True)
         for kind, name in (("html", "report.html"), ("fhir", "fhir.json")):
             (out / name).write_bytes(store.read(message.report_id, kind) or b"")

@@ -13,15 +13,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
-from aiokafka import ConsumerRecord
 from faststream.asgi import AsgiFastStream
+from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
 from shared.asyncapi import PublishedEvent, service_specification
 from shared.broker import consumer_options, ensure_topics, make_broker, without_idle_pause
-from shared.errors import ModelT, RejectedInput, parse_event
 from shared.events import DeadLetters, EventPublisher
 from shared.http import HttpApp, Request, Response
+from shared.intake import Batch, EventCheck, Intake, Reader
 from shared.lag import ConsumerLagExporter
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
@@ -30,8 +30,9 @@ from shared.redis import make_redis
 from shared.settings import Settings, get_settings
 from shared.topics import Topic, group_id, topic_name
 
-Check = Callable[[], Awaitable[bool]]
+ReadinessCheck = Callable[[], Awaitable[bool]]
 Hook = Callable[[], Awaitable[None]]
+BatchHandler = Callable[[Batch[Any]], Awaitable[None]]
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -45,9 +46,10 @@ class Service:
         self.broker = make_broker(self.settings, name, self.metrics)
         self.redis = make_redis(self.settings)
         self.deadletters = DeadLetters(self.broker, self.settings, name, self.metrics)
+        self.intake = Intake(self.deadletters, self.metrics)
         self.producers = ProducerWatch(name, self.metrics.registry)
         self.producers.watch("broker", lambda: broker_producer(self.broker), lambda: renew_broker_producer(self.broker))
-        self.checks: dict[str, Check] = {"kafka": self._kafka_answers, "redis": self._redis_answers}
+        self.checks: dict[str, ReadinessCheck] = {"kafka": self._kafka_answers, "redis": self._redis_answers}
         self.details: dict[str, Callable[[], object]] = {}
         self._startup: list[Hook] = [self._create_topics, self._connect_checked_producer]
         self._shutdown: list[Hook] = [self.producers.stop, self._stop_lag, self._close_redis]
@@ -180,7 +182,7 @@ class Service:
         return bool(await self.redis.ping())
 
     async def readiness(self) -> dict[str, bool]:
-        async def run(check: Check) -> bool:
+        async def run(check: ReadinessCheck) -> bool:
             try:
                 return await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
             except Exception:
@@ -224,12 +226,29 @@ class Service:
         return Response(self._asyncapi_documents()[1], content_type="application/json")
 
     # -- consuming ---------------------------------------------------------------------------------------------
-    async def accept(self, raw: ConsumerRecord, schema: type[ModelT]) -> ModelT | None:
-        """The record's value as ``schema``; ``None`` after dead-lettering it when it is not one."""
-        try:
-            event = parse_event(raw.value, schema, raw.topic)
-        except RejectedInput as rejected:
-            await self.deadletters.send(raw, rejected.reason, rejected.reason_class)
-            return None
-        self.metrics.counted("received")
-        return event
+    def consume(
+        self,
+        *topics: Topic,
+        read: Reader[Any],
+        handle: BatchHandler,
+        check: EventCheck[Any] | None = None,
+        batch: bool = True,
+        max_records: int = 500,
+        batch_timeout_ms: int = 10,
+        **options: Any,
+    ) -> None:
+        """Subscribe ``handle`` to ``topics``. Each consumed batch (one record with ``batch=False``) is read into a
+        ``shared.intake.Batch`` (``read`` and ``check`` decide what is dead-lettered), handed to ``handle``, and
+        confirmed after it returned; only then are the batch's offsets committed (``shared.broker``)."""
+        if batch:
+            subscriber = self.batch_subscriber(
+                *topics, max_records=max_records, batch_timeout_ms=batch_timeout_ms, **options
+            )
+        else:
+            subscriber = self.subscriber(*topics, **options)
+
+        async def on_records(message: KafkaMessage) -> None:
+            records = message.raw_message if batch else (message.raw_message,)
+            await self.intake.handle(records, read, handle, check)
+
+        subscriber(on_records)

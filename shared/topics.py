@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -64,7 +65,7 @@ DLQ_ORIGINAL_OFFSET = "aimass-original-offset"
 DLQ_HEADERS = (DLQ_ERROR, DLQ_SERVICE, DLQ_ORIGINAL_TOPIC, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_OFFSET)
 
 JSON = "application/json"
-_EVENT_NAMESPACE = uuid.UUID("6f1c1d52-3f0e-4d8e-9a57-5b1a2f0c9e11")
+_EVENT_NAMESPACE_BYTES = uuid.UUID("6f1c1d52-3f0e-4d8e-9a57-5b1a2f0c9e11").bytes
 
 
 def event_type(entity: str, verb: str) -> str:
@@ -73,13 +74,18 @@ def event_type(entity: str, verb: str) -> str:
 
 
 def derived_event_id(service: str, parent_id: str, *parts: object) -> str:
-    """A stable id for an event derived from ``parent_id``.
+    """A stable id for an event derived from ``parent_id``: the UUID 5 of ``service/parent_id/parts...``.
 
     Re-processing the same input after a crash yields the same id, so consumers de-duplicating on ``ce_id``
-    absorb the repeat (at-least-once delivery made effectively-once downstream).
+    absorb the repeat (at-least-once delivery made effectively-once downstream). Computed as ``uuid.uuid5`` does,
+    without building ``uuid.UUID`` objects: infer derives one per prediction, and the objects cost 5 % of its time.
     """
     name = "/".join([service, parent_id, *map(str, parts)])
-    return str(uuid.uuid5(_EVENT_NAMESPACE, name))
+    digest = bytearray(hashlib.sha1(_EVENT_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def rfc3339_now() -> str:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from faststream.kafka.annotations import KafkaMessage
-
+from services.clean.adapters.redis_seen import RedisSeenEvents
 from services.clean.cleaning import Cleaner
 from services.clean.code_files import load_code_book
 from services.clean.handlers import CleanIngested
 from services.clean.metrics import CleanMetrics
-from services.clean.seen import RedisSeenEvents
-from shared.schemas import CleanRecord
+from shared.schemas import CanonicalRecord, CleanRecord
 from shared.service import Service
 from shared.settings import Settings
 from shared.tasks import load_tasks
@@ -33,19 +31,16 @@ def create_service(settings: Settings | None = None) -> Service:
     code_book = load_code_book(service.settings.codes_dir)
     cleaner = Cleaner(load_tasks(service.settings.tasks_dir), code_book)
     seen = RedisSeenEvents(service.redis, service.settings.topic_prefix, service.settings.dedup_ttl_seconds)
-    handle = CleanIngested(
-        out, service.deadletters, seen, cleaner, service.metrics, CleanMetrics(service.metrics.registry)
-    )
+    handle = CleanIngested(out, seen, cleaner, CleanMetrics(service.metrics.registry))
     service.details["code_tables"] = code_book.versions
     service.details["tasks"] = lambda: sorted(cleaner.tasks)
 
-    @service.batch_subscriber(
+    service.consume(
         Topic.RECORDS_INGESTED,
+        read=CanonicalRecord,
+        handle=handle,
         max_records=MAX_BATCH,
         batch_timeout_ms=BATCH_TIMEOUT_MS,
         description="Pseudonymized canonical records from ingest, in batches.",
     )
-    async def on_ingested(message: KafkaMessage) -> None:
-        await handle(message.raw_message)
-
     return service

@@ -1,80 +1,54 @@
 """clean's subscriber logic, one batch at a time. Remember events only after their outputs were acknowledged: a
 crash in between re-emits under the same derived ids, which downstream de-duplication absorbs; remembering first
-could lose them. The batch returns (and its offsets are committed) only after every output and dead letter was
-acknowledged; any error raises, so the whole batch comes again."""
+could lose them. Any error raises, so the whole batch comes again."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Sequence
-
-from aiokafka import ConsumerRecord
+from dataclasses import dataclass
 
 from services.clean.cleaning import Cleaned, Cleaner
 from services.clean.dedup import Candidate, Verdict
 from services.clean.fingerprint import content_fingerprint
 from services.clean.metrics import CleanMetrics
-from services.clean.seen import SeenEvents
-from shared.errors import RejectedInput, parse_event
-from shared.events import DeadLetters, EventPublisher, confirmed
-from shared.metrics import ServiceMetrics
+from services.clean.ports import SeenEvents
+from shared.intake import Batch
+from shared.ports import Publisher
 from shared.schemas import CanonicalRecord
-from shared.topics import derived_event_id, event_id_of
+from shared.topics import derived_event_id
 
 log = logging.getLogger("aimass.clean")
 
 
+@dataclass
 class CleanIngested:
-    def __init__(
-        self,
-        out: EventPublisher,
-        deadletters: DeadLetters,
-        seen: SeenEvents,
-        cleaner: Cleaner,
-        metrics: ServiceMetrics,
-        clean_metrics: CleanMetrics,
-    ) -> None:
-        self.out = out
-        self.deadletters = deadletters
-        self.seen = seen
-        self.cleaner = cleaner
-        self.metrics = metrics
-        self.clean_metrics = clean_metrics
+    out: Publisher
+    seen: SeenEvents
+    cleaner: Cleaner
+    metrics: CleanMetrics
 
-    async def __call__(self, raws: Sequence[ConsumerRecord]) -> None:
-        pending: list[Awaitable[object] | None] = []
-        accepted: list[tuple[str, CanonicalRecord]] = []
-        for raw in raws:
-            try:
-                accepted.append((event_id_of(raw), parse_event(raw.value, CanonicalRecord, raw.topic)))
-            except RejectedInput as rejected:
-                pending.append(await self.deadletters.enqueue(raw, rejected.reason, rejected.reason_class))
-        judged = await self.seen.judge([Candidate(event_id, content_fingerprint(r)) for event_id, r in accepted])
+    async def __call__(self, batch: Batch[CanonicalRecord]) -> None:
+        judged = await self.seen.judge([Candidate(item.event_id, content_fingerprint(item.event)) for item in batch])
         emitted: list[tuple[str, Cleaned]] = []
-        for (event_id, record), verdict in zip(accepted, judged, strict=True):
-            if verdict is Verdict.NEW:
-                cleaned = self.cleaner.clean(record)
-                pending.append(
-                    await self.out.enqueue(
-                        cleaned.record, event_id=derived_event_id("clean", event_id), key=record.patient
-                    )
-                )
-                emitted.append((event_id, cleaned))
-        await confirmed(pending)
-        await self.seen.remember([event_id for event_id, _ in emitted])
-        self._count(accepted, judged, [cleaned for _, cleaned in emitted])
-
-    def _count(
-        self, accepted: Sequence[tuple[str, CanonicalRecord]], judged: Sequence[Verdict], emitted: Sequence[Cleaned]
-    ) -> None:
-        """After the batch succeeded, so a batch that comes again is not counted twice."""
-        for (_, record), verdict in zip(accepted, judged, strict=True):
+        for item, verdict in zip(batch, judged, strict=True):
             if verdict is not Verdict.NEW:
-                self.clean_metrics.duplicates.labels(verdict.value).inc()
-                self.metrics.counted("duplicate")
+                continue
+            cleaned = self.cleaner.clean(item.event)
+            event_id = derived_event_id("clean", item.event_id)
+            await batch.send(self.out, cleaned.record, event_id=event_id, key=item.event.patient)
+            emitted.append((item.event_id, cleaned))
+        await batch.confirm()
+        await self.seen.remember([event_id for event_id, _ in emitted])
+        self._count(batch, judged, [cleaned for _, cleaned in emitted])
+
+    def _count(self, batch: Batch[CanonicalRecord], judged: list[Verdict], emitted: list[Cleaned]) -> None:
+        """After the outputs were acknowledged and remembered, so a batch that comes again is not counted twice."""
+        for item, verdict in zip(batch, judged, strict=True):
+            if verdict is not Verdict.NEW:
+                self.metrics.duplicates.labels(verdict.value).inc()
+                batch.count("duplicate")
             if verdict is Verdict.CONTENT:
-                log.info("same content as an earlier record", extra={"record_id": record.record_id})
+                log.info("same content as an earlier record", extra={"record_id": item.event.record_id})
         for cleaned in emitted:
-            self.clean_metrics.emitted(cleaned)
-        if emitted:
-            self.metrics.counted("emitted", len(emitted))
+            self.metrics.emitted(cleaned)
+        batch.count("emitted", len(emitted))

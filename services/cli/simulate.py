@@ -32,7 +32,7 @@ from tqdm import tqdm
 from services.cli.kafka import kafka_unreachable, producer
 from services.cli.scenario import plan, summary
 from services.cli.scenario.heart import records_by_hospital
-from services.cli.scenario.outcome import FOLLOWED, Outcome
+from services.cli.scenario.observed import FOLLOWED, Observed
 from services.cli.train_cli import publish_cards, train_sites
 from shared.broker import MAX_MESSAGE_BYTES
 from shared.schemas.models import ModelCard
@@ -72,7 +72,7 @@ async def _at_end(settings: Settings, *topics: Topic) -> AIOKafkaConsumer:
     return consumer
 
 
-async def _follow(watcher: AIOKafkaConsumer, outcome: Outcome, settings: Settings) -> None:
+async def _follow(watcher: AIOKafkaConsumer, outcome: Observed, settings: Settings) -> None:
     topics = {topic_name(t, settings.topic_prefix): t for t in FOLLOWED}
     while True:
         for partition, records in (await watcher.getmany(timeout_ms=200)).items():
@@ -83,7 +83,7 @@ async def _follow(watcher: AIOKafkaConsumer, outcome: Outcome, settings: Setting
 
 
 async def _publish(
-    client: AIOKafkaProducer, settings: Settings, messages: list[plan.Message], outcome: Outcome, description: str
+    client: AIOKafkaProducer, settings: Settings, messages: list[plan.Message], outcome: Observed, description: str
 ) -> None:
     raw = topic_name(Topic.INGEST_RAW, settings.topic_prefix)
     with tqdm(total=len(messages), desc=description, unit="msg", disable=None, leave=False) as bar:
@@ -148,7 +148,7 @@ async def _serving(settings: Settings, cards: list[ModelCard], seconds: float) -
         await asyncio.sleep(0.3)
 
 
-def _train(outcome: Outcome, settings: Settings) -> tuple[list[ModelCard], dict[str, str]]:
+def _train(outcome: Observed, settings: Settings) -> tuple[list[ModelCard], dict[str, str]]:
     from services.train.dataset import POOLED, Row, assemble
     from services.train.task_catalog import TaskCatalog
 
@@ -168,7 +168,7 @@ def _train(outcome: Outcome, settings: Settings) -> tuple[list[ModelCard], dict[
 class Run:
     """What one play of the scenario produced; ``problem`` says what did not finish, if anything."""
 
-    outcome: Outcome
+    outcome: Observed
     cards: list[ModelCard] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(
@@ -182,7 +182,7 @@ async def play(settings: Settings, per_hospital: int | None, wait_seconds: float
     # Encounters dated from now: a second run is new clinical data, not a duplicate clean would rightly drop.
     documents = records_by_hospital(per_hospital, start=datetime.now(UTC).replace(microsecond=0), spread=True)
     scenario = plan.build(documents, dicom_samples())
-    run = Run(Outcome(scenario, TASK))
+    run = Run(Observed(scenario, TASK))
     outcome = run.outcome
     client = producer(settings)
     try:

@@ -6,17 +6,16 @@ whole (no consumer group: each replica needs every card, and reading from the be
 
 from __future__ import annotations
 
-from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from services.fuse.adapters.redis_joins import RedisJoinStore
 from services.fuse.directory import ModelDirectory
-from services.fuse.handlers import FusePredictionBatch, Fuser
+from services.fuse.handlers import Fuser
 from services.fuse.metrics import FuseMetrics
 from services.fuse.sweeper import DeadlineSweeper
 from shared.registry import list_cards
 from shared.schemas.models import ModelCard
-from shared.schemas.predictions import FusedPrediction
+from shared.schemas.predictions import FusedPrediction, Prediction
 from shared.service import Service
 from shared.settings import Settings
 from shared.tasks import load_tasks
@@ -39,15 +38,7 @@ def create_service(settings: Settings | None = None) -> Service:
     )
     directory = ModelDirectory()
     store = RedisJoinStore(service.redis, service.settings.topic_prefix, ttl_seconds=service.settings.dedup_ttl_seconds)
-    fuser = Fuser(
-        load_tasks(service.settings.tasks_dir),
-        directory,
-        store,
-        out,
-        service.metrics,
-        FuseMetrics(service.metrics.registry),
-    )
-    handle = FusePredictionBatch(fuser, service.deadletters, service.metrics)
+    fuser = Fuser(load_tasks(service.settings.tasks_dir), directory, store, out, FuseMetrics(service.metrics))
     sweeper = DeadlineSweeper(store, fuser)
     service.details["expected_models"] = directory.summary
 
@@ -65,24 +56,23 @@ def create_service(settings: Settings | None = None) -> Service:
     async def stop_sweeper() -> None:
         await sweeper.stop()
 
-    @service.batch_subscriber(
+    service.consume(
         Topic.PREDICTIONS,
+        read=Prediction,
+        check=fuser.check,
+        handle=fuser,
         max_records=MAX_BATCH,
         batch_timeout_ms=BATCH_TIMEOUT_MS,
         description="Single-model predictions from infer, in batches.",
     )
-    async def on_predictions(message: KafkaMessage) -> None:
-        await handle(message.raw_message)
 
-    @service.subscriber(
+    service.consume(
         Topic.MODELS_RELEASED,
+        read=ModelCard,
+        handle=fuser.on_cards,
+        batch=False,
         group_id=None,
         ack_policy=AckPolicy.ACK_FIRST,
         description="Model cards: which models a task's fusion waits for, and their weights.",
     )
-    async def on_model(message: KafkaMessage) -> None:
-        card = await service.accept(message.raw_message, ModelCard)
-        if card is not None:
-            fuser.on_model(card)
-
     return service

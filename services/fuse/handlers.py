@@ -12,17 +12,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-
-from aiokafka import ConsumerRecord
+from collections.abc import Callable, Mapping, Sequence
 
 from services.fuse.directory import ModelDirectory
 from services.fuse.join import Arrival, fuse, is_complete
 from services.fuse.metrics import FuseMetrics
-from services.fuse.store import Arriving, JoinKey, JoinStore
-from shared.errors import RejectedInput, parse_event
-from shared.events import DeadLetters, EventPublisher, confirmed
-from shared.metrics import ServiceMetrics
+from services.fuse.ports import Arriving, JoinKey, JoinStore
+from shared.errors import RejectedInput
+from shared.intake import Batch
+from shared.ports import Publisher
 from shared.schemas.models import ModelCard
 from shared.schemas.predictions import FusedPrediction, Prediction
 from shared.tasks import TaskSpec
@@ -38,9 +36,8 @@ class Fuser:
         tasks: Mapping[str, TaskSpec],
         directory: ModelDirectory,
         store: JoinStore,
-        out: EventPublisher,
-        metrics: ServiceMetrics,
-        fuse_metrics: FuseMetrics,
+        out: Publisher,
+        metrics: FuseMetrics,
         clock: Clock = time.time,
     ) -> None:
         self.tasks = tasks
@@ -48,10 +45,10 @@ class Fuser:
         self.store = store
         self.out = out
         self.metrics = metrics
-        self.fuse_metrics = fuse_metrics
         self.clock = clock
 
     def task(self, name: str) -> TaskSpec:
+        """The task's file; ``RejectedInput`` for a task this deployment has none for."""
         spec = self.tasks.get(name)
         if spec is None:
             raise RejectedInput(
@@ -60,6 +57,13 @@ class Fuser:
                 "unknown_task",
             )
         return spec
+
+    def check(self, prediction: Prediction) -> None:
+        """What the intake dead-letters beyond the schema: a prediction for a task without a task file."""
+        self.task(prediction.task)
+
+    async def __call__(self, batch: Batch[Prediction]) -> None:
+        await self.on_predictions(batch.events)
 
     async def on_predictions(self, predictions: Sequence[Prediction]) -> None:
         """Add a batch of predictions (their tasks known: see ``task``) and emit the joins they complete."""
@@ -77,19 +81,23 @@ class Fuser:
         ]
         added = await self.store.add_many(arriving, now=now)
         complete: dict[JoinKey, None] = {}
-        for prediction, item, outcome in zip(predictions, arriving, added, strict=True):
-            if outcome.arrival is Arrival.LATE:
-                self.fuse_metrics.late.labels(prediction.task).inc()
+        for prediction, item, stored in zip(predictions, arriving, added, strict=True):
+            if stored.arrival is Arrival.LATE:
+                self.metrics.late.labels(prediction.task).inc()
                 self.metrics.counted("late")
                 continue
-            if outcome.arrival is Arrival.DUPLICATE:
+            if stored.arrival is Arrival.DUPLICATE:
                 self.metrics.counted("duplicate")
-            if is_complete(outcome.sites, self.directory.expected(prediction.task)):
+            if is_complete(stored.sites, self.directory.expected(prediction.task)):
                 complete[item.key] = None
         await self.emit_many(list(complete))
 
     def on_model(self, card: ModelCard) -> None:
         self.directory.apply(card)
+
+    async def on_cards(self, batch: Batch[ModelCard]) -> None:
+        for card in batch.events:
+            self.on_model(card)
 
     async def emit_many(self, keys: Sequence[JoinKey]) -> int:
         """Fuse and publish the joins among ``keys`` this caller wins the claim of; how many it published."""
@@ -109,13 +117,13 @@ class Fuser:
                 )
                 continue
             expected = self.directory.expected(key.task)
-            outcome = fuse(spec.fusion, predictions, expected, self.directory.card)
-            result = outcome.result
+            fused = fuse(spec.fusion, predictions, expected, self.directory.card)
+            result = fused.result
             results.append((result, derived_event_id("fuse", key.record_id, key.task), result.patient))
             counts.append(
                 (
                     spec,
-                    outcome.missing,
+                    fused.missing,
                     not is_complete(claimed.payloads, expected),
                     result.needs_review,
                     claimed.first_seen,
@@ -136,37 +144,12 @@ class Fuser:
         self, spec: TaskSpec, missing: list[str], timed_out: bool, needs_review: bool, first_seen: float
     ) -> None:
         task = spec.name
-        self.fuse_metrics.results.labels(task, spec.fusion.method).inc()
-        self.fuse_metrics.join_wait.observe(max(self.clock() - first_seen, 0.0))
+        self.metrics.results.labels(task, spec.fusion.method).inc()
+        self.metrics.join_wait.observe(max(self.clock() - first_seen, 0.0))
         if timed_out:
-            self.fuse_metrics.timeouts.labels(task).inc()
+            self.metrics.timeouts.labels(task).inc()
         if missing:
-            self.fuse_metrics.missing_models.labels(task).inc(len(missing))
+            self.metrics.missing_models.labels(task).inc(len(missing))
         if needs_review:
-            self.fuse_metrics.needs_review.labels(task).inc()
+            self.metrics.needs_review.labels(task).inc()
         self.metrics.counted("emitted")
-
-
-class FusePredictionBatch:
-    """The subscriber's logic: a batch of ``predictions`` records in; what is not a prediction of a known task is
-    dead-lettered (all dead letters of the batch acknowledged together), the rest go to the ``Fuser`` at once."""
-
-    def __init__(self, fuser: Fuser, deadletters: DeadLetters, metrics: ServiceMetrics) -> None:
-        self.fuser = fuser
-        self.deadletters = deadletters
-        self.metrics = metrics
-
-    async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
-        pending: list[Awaitable[object] | None] = []
-        accepted: list[Prediction] = []
-        for record in records:
-            try:
-                prediction = parse_event(record.value, Prediction, record.topic)
-                self.fuser.task(prediction.task)
-            except RejectedInput as rejected:
-                pending.append(await self.deadletters.enqueue(record, rejected.reason, rejected.reason_class))
-                continue
-            accepted.append(prediction)
-        self.metrics.counted("received", len(accepted))
-        await self.fuser.on_predictions(accepted)
-        await confirmed(pending)

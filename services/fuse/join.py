@@ -35,7 +35,9 @@ def is_complete(received_sites: Iterable[str], expected_sites: Iterable[str]) ->
 
 
 @dataclass(frozen=True)
-class Outcome:
+class FusedJoin:
+    """A join's fused result, and which expected models it went without."""
+
     result: FusedPrediction
     missing: list[str]  # the expected models that did not answer, as task/site/version
 
@@ -45,7 +47,7 @@ def fuse(
     predictions: Sequence[Prediction],
     expected: Mapping[str, ModelCard],
     card_of: Callable[[ModelRef], ModelCard | None],
-) -> Outcome:
+) -> FusedJoin:
     """One verified result from the predictions of one (record, task): one per site, ordered by site."""
     if not predictions:
         raise ValueError("a join holds at least one prediction")
@@ -90,4 +92,4 @@ def fuse(
         features=carried.features,
         quality_flags=carried.quality_flags,
     )
-    return Outcome(result=result, missing=missing)
+    return FusedJoin(result=result, missing=missing)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import Counter, Histogram
+
+from shared.metrics import ServiceMetrics
 
 JOIN_WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class FuseMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    """fuse's series, and the service's event counts: the deadline sweeper emits outside any consumed batch."""
+
+    def __init__(self, service: ServiceMetrics) -> None:
+        registry = service.registry
+        self.counted = service.counted
         self.results = Counter(
             "aimass_fuse_results_total", "Fused results emitted", ["task", "method"], registry=registry
         )

@@ -16,7 +16,7 @@ import contextlib
 import logging
 
 from services.fuse.handlers import Fuser
-from services.fuse.store import JoinStore
+from services.fuse.ports import JoinStore
 
 log = logging.getLogger("aimass.fuse.sweeper")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from faststream.kafka.annotations import KafkaMessage
 from faststream.middlewares import AckPolicy
 
 from services.infer.adapters.kafka_in import fast_tolerant_batch_parser
@@ -19,8 +18,10 @@ from services.infer.adapters.onnx_runtime import OnnxLoader
 from services.infer.adapters.redis_cache import RedisPredictionCache
 from services.infer.adapters.registry_cards import RegistryCards
 from services.infer.catalog import ModelCatalog
-from services.infer.handlers import ApplyModelCard, ScoreCleanBatch, Scorer
+from services.infer.handlers import ApplyModelCard, ScoreCleanBatch
 from services.infer.metrics import InferMetrics
+from services.infer.ports import Scorer
+from services.infer.scoring import ScoringInput
 from shared.errors import RejectedInput
 from shared.schemas.models import ModelCard
 from shared.schemas.predictions import Prediction
@@ -51,7 +52,7 @@ def create_service(settings: Settings | None = None) -> Service:
     loader = OnnxLoader(settings)
     registry = RegistryCards(settings)
     cache = RedisPredictionCache(service.redis, settings.infer_cache_ttl_seconds)
-    score = ScoreCleanBatch(catalog, cache, sender, service.deadletters, service.metrics, metrics)
+    score = ScoreCleanBatch(catalog, cache, sender, metrics)
     apply_card = ApplyModelCard(catalog, loader, registry, metrics)
     service.details["execution_provider"] = lambda: loader.providers[0]
     service.details["models"] = catalog.summary
@@ -72,30 +73,23 @@ def create_service(settings: Settings | None = None) -> Service:
     async def stop() -> None:
         await sender.stop()
 
-    @service.batch_subscriber(
+    service.consume(
         Topic.RECORDS_CLEAN,
+        read=ScoringInput,
+        handle=score,
         max_records=settings.infer_batch_max_records,
         batch_timeout_ms=settings.infer_batch_timeout_ms,
         parser=fast_tolerant_batch_parser,
         description="Clean records with their per-task feature vectors, in batches.",
     )
-    async def on_clean(message: KafkaMessage) -> None:
-        await score(message.raw_message)
-
     # Every replica needs every card (no consumer group); replaying old cards is harmless (see catalog.py).
-    @service.subscriber(
+    service.consume(
         Topic.MODELS_RELEASED,
+        read=ModelCard,
+        handle=apply_card,
+        batch=False,
         group_id=None,
         ack_policy=AckPolicy.ACK_FIRST,
         description="Model cards: load, promote or retire models.",
     )
-    async def on_model(message: KafkaMessage) -> None:
-        card = await service.accept(message.raw_message, ModelCard)
-        if card is None:
-            return
-        try:
-            await apply_card(card)
-        except RejectedInput as rejected:
-            await service.deadletters.send(message.raw_message, rejected.reason, rejected.reason_class)
-
     return service

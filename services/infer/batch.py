@@ -11,7 +11,8 @@ import numpy as np
 
 from services.infer.cache_keys import cache_keys, decode_probability, encode_probability, row_digests
 from services.infer.catalog import LoadedModel, ScorerT
-from services.infer.scoring import TaskRows, model_matrix, prediction_id, prediction_json
+from services.infer.scoring import TaskRows, model_matrix, prediction
+from shared.topics import derived_event_id
 
 
 @dataclass(slots=True)
@@ -92,21 +93,14 @@ def build_predictions(groups: Sequence[ModelGroup[ScorerT]]) -> list[Built]:
     built = []
     for group in groups:
         card = group.model.card
+        model = card.ref
         latency_ms = group.seconds * 1000.0
         for i, scored in enumerate(group.rows.records):
             hit = bool(group.cached[i])
-            body = prediction_json(
-                scored, group.rows.task, card, float(group.probabilities[i]), hit, 0.0 if hit else latency_ms
-            )
-            built.append(
-                Built(
-                    scored.position,
-                    scored.record.patient.encode(),
-                    body,
-                    prediction_id(scored.event_id, card),
-                    card.task,
-                    card.site,
-                )
-            )
+            probability = float(group.probabilities[i])
+            made = prediction(scored, group.rows.task, card, model, probability, hit, 0.0 if hit else latency_ms)
+            event_id = derived_event_id("infer", scored.event_id, card.task, card.site, card.version)
+            key = scored.record.patient.encode()
+            built.append(Built(scored.position, key, made.model_dump_json().encode(), event_id, card.task, card.site))
     built.sort(key=lambda b: b.position)
     return built

@@ -6,20 +6,15 @@ float32 matrix (NaN = missing, the registry's ONNX convention) so each model run
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.errors import parse_event
-from shared.schemas.models import ModelCard
+from shared.schemas.models import ModelCard, ModelRef
+from shared.schemas.predictions import Prediction
 from shared.schemas.records import QualityFlag, TaskFeatures
-from shared.topics import _EVENT_NAMESPACE
-
-_NAMESPACE = _EVENT_NAMESPACE.bytes
 
 
 class ScoringInput(BaseModel):
@@ -37,12 +32,11 @@ class ScoringInput(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Scored:
-    """One record of the batch that has features: where it came from and what every prediction of it carries."""
+    """One record of the batch that has features, and where it came from."""
 
     position: int
     event_id: str
     record: ScoringInput
-    flags: list[dict[str, str]]
 
 
 @dataclass(slots=True)
@@ -55,18 +49,13 @@ class TaskRows:
     values: list[list[float | None]] = field(default_factory=list)
 
 
-def read_record(value: bytes | None, topic: str) -> ScoringInput:
-    """A ``records.clean`` value as infer reads it, or ``RejectedInput`` naming the field."""
-    return parse_event(value, ScoringInput, topic)
-
-
 def rows_by_task(records: Sequence[tuple[int, str, ScoringInput]]) -> dict[str, TaskRows]:
     """``(position in batch, record event id, record)`` grouped per task; records without features add nothing."""
     tasks: dict[str, TaskRows] = {}
     for position, event_id, record in records:
         if not record.features:
             continue
-        scored = Scored(position, event_id, record, [flag.model_dump() for flag in record.quality_flags])
+        scored = Scored(position, event_id, record)
         for task, features in record.features.items():
             rows = tasks.get(task) or tasks.setdefault(task, TaskRows(task))
             rows.records.append(scored)
@@ -104,43 +93,22 @@ def _reorder(matrix: np.ndarray, order: list[int]) -> np.ndarray:
     return padded[:, order]  # -1 picks the NaN column: a feature the record lacks is missing
 
 
-def prediction_id(record_event_id: str, card: ModelCard) -> str:
-    """Stable per (input event, model): a re-delivered record yields the same ids, which fuse de-duplicates.
-
-    The same value as ``shared.topics.derived_event_id("infer", record_event_id, task, site, version)`` (a UUID 5),
-    computed without building ``uuid.UUID`` objects: at five predictions per record that was 5 % of infer's time.
-    """
-    digest = bytearray(
-        hashlib.sha1(_NAMESPACE + f"infer/{record_event_id}/{card.task}/{card.site}/{card.version}".encode()).digest()[
-            :16
-        ]
-    )
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-def prediction_json(
-    scored: Scored, task: str, card: ModelCard, probability: float, cache_hit: bool, latency_ms: float
-) -> bytes:
-    """A ``Prediction`` (shared/schemas/predictions.py) as JSON, written directly: at tens of thousands per second
-    pydantic's model construction and dump would cost more than the inference itself. A unit test validates the
-    output against the schema."""
+def prediction(
+    scored: Scored, task: str, card: ModelCard, model: ModelRef, probability: float, cache_hit: bool, latency_ms: float
+) -> Prediction:
+    """The prediction of the model of ``card`` (``model`` is its ref, made once per batch) for one record."""
     probability = min(1.0, max(0.0, probability))
     record = scored.record
-    return orjson.dumps(
-        {
-            "record_id": record.record_id,
-            "patient": record.patient,
-            "hospital": record.hospital,
-            "task": task,
-            "model": {"task": card.task, "site": card.site, "version": card.version},
-            "probability": probability,
-            "label": int(probability >= card.threshold),
-            "cache_hit": cache_hit,
-            "latency_ms": round(latency_ms, 3),
-            "features": record.features[task].values,
-            "quality_flags": scored.flags,
-        }
+    return Prediction(
+        record_id=record.record_id,
+        patient=record.patient,
+        hospital=record.hospital,
+        task=task,
+        model=model,
+        probability=probability,
+        label=int(probability >= card.threshold),
+        cache_hit=cache_hit,
+        latency_ms=round(latency_ms, 3),
+        features=record.features[task].values,
+        quality_flags=record.quality_flags,
     )

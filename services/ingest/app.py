@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from functools import partial
 
-from faststream.kafka.annotations import KafkaMessage
-
-from services.ingest.claim_check import FileClaimChecks
+from services.ingest.adapters.claim_check_files import FileClaimChecks
 from services.ingest.documents import Ingested, ReadOptions, read_document
-from services.ingest.handlers import IngestRaw
+from services.ingest.handlers import IngestRaw, raw_document
 from services.ingest.hospitals import load_tables
 from services.ingest.keys import load_pseudonym_key
 from services.ingest.libraries import quiet_parser_libraries
@@ -58,25 +56,17 @@ def create_service(settings: Settings | None = None) -> Service:
         options=options,
     )
     handle = IngestRaw(
-        records,
-        audit,
-        service.deadletters,
-        FileClaimChecks(settings.data_path),
-        service.metrics,
-        IngestMetrics(service.metrics.registry),
-        read,
+        records, audit, FileClaimChecks(settings.data_path), read, IngestMetrics(service.metrics.registry)
     )
     service.details["hospital_tables"] = lambda: sorted(tables)
-
-    @service.batch_subscriber(
+    service.consume(
         Topic.INGEST_RAW,
+        read=raw_document,
+        handle=handle,
         max_records=BATCH_MAX_RECORDS,
         batch_timeout_ms=BATCH_TIMEOUT_MS,
         description="Hospital documents: FHIR, HL7 v2, CSV, XLSX, JSON, DICOM; in batches.",
     )
-    async def on_raw(message: KafkaMessage) -> None:
-        await handle(message.raw_message)
-
     return service
 
 

@@ -5,30 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter
 
 from aiokafka import ConsumerRecord
 
 from services.ingest.audit import audit_id, ingested_event, rejected_event
-from services.ingest.claim_check import FileClaimChecks
-from services.ingest.documents import Ingested, content_type_of, envelope_of, format_of
+from services.ingest.documents import content_type_of, envelope_of, format_of
 from services.ingest.metrics import IngestMetrics
 from services.ingest.parsed import RejectedPart
-from services.ingest.records import Envelope
+from services.ingest.ports import ClaimChecks, DocumentReader
 from shared.errors import RejectedInput
-from shared.events import DeadLetters, EventPublisher, confirmed
-from shared.metrics import ServiceMetrics
-from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, decode_headers, record_position
+from shared.intake import Accepted, Batch
+from shared.ports import Publisher
+from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, record_position
 
-Reader = Callable[[bytes, Mapping[str, str], Envelope], Ingested]
 OFF_LOOP_BYTES = 64 * 1024  # larger documents are parsed in a thread so heartbeats keep going
 INFLATING_FORMATS = ("xlsx", "dicom")  # compressed: a few KiB can inflate to seconds of parsing, so always a thread
 
 
 def parsed_off_loop(headers: Mapping[str, str], document: bytes) -> bool:
     return len(document) > OFF_LOOP_BYTES or format_of(headers, document) in INFLATING_FORMATS
+
+
+def raw_document(record: ConsumerRecord) -> bytes:
+    """ingest's intake reads nothing yet: every document is accepted, and reading it is the domain's work."""
+    return record.value or b""
 
 
 def part_record(raw: ConsumerRecord, part: RejectedPart, message_id: str) -> ConsumerRecord:
@@ -39,42 +43,25 @@ def part_record(raw: ConsumerRecord, part: RejectedPart, message_id: str) -> Con
     return dataclasses.replace(raw, value=part.document, headers=headers)
 
 
+@dataclass
 class IngestRaw:
-    def __init__(
-        self,
-        records: EventPublisher,
-        audit: EventPublisher,
-        deadletters: DeadLetters,
-        claim_checks: FileClaimChecks,
-        metrics: ServiceMetrics,
-        ingest_metrics: IngestMetrics,
-        read: Reader,
-    ) -> None:
-        self.records = records
-        self.audit = audit
-        self.deadletters = deadletters
-        self.claim_checks = claim_checks
-        self.metrics = metrics
-        self.ingest_metrics = ingest_metrics
-        self.read = read
+    records: Publisher
+    audit: Publisher
+    claim_checks: ClaimChecks
+    read: DocumentReader
+    metrics: IngestMetrics
 
-    async def __call__(self, batch: Sequence[ConsumerRecord]) -> None:
-        """One batch from ``ingest.raw``: every document read and its outputs enqueued, then one wait for all the
-        acknowledgements before the batch's offsets are committed. Bad input never raises (it becomes dead
-        letters); anything that does raise re-delivers the whole batch, and the derived event ids absorb the
-        duplicates of what was already sent."""
-        pending: list[Awaitable[object] | None] = []
-        emitted = 0
-        for raw in batch:
-            emitted += await self._ingest(raw, pending)
+    async def __call__(self, batch: Batch[bytes]) -> None:
+        """Every document of the batch read and its outputs enqueued; ``Batch.confirm`` then waits for all of them.
+        Bad input never raises (it becomes dead letters); anything that does raise re-delivers the whole batch, and
+        the derived event ids absorb the duplicates of what was already sent."""
+        for item in batch:
+            batch.count("emitted", await self._ingest(item, batch))
             await asyncio.sleep(0)  # the producer ships what was enqueued while the next document is read
-        await confirmed(pending)
-        self.metrics.counted("emitted", emitted)
 
-    async def _ingest(self, raw: ConsumerRecord, pending: list[Awaitable[object] | None]) -> int:
+    async def _ingest(self, item: Accepted[bytes], batch: Batch[bytes]) -> int:
         """Enqueues the document's records, rejected parts and audit event; returns how many records."""
-        headers = decode_headers(raw.headers)
-        document = raw.value or b""
+        raw, document, headers = item.record, item.event, item.headers
         received = datetime.now(UTC)
         started = perf_counter()
         try:
@@ -84,46 +71,32 @@ class IngestRaw:
             else:
                 ingested = self.read(document, headers, envelope)
         except RejectedInput as rejected:
-            pending.extend(await self._reject(raw, headers, document, received, rejected, perf_counter() - started))
+            await self._reject(item, received, rejected, perf_counter() - started, batch)
             return 0
-        self.ingest_metrics.received(envelope.hospital, ingested.source_format, len(document), perf_counter() - started)
+        self.metrics.received(envelope.hospital, ingested.source_format, len(document), perf_counter() - started)
         await self.claim_checks.store(ingested.attachments)
-        pending.extend([await self.records.enqueue(r, event_id=r.record_id, key=r.patient) for r in ingested.records])
+        for record in ingested.records:
+            await batch.send(self.records, record, event_id=record.record_id, key=record.patient)
         for part in ingested.rejected:
-            pending.append(
-                await self.deadletters.enqueue(
-                    part_record(raw, part, envelope.message_id), part.reason, part.reason_class
-                )
-            )
-            self.ingest_metrics.failed(part.reason_class)
+            part_alone = part_record(raw, part, envelope.message_id)
+            await batch.reject(part_alone, RejectedInput(part.reason, part.reason_class))
+            self.metrics.failed(part.reason_class)
         event = ingested_event(envelope.hospital, envelope.message_id, len(document), received, ingested)
-        pending.append(await self.audit.enqueue(event, event_id=event.audit_id, key=envelope.hospital))
+        await batch.send(self.audit, event, event_id=event.audit_id, key=envelope.hospital)
         return len(ingested.records)
 
     async def _reject(
-        self,
-        raw: ConsumerRecord,
-        headers: dict[str, str],
-        document: bytes,
-        received: datetime,
-        rejected: RejectedInput,
-        seconds: float,
-    ) -> list[Awaitable[object] | None]:
+        self, item: Accepted[bytes], received: datetime, rejected: RejectedInput, seconds: float, batch: Batch[bytes]
+    ) -> None:
+        headers, document = item.headers, item.event
         hospital = (headers.get(CE_SOURCE) or "").strip()[:128] or "unknown"
-        message_id = headers.get(CE_ID) or record_position(raw)
+        message_id = headers.get(CE_ID) or record_position(item.record)
         source_format = format_of(headers, document)
-        self.ingest_metrics.received(hospital, source_format or "unknown", len(document), seconds)
-        self.ingest_metrics.failed(rejected.reason_class)
+        self.metrics.received(hospital, source_format or "unknown", len(document), seconds)
+        self.metrics.failed(rejected.reason_class)
+        content_type = content_type_of(headers, document)
         event = rejected_event(
-            hospital,
-            message_id,
-            len(document),
-            received,
-            content_type_of(headers, document),
-            source_format,
-            rejected.reason,
+            hospital, message_id, len(document), received, content_type, source_format, rejected.reason
         )
-        return [
-            await self.deadletters.enqueue(raw, rejected.reason, rejected.reason_class),
-            await self.audit.enqueue(event, event_id=audit_id(hospital, message_id), key=hospital),
-        ]
+        await batch.reject(item.record, rejected)
+        await batch.send(self.audit, event, event_id=audit_id(hospital, message_id), key=hospital)

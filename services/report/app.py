@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from faststream.kafka.annotations import KafkaMessage
-
 from services.report.adapters.file_store import FileReportStore
 from services.report.adapters.registry_models import RegistryModels
 from services.report.handlers import Reporter, ReportFusedBatch
 from services.report.metrics import ReportMetrics
 from services.report.routes import ReportRoutes
+from shared.schemas.predictions import FusedPrediction
 from shared.schemas.reports import ReportMessage
 from shared.service import Service
 from shared.settings import Settings
@@ -35,22 +34,17 @@ def create_service(settings: Settings | None = None) -> Service:
         load_tasks(service.settings.tasks_dir),
         RegistryModels(service.settings),
         store,
-        out,
-        service.metrics,
         ReportMetrics(service.metrics.registry),
         service.settings.public_url("report"),
     )
-
-    report_batch = ReportFusedBatch(reporter, out, service.deadletters, service.metrics)
-
-    @service.batch_subscriber(
+    service.consume(
         Topic.PREDICTIONS_FUSED,
+        read=FusedPrediction,
+        handle=ReportFusedBatch(reporter, out),
         max_records=BATCH_MAX_RECORDS,
         batch_timeout_ms=BATCH_TIMEOUT_MS,
         description="Fused results from fuse, in batches.",
     )
-    async def on_fused(message: KafkaMessage) -> None:
-        await report_batch(message.raw_message)
 
     routes = ReportRoutes(store, reporter.pdf)
     service.http.get("/reports/{report_id}", routes.report)

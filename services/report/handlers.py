@@ -15,29 +15,29 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 
 from services.report.attribution import Occlusion, Scorer, explanation_candidates, occlusions
 from services.report.inputs import input_groups
 from services.report.metrics import ReportMetrics
+from services.report.ports import ModelSource, ReportEntry, ReportFiles, ReportStore
 from services.report.render.fhir import diagnostic_report, risk_assessment, transaction
 from services.report.render.html import render_html
 from services.report.render.pdf import render_pdf
-from services.report.store import ModelSource, ReportEntry, ReportFiles, ReportStore
 from services.report.view import ReportView, build_view, check_features
-from shared.errors import RejectedInput, describe_validation_error, parse_event
-from shared.events import DeadLetters, EventPublisher, confirmed
-from shared.metrics import ServiceMetrics
+from shared.errors import RejectedInput, describe_validation_error
+from shared.intake import Batch
+from shared.ports import Publisher
 from shared.schemas.models import ModelRef
 from shared.schemas.predictions import FusedPrediction
 from shared.schemas.reports import ReportMessage
 from shared.tasks import TaskSpec
-from shared.topics import CE_TIME, decode_headers, derived_event_id
+from shared.topics import CE_TIME, derived_event_id
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ def parse_time(value: str | None) -> datetime | None:
 
 
 Explanation = tuple[ModelRef, Occlusion] | None
-Outcome = ReportMessage | RejectedInput
+ReportOrRejection = ReportMessage | RejectedInput
 
 
 class Reporter:
@@ -65,34 +65,27 @@ class Reporter:
         tasks: Mapping[str, TaskSpec],
         models: ModelSource,
         store: ReportStore,
-        out: EventPublisher,
-        metrics: ServiceMetrics,
-        report_metrics: ReportMetrics,
+        metrics: ReportMetrics,
         base_url: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.tasks = tasks
         self.models = models
         self.store = store
-        self.out = out
         self.metrics = metrics
-        self.report_metrics = report_metrics
         self.base_url = base_url.rstrip("/")
         self.clock = clock
 
-    async def on_fused(self, fused: FusedPrediction, fused_at: datetime | None = None) -> ReportMessage:
-        """One fused result, published before returning (the service itself goes through ``ReportFusedBatch``)."""
-        # Rendering (ONNX, FHIR validation) is CPU work: off the event loop, so health checks and HTTP stay responsive.
-        [outcome] = await asyncio.to_thread(self.report_many, [(fused, fused_at or self.clock())])
-        if isinstance(outcome, RejectedInput):
-            raise outcome
-        await self.out.publish(outcome, event_id=outcome.report_id, key=outcome.patient)
-        self.metrics.counted("emitted")
-        return outcome
+    def report(self, fused: FusedPrediction, fused_at: datetime) -> ReportMessage:
+        """One fused result's report, made and stored; ``RejectedInput`` when it cannot be."""
+        [made] = self.report_many([(fused, fused_at)])
+        if isinstance(made, RejectedInput):
+            raise made
+        return made
 
-    def report_many(self, items: Sequence[tuple[FusedPrediction, datetime]]) -> list[Outcome]:
+    def report_many(self, items: Sequence[tuple[FusedPrediction, datetime]]) -> list[ReportOrRejection]:
         """Each fused result's report, made and stored; a ``RejectedInput`` in place of one that cannot be."""
-        outcomes: list[Outcome | TaskSpec] = [self._task_for(fused) for fused, _ in items]
+        outcomes: list[ReportOrRejection | TaskSpec] = [self._task_for(fused) for fused, _ in items]
         valid = [(index, task) for index, task in enumerate(outcomes) if isinstance(task, TaskSpec)]
         explanations = self._explain([(items[index][0], task) for index, task in valid])
         for (index, task), explanation in zip(valid, explanations, strict=True):
@@ -182,8 +175,8 @@ class Reporter:
     def _timed(self, fmt: str, task: str, render: Callable[[], T]) -> T:
         start = time.perf_counter()
         result = render()
-        self.report_metrics.render_seconds.labels(fmt).observe(time.perf_counter() - start)
-        self.report_metrics.rendered.labels(task, fmt).inc()
+        self.metrics.render_seconds.labels(fmt).observe(time.perf_counter() - start)
+        self.metrics.rendered.labels(task, fmt).inc()
         return result
 
     @staticmethod
@@ -202,36 +195,21 @@ class Reporter:
         )
 
 
+@dataclass
 class ReportFusedBatch:
-    """The subscriber's logic: a batch of ``predictions.fused`` records in, their reports published out."""
+    """The subscriber's logic: a batch of fused results in, their reports published out."""
 
-    def __init__(
-        self, reporter: Reporter, out: EventPublisher, deadletters: DeadLetters, metrics: ServiceMetrics
-    ) -> None:
-        self.reporter = reporter
-        self.out = out
-        self.deadletters = deadletters
-        self.metrics = metrics
+    reporter: Reporter
+    out: Publisher
 
-    async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
-        pending: list[Awaitable[object] | None] = []
-        accepted: list[tuple[ConsumerRecord, FusedPrediction, datetime]] = []
-        for record in records:
-            try:
-                fused = parse_event(record.value, FusedPrediction, record.topic)
-            except RejectedInput as rejected:
-                pending.append(await self.deadletters.enqueue(record, rejected.reason, rejected.reason_class))
+    async def __call__(self, batch: Batch[FusedPrediction]) -> None:
+        clock = self.reporter.clock
+        items = [(item.event, parse_time(item.headers.get(CE_TIME)) or clock()) for item in batch]
+        # Rendering (ONNX, FHIR validation) is CPU work: off the event loop, so health checks and HTTP stay responsive.
+        made = await asyncio.to_thread(self.reporter.report_many, items)
+        for item, report in zip(batch, made, strict=True):
+            if isinstance(report, RejectedInput):
+                await batch.reject(item.record, report)
                 continue
-            fused_at = parse_time(decode_headers(record.headers).get(CE_TIME)) or self.reporter.clock()
-            accepted.append((record, fused, fused_at))
-        self.metrics.counted("received", len(accepted))
-        outcomes = await asyncio.to_thread(self.reporter.report_many, [(f, at) for _, f, at in accepted])
-        emitted = 0
-        for (record, _, _), outcome in zip(accepted, outcomes, strict=True):
-            if isinstance(outcome, RejectedInput):
-                pending.append(await self.deadletters.enqueue(record, outcome.reason, outcome.reason_class))
-            else:
-                pending.append(await self.out.enqueue(outcome, event_id=outcome.report_id, key=outcome.patient))
-                emitted += 1
-        await confirmed(pending)
-        self.metrics.counted("emitted", emitted)
+            await batch.send(self.out, report, event_id=report.report_id, key=report.patient)
+            batch.count("emitted")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from services.report.store import ReportStore
+from services.report.ports import ReportStore
 from shared.http import Request, Response
 
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "pdf": "application/pdf", "fhir": "application/fhir+json"}

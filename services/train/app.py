@@ -3,16 +3,13 @@ out. Training runs in a worker process; the request's offset is committed once i
 
 from __future__ import annotations
 
-import asyncio
-
-from faststream.kafka.annotations import KafkaMessage
-
 from services.train.adapters.store import STORE_FOLDER, ParquetTrainingStore
 from services.train.adapters.worker import ProcessTrainingWorker
 from services.train.handlers import StoreCleanRecord, TrainRequested
 from services.train.metrics import TrainMetrics
 from services.train.task_catalog import TaskCatalog
 from shared.registry import registry_root
+from shared.schemas import CleanRecord
 from shared.schemas.models import ModelCard, TrainRequest
 from shared.service import Service
 from shared.settings import Settings
@@ -40,20 +37,8 @@ def create_service(settings: Settings | None = None) -> Service:
     catalog = TaskCatalog(settings.tasks_dir)
     worker = ProcessTrainingWorker(settings.tasks_dir, store.root, registry_root(settings))
     train_metrics = TrainMetrics(service.metrics.registry)
-    store_lock = asyncio.Lock()
-    store_clean = StoreCleanRecord(
-        store,
-        catalog,
-        service.deadletters,
-        service.metrics,
-        train_metrics,
-        requests,
-        store_lock,
-        settings.train_retrain_after,
-    )
-    train_requested = TrainRequested(
-        store, catalog, worker, cards, service.deadletters, service.metrics, train_metrics, store_lock
-    )
+    store_clean = StoreCleanRecord(store, catalog, train_metrics, requests, settings.train_retrain_after)
+    train_requested = TrainRequested(store, catalog, worker, cards, train_metrics)
     service.details["training"] = lambda: {"busy": worker.busy, "tasks": sorted(catalog.tasks())}
 
     @service.on_startup
@@ -67,12 +52,18 @@ def create_service(settings: Settings | None = None) -> Service:
         worker.close()
         store.compact()
 
-    @service.subscriber(Topic.RECORDS_CLEAN, description="Clean records, materialized into the training store.")
-    async def on_clean(message: KafkaMessage) -> None:
-        await store_clean(message.raw_message)
-
-    @service.subscriber(Topic.TRAIN_REQUESTS, description="Requests to train a task, per site or pooled.")
-    async def on_request(message: KafkaMessage) -> None:
-        await train_requested(message.raw_message)
-
+    service.consume(
+        Topic.RECORDS_CLEAN,
+        read=CleanRecord,
+        handle=store_clean,
+        batch=False,
+        description="Clean records, materialized into the training store.",
+    )
+    service.consume(
+        Topic.TRAIN_REQUESTS,
+        read=TrainRequest,
+        handle=train_requested,
+        batch=False,
+        description="Requests to train a task, per site or pooled.",
+    )
     return service

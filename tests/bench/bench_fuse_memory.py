@@ -15,7 +15,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from services.fuse.adapters.redis_joins import RedisJoinStore
-from services.fuse.store import Arriving, JoinKey
+from services.fuse.ports import Arriving, JoinKey
 from shared.schemas.models import ModelRef
 from shared.schemas.predictions import Prediction
 from shared.settings import Settings

@@ -24,8 +24,9 @@ import torch
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.infer.adapters.onnx_runtime import OnnxLoader
-from services.infer.scoring import prediction_json, read_record, rows_by_task
+from services.infer.scoring import ScoringInput, prediction, rows_by_task
 from shared.broker import ensure_topics
+from shared.errors import parse_event
 from shared.schemas.records import CleanRecord
 from shared.security import kafka_client_options
 from shared.settings import PROJECT_ROOT, Settings
@@ -259,9 +260,10 @@ async def run(settings: Settings) -> str:
     real = heart_clean_records()
     items = payloads(real, total)
     record_bytes = int(np.mean([len(v) for _, v in items[:920]]))
-    sample = rows_by_task([(0, "ce", read_record(items[0][1], "t"))])[heart_task().name].records[0]
+    sample = rows_by_task([(0, "ce", parse_event(items[0][1], ScoringInput, "t"))])[heart_task().name].records[0]
     card, _ = write_model(settings, heart_task().name, "size-probe", heart_task().feature_names)
-    output_bytes = len(prediction_json(sample, heart_task().name, card, 0.5, False, 0.1))
+    made = prediction(sample, heart_task().name, card, card.ref, 0.5, False, 0.1)
+    output_bytes = len(made.model_dump_json())
 
     runs: list[Run] = []
     for name, sites, ttl in (

@@ -32,7 +32,7 @@ SITES = ("cleveland", "hungary", "va-long-beach", "pooled")
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ReportRun:
     reports: int
     steady_seconds: float  # first report to last report, broker timestamps
     wall_seconds: float  # service started to last report, start-up included
@@ -98,7 +98,7 @@ async def wait_for_reports(settings: Settings, total: int, timeout: float) -> tu
     return len(seen), first, last
 
 
-async def measure(settings: Settings, results: list[FusedPrediction]) -> Outcome:
+async def measure(settings: Settings, results: list[FusedPrediction]) -> ReportRun:
     install_models(settings.data_path / "models", SITES)
     await ensure_topics(settings)
     await preload(settings, results)
@@ -109,7 +109,7 @@ async def measure(settings: Settings, results: list[FusedPrediction]) -> Outcome
         reports, first, last = await wait_for_reports(settings, len(results), timeout=3600)
     finally:
         process.stop()
-    return Outcome(reports, (last - first) / 1000, last / 1000 - started, load)
+    return ReportRun(reports, (last - first) / 1000, last / 1000 - started, load)
 
 
 async def run(settings: Settings) -> str:

@@ -21,7 +21,7 @@ from tests.support.models import heart_clean_records, heart_task, write_model
 from tests.support.processes import environment, test_settings
 
 STEPS = (
-    "read_record",
+    "accept_batch",
     "rows_by_task",
     "plan_groups",
     "score_misses",

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared.settings import Settings
 from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, JSON, Topic, topic_name
 from tests.chaos.documents import Document
-from tests.chaos.reconcile import Outcome, missing, reconcile
+from tests.chaos.reconcile import TopicAccount, missing, reconcile
 from tests.chaos.tally import TopicTally
 from tests.chaos.trace import trace
 from tests.support.kafka import producer
@@ -114,7 +114,7 @@ class Pipeline:
             ) from None
         await asyncio.sleep(settle)
 
-    def outcomes(self, expected: list[str], *tallies: TopicTally) -> list[Outcome]:
+    def outcomes(self, expected: list[str], *tallies: TopicTally) -> list[TopicAccount]:
         return [reconcile(t.name, expected, t.records, t.duplicates, self.sent) for t in tallies]
 
     def producer_renewals(self) -> dict[str, int]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Outcome:
+class TopicAccount:
     """One output topic's account of a batch of records."""
 
     topic: str
@@ -31,13 +31,13 @@ class Outcome:
 
 def reconcile(
     topic: str, expected: Iterable[str], seen: Mapping[str, set[str]], duplicates: int, sent: set[str]
-) -> Outcome:
+) -> TopicAccount:
     """``expected``: this batch's record ids; ``sent``: every id the run sent (an earlier batch's late repeat is no
     stranger)."""
     expected = set(expected)
     lost = sorted(expected - seen.keys())
     split = sorted(r for r in expected & seen.keys() if len(seen[r]) > 1)
-    return Outcome(topic, len(expected), tuple(lost), tuple(split), len(seen.keys() - sent - expected), duplicates)
+    return TopicAccount(topic, len(expected), tuple(lost), tuple(split), len(seen.keys() - sent - expected), duplicates)
 
 
 def missing(expected: Iterable[str], *seen: Mapping[str, set[str]]) -> int:

@@ -14,9 +14,9 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from redis.asyncio import Redis
 
+from services.clean.adapters.redis_seen import RedisSeenEvents
 from services.clean.dedup import Candidate, Verdict
 from services.clean.fingerprint import content_fingerprint
-from services.clean.seen import RedisSeenEvents
 from services.cli.scenario.heart import records_by_hospital
 from shared.broker import ensure_topics
 from shared.schemas import CanonicalRecord, CleanRecord

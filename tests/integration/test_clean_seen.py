@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
+from services.clean.adapters.redis_seen import RedisSeenEvents
 from services.clean.dedup import Candidate, Verdict
-from services.clean.seen import RedisSeenEvents
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from services.fuse.adapters.redis_joins import RedisJoinStore
 from services.fuse.join import Arrival
-from services.fuse.store import Added, Arriving, Claimed, JoinKey
+from services.fuse.ports import Added, Arriving, Claimed, JoinKey
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 
 from services.cli.scenario import plan
 from services.cli.scenario.heart import records_by_hospital
-from services.cli.scenario.outcome import Outcome
+from services.cli.scenario.observed import Observed
 from shared.schemas import CleanRecord
 from shared.schemas.audit import AuditEvent
 from shared.schemas.models import ModelRef
@@ -99,7 +99,7 @@ def _audit(message: plan.Message, record_ids: list[str]) -> bytes:
 
 
 def test_outcome_counts_only_this_runs_records_once_and_scores_only_released_models(scenario) -> None:
-    outcome = Outcome(scenario)
+    outcome = Observed(scenario)
     outcome.released_versions = {("cleveland", "v2"), ("hungary", "v1")}
     held = [m for m in scenario.held_out if m.hospital in ("cleveland", "hungary")][:4]
     for index, message in enumerate(held):
@@ -187,7 +187,7 @@ def _fused(record_id: str, version: str = "v2") -> bytes:
 
 
 def test_a_report_read_before_its_fused_result_still_counts_and_stages_say_where_records_wait(scenario) -> None:
-    outcome = Outcome(scenario)
+    outcome = Observed(scenario)
     outcome.released_versions = {("cleveland", "v2")}
     held = [m for m in scenario.held_out if m.hospital == "cleveland"][:3]
     for index, message in enumerate(held):
@@ -216,7 +216,7 @@ def test_a_report_read_before_its_fused_result_still_counts_and_stages_say_where
 
 
 def test_dead_letters_of_this_run_count_once_and_others_are_ignored(scenario: plan.Scenario) -> None:
-    outcome = Outcome(scenario)
+    outcome = Observed(scenario)
     bundle = scenario.broken[0]
     headers = {CE_ID: f"{bundle.ce_id}#entry-3", DLQ_ERROR: "FHIR Bundle.entry[3] ...", DLQ_SERVICE: "ingest"}
     outcome.observe(Topic.DEADLETTER, headers, b"", 0)

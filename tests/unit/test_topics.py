@@ -1,3 +1,5 @@
+import uuid
+
 from shared.topics import (
     CE_ID,
     CE_SOURCE,
@@ -42,6 +44,14 @@ def test_cloudevent_headers_follow_the_binary_mode_binding() -> None:
     assert headers[CE_TYPE] == "org.aimass.record.cleaned.v1"
     assert headers[CE_TIME].endswith("Z") and "T" in headers[CE_TIME]
     assert headers["content-type"] == "application/json"
+
+
+def test_derived_ids_are_the_uuid5_of_their_parts_in_the_project_namespace() -> None:
+    namespace = uuid.UUID("6f1c1d52-3f0e-4d8e-9a57-5b1a2f0c9e11")
+    for parts in (("infer", "ce-1", "heart", "cleveland", "v1"), ("clean", "écrit/ü", 0), ("report", "")):
+        expected = uuid.uuid5(namespace, "/".join(map(str, parts)))
+        assert derived_event_id(*parts) == str(expected)  # type: ignore[arg-type]
+        assert uuid.UUID(derived_event_id(*parts)).version == 5  # type: ignore[arg-type]
 
 
 def test_derived_ids_are_stable_and_distinct() -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from services.cli.quality import render as render_quality
 from services.cli.quality import summarize
-from services.cli.scenario.outcome import Outcome, percentile
+from services.cli.scenario.observed import Observed, percentile
 from shared.schemas.models import ModelCard
 
 REPORT_LINKS = 3
@@ -40,7 +40,7 @@ def _auc(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def sent(outcome: Outcome) -> str:
+def sent(outcome: Observed) -> str:
     rows = [[h, f, str(m), str(r), str(d), str(c)] for h, f, m, r, d, c in outcome.per_hospital_and_format()]
     total = [sum(int(row[i]) for row in rows) for i in range(2, 6)]
     rows.append(["all", "", *map(str, total)])
@@ -55,7 +55,7 @@ def sent(outcome: Outcome) -> str:
     return text
 
 
-def dead_letters(outcome: Outcome) -> str:
+def dead_letters(outcome: Observed) -> str:
     broken = outcome.scenario.broken
     lines = [
         f"Dead letters: {outcome.broken_answered()} of {len(broken)} broken messages answered with a reason "
@@ -70,7 +70,7 @@ def dead_letters(outcome: Outcome) -> str:
     return "\n".join(lines)
 
 
-def quality(outcome: Outcome) -> str:
+def quality(outcome: Observed) -> str:
     records = [outcome.clean[r] for r in outcome.phase_of_record if r in outcome.clean]
     text = render_quality(summarize(records), only_task=outcome.task).rstrip()
     return "Data quality of this run's records (aimass quality shows the whole topic)\n" + "\n".join(
@@ -106,7 +106,7 @@ def models(cards: Sequence[ModelCard], refused: dict[str, str]) -> str:
     return "\n\n".join(parts)
 
 
-def fused_vs_single(outcome: Outcome) -> str:
+def fused_vs_single(outcome: Observed) -> str:
     columns, rows, counts = outcome.auc_table()
     body = [[name, *(_auc(values[c]) for c in columns)] for name, values in rows]
     body.append(["patients (diseased)", *(f"{counts[c + ' n']} ({counts[c + ' positive']})" for c in columns)])
@@ -125,7 +125,7 @@ def fused_vs_single(outcome: Outcome) -> str:
     )
 
 
-def throughput(outcome: Outcome, timings: Timings, models: int) -> str:
+def throughput(outcome: Observed, timings: Timings, models: int) -> str:
     training = len(outcome.records_of("training"))
     held_out = outcome.reported()
     latencies = outcome.latencies()
@@ -146,7 +146,7 @@ def throughput(outcome: Outcome, timings: Timings, models: int) -> str:
     return "\n".join(lines)
 
 
-def where_next(outcome: Outcome, report_url: str, metrics_url: str) -> str:
+def where_next(outcome: Observed, report_url: str, metrics_url: str) -> str:
     reports = outcome.own_reports()[:REPORT_LINKS]
     lines = ["Where to look next"]
     lines += [
@@ -165,7 +165,7 @@ def where_next(outcome: Outcome, report_url: str, metrics_url: str) -> str:
 
 
 def render(
-    outcome: Outcome,
+    outcome: Observed,
     cards: Sequence[ModelCard],
     refused: dict[str, str],
     timings: Timings,

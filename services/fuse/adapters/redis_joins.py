@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from services.fuse.join import Arrival
-from services.fuse.store import Added, Arriving, Claimed, JoinKey
+from services.fuse.ports import Added, Arriving, Claimed, JoinKey
 from shared.redis import redis_key
 
 FIELD_PREFIX = "model:"

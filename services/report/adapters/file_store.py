@@ -17,7 +17,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from services.report.store import ReportEntry, ReportFiles
+from services.report.ports import ReportEntry, ReportFiles
 from services.report.view import ReportView
 from shared.files import write_atomically
 from shared.schemas.reports import ReportMessage

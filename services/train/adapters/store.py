@@ -13,15 +13,15 @@ removes the inbox. A crash between the two steps leaves rows that the next compa
 
 Only the inbox's ids are held in memory, not the whole store's (a set of every id ever stored grew by hundreds of
 MB a day at a million records): a re-delivered record whose first copy was already compacted is appended once more
-and dropped by the next compaction, which the handler runs whenever an inbox reaches ``COMPACT_AFTER_ROWS``.
+and dropped by the next compaction, which ``append`` runs whenever an inbox reaches ``COMPACT_AFTER_ROWS``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from services.train.dataset import Dataset, Row, assemble
+from services.train.ports import Appended, StoredRecord
 from shared.files import write_atomically
 
 STORE_FOLDER = "train-store"
@@ -40,21 +41,30 @@ COMPACT_AFTER_ROWS = 10_000
 """An inbox this long is folded into ``data.parquet``: bounds the inbox file and the ids held in memory."""
 
 
-@dataclass(frozen=True)
-class StoredRecord:
-    record_id: str
-    patient: str
-    hospital: str
-    received_at: str
-    feature_names: Sequence[str]
-    values: Sequence[float | None]
-    label: float | None
-
-
 class ParquetTrainingStore:
+    """The ``TrainingStore`` of ``services/train/ports.py``, and the synchronous reads training runs on.
+
+    The asynchronous ``append`` and ``compacted`` share one lock: compaction reads an inbox and then removes it, so a
+    row appended in between would be lost. Compaction runs in a thread (seconds of Parquet on a long inbox), and
+    records arriving meanwhile wait for it."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self._inbox_ids: dict[Path, set[str]] = {}
+        self._lock = asyncio.Lock()
+
+    async def append(self, task: str, record: StoredRecord) -> Appended:
+        async with self._lock:
+            if not self.add(task, record):
+                return Appended.DUPLICATE
+            if self.inbox_rows(task, record.hospital) < COMPACT_AFTER_ROWS:
+                return Appended.ADDED
+            await asyncio.to_thread(self.compact, task, record.hospital)
+            return Appended.COMPACTED
+
+    async def compacted(self, task: str) -> None:
+        async with self._lock:
+            await asyncio.to_thread(self.compact, task)
 
     def partition(self, task: str, hospital: str) -> Path:
         return self.root / f"task={task}" / f"hospital={quote(hospital, safe='')}"

@@ -8,7 +8,7 @@ from aiokafka import ConsumerRecord
 
 from services.infer.adapters.onnx_runtime import OnnxLoader
 from services.infer.catalog import ModelCatalog
-from services.infer.handlers import Scorer
+from services.infer.ports import Scorer
 from shared.schemas.models import ModelCard
 from shared.schemas.records import CleanRecord, QualityFlag, TaskFeatures
 from shared.settings import Settings

@@ -1,9 +1,7 @@
 """The batch subscriber on in-memory ports: duplicates by id and by content (across batches and inside one), a
 crash between claim and acknowledgement, dead letters, metrics counted once per successful batch."""
 
-import asyncio
 import json
-from collections.abc import Sequence
 
 import pytest
 from aiokafka import ConsumerRecord
@@ -12,60 +10,10 @@ from services.clean.dedup import Candidate, Verdict, first_of_each_event, verdic
 from services.clean.handlers import CleanIngested
 from services.clean.metrics import CleanMetrics
 from shared.metrics import ServiceMetrics
-from shared.schemas import CleanRecord
+from shared.schemas import CanonicalRecord
 from shared.topics import derived_event_id
 from tests.support.factories.clean import cleaner, heart_document, record_of
-
-
-class MemorySeen:
-    """The Redis scripts' semantics on two dicts: judged in batch order, claims named by their event."""
-
-    def __init__(self) -> None:
-        self.events: set[str] = set()
-        self.contents: dict[str, str] = {}
-        self.calls = 0
-
-    async def judge(self, candidates: Sequence[Candidate]) -> list[Verdict]:
-        self.calls += 1
-        judged = {}
-        for position in first_of_each_event(candidates):
-            candidate = candidates[position]
-            if candidate.event_id in self.events:
-                judged[position] = Verdict.EVENT_ID
-            elif self.contents.setdefault(candidate.fingerprint, candidate.event_id) == candidate.event_id:
-                judged[position] = Verdict.NEW
-            else:
-                judged[position] = Verdict.CONTENT
-        return verdicts(candidates, judged)
-
-    async def remember(self, event_ids: Sequence[str]) -> None:
-        self.events.update(event_ids)
-
-
-class Publisher:
-    """Enqueue hands back the broker's future; ``fail`` makes that many acknowledgements fail."""
-
-    def __init__(self, fail: int = 0) -> None:
-        self.published: list[tuple[CleanRecord, str]] = []
-        self.fail = fail
-
-    async def enqueue(self, event: CleanRecord, *, event_id: str, key: str | None) -> asyncio.Future[None]:
-        acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.fail:
-            self.fail -= 1
-            acknowledged.set_exception(ConnectionError("broker unavailable"))
-        else:
-            self.published.append((event, event_id))
-            acknowledged.set_result(None)
-        return acknowledged
-
-
-class DeadLetters:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    async def enqueue(self, record: ConsumerRecord, reason: str, reason_class: str) -> None:
-        self.sent.append(reason)
+from tests.support.fakes import MemorySeenEvents, RecordingDeadLetters, RecordingPublisher, handled
 
 
 def message(ce_id: str, message_id: str, offset: int = 0, **row: object) -> ConsumerRecord:
@@ -87,8 +35,12 @@ def message(ce_id: str, message_id: str, offset: int = 0, **row: object) -> Cons
 
 def make(fail: int = 0):
     metrics = ServiceMetrics("clean")
-    seen, out, dead = MemorySeen(), Publisher(fail), DeadLetters()
-    handler = CleanIngested(out, dead, seen, cleaner(), metrics, CleanMetrics(metrics.registry))
+    seen, out, dead = MemorySeenEvents(), RecordingPublisher(failures=fail), RecordingDeadLetters()
+    clean = CleanIngested(out, seen, cleaner(), CleanMetrics(metrics.registry))
+
+    async def handler(records: list[ConsumerRecord]) -> None:
+        await handled(clean, records, CanonicalRecord, deadletters=dead, metrics=metrics)
+
     return handler, seen, out, dead, metrics
 
 
@@ -105,7 +57,7 @@ async def test_the_same_event_twice_and_the_same_content_under_a_new_id_give_one
     await handler([message("e-1", "m-1")])
     await handler([message("e-1", "m-1", offset=1)])
     await handler([message("e-2", "m-2", offset=2)])
-    assert len(out.published) == 1
+    assert len(out.sent) == 1
     assert duplicates(metrics, "event_id") == 1 and duplicates(metrics, "content") == 1
     assert metrics.registry.get_sample_value("aimass_clean_records_total", {"hospital": "cleveland"}) == 1
 
@@ -120,7 +72,7 @@ async def test_inside_one_batch_the_first_of_an_event_or_a_content_wins() -> Non
             message("e-3", "m-3", offset=3, chol=250.0),
         ]
     )
-    assert [event_id for _, event_id in out.published] == [
+    assert [sent.event_id for sent in out.sent] == [
         derived_event_id("clean", "e-1"),
         derived_event_id("clean", "e-3"),
     ]
@@ -137,7 +89,7 @@ async def test_a_failed_acknowledgement_fails_the_batch_and_its_redelivery_emits
     assert not seen.events  # nothing remembered: the batch is not committed and comes again
     assert emitted(metrics) == 0 and duplicates(metrics, "content") == 0
     await handler(batch)  # the same batch again: its content claims are its own
-    assert [event_id for _, event_id in out.published][-2:] == [
+    assert [sent.event_id for sent in out.sent][-2:] == [
         derived_event_id("clean", "e-1"),
         derived_event_id("clean", "e-2"),
     ]
@@ -148,7 +100,7 @@ async def test_a_failed_acknowledgement_fails_the_batch_and_its_redelivery_emits
 async def test_other_content_is_not_a_duplicate() -> None:
     handler, _, out, _, _ = make()
     await handler([message("e-1", "m-1"), message("e-2", "m-2", offset=1, chol=250.0)])
-    assert len(out.published) == 2
+    assert len(out.sent) == 2
 
 
 async def test_metrics_count_conversions_and_implausible_values() -> None:
@@ -166,7 +118,7 @@ async def test_a_value_that_is_not_a_record_is_dead_lettered_and_the_rest_of_the
     handler, _, out, dead, _ = make()
     bad = ConsumerRecord("t.records.ingested", 0, 0, 0, 0, None, json.dumps({"x": 1}).encode(), None, 0, 0, [])
     await handler([bad, message("e-1", "m-1", offset=1)])
-    assert len(out.published) == 1 and "not a valid CanonicalRecord" in dead.sent[0]
+    assert len(out.sent) == 1 and "not a valid CanonicalRecord" in dead.reasons[0]
 
 
 def test_repeats_of_an_event_id_are_judged_without_asking_redis() -> None:

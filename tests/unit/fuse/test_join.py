@@ -19,29 +19,29 @@ def test_complete_means_every_expected_site_answered() -> None:
 def test_three_predictions_become_one_result_with_the_cross_site_weights() -> None:
     directory = ModelDirectory(THREE_CARDS)
     predictions = [prediction("switzerland", 0.7), prediction("hungary", 0.6), prediction("va-long-beach", 0.8)]
-    outcome = fuse(SPEC, predictions, directory.expected("heart_disease"), directory.card)
-    result = outcome.result
+    fused = fuse(SPEC, predictions, directory.expected("heart_disease"), directory.card)
+    result = fused.result
     weights = {c.model.site: c.weight for c in result.contributions}
     assert weights == pytest.approx(expected_weights_for_cleveland())
     assert [c.model.site for c in result.contributions] == ["hungary", "switzerland", "va-long-beach"]
     assert result.probability == pytest.approx(sum(weights[p.model.site] * p.probability for p in predictions))
     assert result.label == 1 and result.method == "weighted_average"
     assert result.agreement == pytest.approx(0.8)
-    assert not result.needs_review and outcome.missing == []
+    assert not result.needs_review and fused.missing == []
     assert result.record_id == "rec-1" and result.hospital == "cleveland" and result.features == [61.0, 1.0, None]
 
 
 def test_a_missing_model_is_named_and_asks_for_review() -> None:
     directory = ModelDirectory(THREE_CARDS)
-    outcome = fuse(
+    fused = fuse(
         SPEC,
         [prediction("hungary", 0.6), prediction("va-long-beach", 0.7)],
         directory.expected("heart_disease"),
         directory.card,
     )
-    assert outcome.missing == ["heart_disease/switzerland/v1"]
-    assert outcome.result.needs_review
-    assert "no prediction from heart_disease/switzerland/v1 within 2 s" in outcome.result.review_reasons
+    assert fused.missing == ["heart_disease/switzerland/v1"]
+    assert fused.result.needs_review
+    assert "no prediction from heart_disease/switzerland/v1 within 2 s" in fused.result.review_reasons
 
 
 def test_the_task_config_chooses_the_method() -> None:

@@ -2,9 +2,9 @@
 
 import asyncio
 
-from services.fuse.store import JoinKey
+from services.fuse.ports import JoinKey
 from services.fuse.sweeper import DeadlineSweeper
-from tests.unit.fuse.fakes import MemoryJoinStore
+from tests.support.fakes import MemoryJoinStore
 from tests.unit.fuse.test_handlers import make
 
 

@@ -1,25 +1,30 @@
 from __future__ import annotations
 
 import orjson
-from prometheus_client import CollectorRegistry
+from aiokafka import ConsumerRecord
 
 from services.infer.handlers import ScoreCleanBatch
 from services.infer.metrics import InferMetrics
+from services.infer.scoring import ScoringInput
 from shared.metrics import ServiceMetrics
 from shared.schemas.predictions import Prediction
 from tests.support.factories.infer import clean_record, loaded_catalog, raw, raw_record
-from tests.unit.infer.fakes import MemoryCache, MemoryDeadLetters, MemorySender
+from tests.support.fakes import MemoryPredictionCache, RecordingDeadLetters, RecordingSender, handled
 
 
-def handler(settings, cache=None):
+def handler(settings, cache=None, metrics: ServiceMetrics | None = None):
     catalog, cards = loaded_catalog(settings)
-    sender, dead, metrics = MemorySender(), MemoryDeadLetters(), ServiceMetrics("infer")
-    infer_metrics = InferMetrics(CollectorRegistry())
-    score = ScoreCleanBatch(catalog, cache or MemoryCache(), sender, dead, metrics, infer_metrics)
+    sender, dead, metrics = RecordingSender(), RecordingDeadLetters(), metrics or ServiceMetrics("infer")
+    infer_metrics = InferMetrics(metrics.registry)
+    scorer = ScoreCleanBatch(catalog, cache or MemoryPredictionCache(), sender, infer_metrics)
+
+    async def score(records: list[ConsumerRecord]) -> None:
+        await handled(scorer, records, ScoringInput, deadletters=dead, metrics=metrics)
+
     return score, cards, sender, dead, infer_metrics
 
 
-def predictions(sender: MemorySender) -> list[Prediction]:
+def predictions(sender: RecordingSender) -> list[Prediction]:
     return [Prediction.model_validate_json(b.value) for b in sender.sent]
 
 
@@ -31,7 +36,7 @@ async def test_every_active_model_scores_every_record_in_one_send(settings) -> N
     score, cards, sender, dead, _ = handler(settings)
     await score([raw_record(clean_record(n), offset=n) for n in range(5)])
     made = predictions(sender)
-    assert sender.calls == 1 and not dead.sent
+    assert sender.calls == 1 and not dead.letters
     assert len(made) == 10
     assert {(p.record_id, p.model.site) for p in made} == {(f"record-{n}", c.site) for n in range(5) for c in cards}
     assert all(0 <= p.probability <= 1 and not p.cache_hit for p in made)
@@ -40,7 +45,7 @@ async def test_every_active_model_scores_every_record_in_one_send(settings) -> N
 
 
 async def test_a_repeated_feature_vector_is_a_cache_hit_with_the_same_probability(settings) -> None:
-    cache = MemoryCache()
+    cache = MemoryPredictionCache()
     score, _, sender, _, metrics = handler(settings, cache)
     await score([raw_record(clean_record(1))])
     first = {p.model.site: p.probability for p in predictions(sender)}
@@ -54,7 +59,7 @@ async def test_a_repeated_feature_vector_is_a_cache_hit_with_the_same_probabilit
 
 
 async def test_cache_down_still_predicts_and_counts_errors(settings) -> None:
-    cache = MemoryCache()
+    cache = MemoryPredictionCache()
     cache.down = True
     score, _, sender, _, metrics = handler(settings, cache)
     await score([raw_record(clean_record(n), offset=n) for n in range(3)])
@@ -63,7 +68,8 @@ async def test_cache_down_still_predicts_and_counts_errors(settings) -> None:
 
 
 async def test_a_bad_record_is_dead_lettered_and_the_rest_of_the_batch_is_scored(settings) -> None:
-    score, _, sender, dead, _ = handler(settings)
+    metrics = ServiceMetrics("infer")
+    score, _, sender, dead, _ = handler(settings, metrics=metrics)
     without_features = clean_record(3).model_copy(update={"features": {}})
     other_task = clean_record(4, task="unknown_task")
     await score(
@@ -74,10 +80,11 @@ async def test_a_bad_record_is_dead_lettered_and_the_rest_of_the_batch_is_scored
             raw_record(other_task, 3),
         ]
     )
-    assert [r.offset for r, _ in dead.sent] == [1]
-    assert "not valid JSON" in dead.sent[0][1]
+    assert [letter.offset for letter in dead.letters] == [1]
+    assert "not valid JSON" in dead.reasons[0]
     assert {p.record_id for p in predictions(sender)} == {"record-1"}
-    assert score.metrics.events.labels("infer", "skipped")._value.get() == 2
+    skipped = {"service": "infer", "outcome": "skipped"}
+    assert metrics.registry.get_sample_value("aimass_events_total", skipped) == 2
 
 
 async def test_a_prediction_carries_what_fuse_and_report_need(settings) -> None:

@@ -6,65 +6,23 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 import pandas as pd
 import pytest
 from aiokafka import ConsumerRecord
-from pydantic import BaseModel
 
-from services.ingest.claim_check import FileClaimChecks
+from services.ingest.adapters.claim_check_files import FileClaimChecks
 from services.ingest.csv_xlsx import XLSX_CONTENT_TYPE
 from services.ingest.documents import Ingested, ReadOptions, read_document
-from services.ingest.handlers import IngestRaw
+from services.ingest.handlers import IngestRaw, raw_document
 from services.ingest.metrics import IngestMetrics
 from services.ingest.records import Envelope
 from shared.metrics import ServiceMetrics
 from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE
 from tests.support.factories.ingest import TABLES, fixture, pseudonymize
-
-
-class Acknowledgements:
-    """Every enqueue gets a future the test resolves; ``sent`` keeps what was enqueued, in order."""
-
-    def __init__(self, at_once: bool = False) -> None:
-        self.at_once = at_once
-        self.sent: list[tuple[str, object]] = []
-        self.futures: list[asyncio.Future[None]] = []
-        self.grown = asyncio.Event()
-
-    def _pending(self, kind: str, item: object) -> asyncio.Future[None]:
-        self.sent.append((kind, item))
-        self.grown.set()
-        self.futures.append(asyncio.get_running_loop().create_future())
-        if self.at_once:
-            self.futures[-1].set_result(None)
-        return self.futures[-1]
-
-    def acknowledge_all(self) -> None:
-        for future in self.futures:
-            if not future.done():
-                future.set_result(None)
-
-    def of(self, kind: str) -> list:
-        return [item for k, item in self.sent if k == kind]
-
-
-class FakePublisher:
-    def __init__(self, acks: Acknowledgements, kind: str) -> None:
-        self.acks, self.kind = acks, kind
-
-    async def enqueue(self, event: BaseModel, *, event_id: str, key: str | None) -> asyncio.Future[None]:
-        return self.acks._pending(self.kind, json.loads(event.model_dump_json()))
-
-
-class FakeDeadLetters:
-    def __init__(self, acks: Acknowledgements) -> None:
-        self.acks = acks
-
-    async def enqueue(self, record: ConsumerRecord, reason: str, reason_class: str) -> asyncio.Future[None]:
-        return self.acks._pending("dead", (record, reason))
+from tests.support.fakes import Acknowledgements, RecordingDeadLetters, RecordingPublisher, handled
 
 
 async def enqueued(acks: Acknowledgements, count: int, running: asyncio.Task[None]) -> None:
@@ -78,24 +36,27 @@ async def enqueued(acks: Acknowledgements, count: int, running: asyncio.Task[Non
     await asyncio.sleep(0.05)  # time to enqueue more than expected or to return early, if it would
 
 
-def handler(tmp_path, read=None, at_once: bool = False) -> tuple[IngestRaw, Acknowledgements, ServiceMetrics]:
-    acks = Acknowledgements(at_once)
+def handler(tmp_path, read=None, at_once: bool = False):
+    acks = Acknowledgements(held=not at_once)
     metrics = ServiceMetrics("ingest")
     options = ReadOptions(tables=TABLES, data_root=tmp_path, claim_check_bytes=16_384)
     read = read or partial(read_document, pseudonymize=pseudonymize, max_bytes=2_000_000, options=options)
-    return (
-        IngestRaw(
-            FakePublisher(acks, "record"),
-            FakePublisher(acks, "audit"),
-            FakeDeadLetters(acks),
-            FileClaimChecks(tmp_path),
-            metrics,
-            IngestMetrics(metrics.registry),
-            read,
-        ),
-        acks,
-        metrics,
+    ingest = IngestRaw(
+        RecordingPublisher(acks, "record"),
+        RecordingPublisher(acks, "audit"),
+        FileClaimChecks(tmp_path),
+        read,
+        IngestMetrics(metrics.registry),
     )
+
+    async def handle(records: Sequence[ConsumerRecord]) -> None:
+        await handled(ingest, records, raw_document, deadletters=RecordingDeadLetters(acks), metrics=metrics)
+
+    return handle, acks, metrics
+
+
+def sent_json(acks: Acknowledgements, kind: str) -> list[dict]:
+    return [json.loads(sent.event.model_dump_json()) for sent in acks.of(kind)]
 
 
 def raw(offset: int, body: bytes, hospital: str, content_type: str | None, partition: int = 0) -> ConsumerRecord:
@@ -127,11 +88,11 @@ async def test_a_mixed_batch_yields_the_good_records_and_a_dead_letter_per_bad_d
     acks.acknowledge_all()
     await asyncio.wait_for(running, 1)
 
-    assert sorted(r["demographics"]["age_years"] for r in acks.of("record")) == [41, 52, 65, 90]
-    reasons = {dict(r.headers)[CE_ID].decode(): reason for r, reason in acks.of("dead")}
+    assert sorted(r["demographics"]["age_years"] for r in sent_json(acks, "record")) == [41, 52, 65, 90]
+    reasons = {dict(d.record.headers)[CE_ID].decode(): d.reason for d in acks.of("dead")}
     assert reasons["m-1"].startswith("JSON: Expecting value") and reasons["m-3"] == "empty document"
     assert reasons["m-2#row-2"] == "CSV row 2 column 'resting_bp_mmhg': not a number"
-    outcomes = [(a["message_id"], a["outcome"]) for a in acks.of("audit")]
+    outcomes = [(a["message_id"], a["outcome"]) for a in sent_json(acks, "audit")]
     assert outcomes == [
         ("m-0", "ingested"),
         ("m-1", "rejected"),
@@ -203,5 +164,5 @@ async def test_a_large_or_compressed_document_is_read_in_a_worker_thread(tmp_pat
             raw(2, workbook.getvalue(), "va-long-beach", XLSX_CONTENT_TYPE),
         )
     )
-    assert len(acks.of("record")) == 601 + 5
+    assert len(sent_json(acks, "record")) == 601 + 5
     assert threads[0] != "MainThread" and threads[1] == "MainThread" and threads[2] != "MainThread"

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiokafka import ConsumerRecord
-from pydantic import BaseModel
 from pypdf import PdfReader
 
 from services.report.adapters.file_store import FileReportStore
 from services.report.adapters.registry_models import RegistryModels
-from services.report.attribution import Scorer, explanation_candidates, occlusion
+from services.report.attribution import explanation_candidates, occlusion
 from services.report.handlers import Reporter, ReportFusedBatch, report_id_of
 from services.report.inputs import input_groups
 from services.report.metrics import ReportMetrics
@@ -22,95 +20,51 @@ from services.report.render.pdf import render_pdf
 from services.report.view import build_view
 from shared.errors import RejectedInput
 from shared.metrics import ServiceMetrics
-from shared.schemas.models import ModelCard, ModelRef
 from shared.schemas.predictions import FusedPrediction
 from shared.schemas.reports import ReportMessage
 from shared.settings import Settings
 from shared.tasks import load_tasks
 from shared.topics import CE_TIME
 from tests.support.factories.report import fused_for, heart_records, heart_task, record_from
+from tests.support.fakes import (
+    Acknowledgements,
+    CountingModels,
+    RecordingDeadLetters,
+    RecordingPublisher,
+    consumed,
+    handled,
+)
 from tests.unit.report.conftest import SITES
 
 WHEN = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 TOPIC = "unit.predictions.fused"
 
 
-class Acknowledgement:
-    """What a producer's ``no_confirm`` send returns: something to await before the offsets are committed."""
-
-    def __init__(self, log: list[str], what: str) -> None:
-        self.log, self.what = log, what
-
-    def __await__(self):  # type: ignore[no-untyped-def]
-        self.log.append(f"acknowledged {self.what}")
-        yield from ()
-
-
-class EnqueuingPublisher:
-    def __init__(self, log: list[str]) -> None:
-        self.log = log
-        self.sent: list[tuple[BaseModel, str, str | None]] = []
-
-    async def enqueue(self, event: BaseModel, *, event_id: str, key: str | None) -> Awaitable[object]:
-        self.sent.append((event, event_id, key))
-        return Acknowledgement(self.log, event_id)
-
-    async def publish(self, event: BaseModel, *, event_id: str, key: str | None) -> None:
-        await (await self.enqueue(event, event_id=event_id, key=key))
-
-
-class EnqueuingDeadLetters:
-    def __init__(self, log: list[str]) -> None:
-        self.log = log
-        self.letters: list[tuple[int, str, str]] = []
-
-    async def enqueue(self, record: ConsumerRecord, reason: str, reason_class: str) -> Awaitable[object]:
-        self.letters.append((record.offset, reason, reason_class))
-        return Acknowledgement(self.log, f"dead letter {record.offset}")
-
-
-class CountingModels:
-    """The real registry, counting the calls of each model."""
-
-    def __init__(self, models: RegistryModels) -> None:
-        self.models = models
-        self.calls: list[tuple[str, int]] = []
-
-    def card(self, ref: ModelRef) -> ModelCard | None:
-        return self.models.card(ref)
-
-    def scorer(self, ref: ModelRef) -> Scorer | None:
-        score = self.models.scorer(ref)
-        if score is None:
-            return None
-
-        def counted(x):  # type: ignore[no-untyped-def]
-            self.calls.append((ref.site, len(x)))
-            return score(x)
-
-        return counted
-
-
 def record(offset: int, value: bytes, when: str = "2026-01-05T09:30:00.000Z") -> ConsumerRecord:
     headers = [(CE_TIME, when.encode()), ("ce_id", f"fused-{offset}".encode())]
-    return ConsumerRecord(TOPIC, 0, offset, 0, 0, b"k", value, None, 1, len(value), headers)
+    return consumed(TOPIC, value, offset=offset, key=b"k", headers=headers)
 
 
-def reporter(
-    settings: Settings, log: list[str], models: object = None
-) -> tuple[Reporter, EnqueuingPublisher, ServiceMetrics]:
+def reporter(settings: Settings, models: object = None) -> tuple[Reporter, ServiceMetrics]:
     metrics = ServiceMetrics("report")
-    out = EnqueuingPublisher(log)
     made = Reporter(
         load_tasks(),
-        models or RegistryModels(settings),
-        FileReportStore.under(settings),  # type: ignore[arg-type]
-        out,
-        metrics,
+        models or RegistryModels(settings),  # type: ignore[arg-type]
+        FileReportStore.under(settings),
         ReportMetrics(metrics.registry),
         "http://127.0.0.1:8106",
-    )  # type: ignore[arg-type]
-    return made, out, metrics
+    )
+    return made, metrics
+
+
+def subscriber(made: Reporter, metrics: ServiceMetrics, acks: Acknowledgements):
+    """The report service's subscriber on fakes; returns it, what it published and what it dead-lettered."""
+    out, deadletters = RecordingPublisher(acks), RecordingDeadLetters(acks)
+
+    async def handle(records: list[ConsumerRecord]) -> None:
+        await handled(ReportFusedBatch(made, out), records, FusedPrediction, deadletters=deadletters, metrics=metrics)
+
+    return handle, out, deadletters
 
 
 def batch_of(results: list[FusedPrediction]) -> list[FusedPrediction]:
@@ -118,10 +72,9 @@ def batch_of(results: list[FusedPrediction]) -> list[FusedPrediction]:
 
 
 async def test_a_batch_publishes_a_report_per_result_and_dead_letters_the_rest(fresh_settings: Settings) -> None:
-    log: list[str] = []
-    made, out, metrics = reporter(fresh_settings, log)
-    deadletters = EnqueuingDeadLetters(log)
-    handle = ReportFusedBatch(made, out, deadletters, metrics)  # type: ignore[arg-type]
+    acks = Acknowledgements()
+    made, metrics = reporter(fresh_settings)
+    handle, out, deadletters = subscriber(made, metrics, acks)
     good = batch_of([fused_for(record_from(h, 2), SITES) for h in ("cleveland", "hungary", "switzerland")])
     unknown_task = good[0].model_copy(update={"record_id": "other", "task": "no_such_task"})
     short = good[1].model_copy(update={"record_id": "short", "features": good[1].features[:4]})
@@ -144,13 +97,13 @@ async def test_a_batch_publishes_a_report_per_result_and_dead_letters_the_rest(f
     ]  # in the batch's order
     assert [event_id for _, event_id, _ in out.sent] == [report_id_of(g) for g in (*good, good[0])]
     assert all(key == m.patient for m, _, key in out.sent)  # type: ignore[attr-defined]
-    assert [(offset, kind) for offset, _, kind in deadletters.letters] == [
+    assert [(letter.offset, letter.reason_class) for letter in deadletters.letters] == [
         (1, "malformed"),
         (2, "unknown_task"),
         (4, "schema"),
     ]
-    assert "no task file" in deadletters.letters[1][1] and "4 values" in deadletters.letters[2][1]
-    assert len(log) == 7  # every report and dead letter acknowledged before the handler returns
+    assert "no task file" in deadletters.letters[1].reason and "4 values" in deadletters.letters[2].reason
+    assert len(acks.acknowledged) == 7  # every report and dead letter acknowledged before the handler returns
     text = metrics.render().decode()
     assert 'aimass_events_total{outcome="received",service="report"} 6.0' in text
     assert 'aimass_events_total{outcome="emitted",service="report"} 4.0' in text
@@ -166,7 +119,7 @@ async def test_a_batch_gives_the_reports_that_one_at_a_time_gives(
     """Same views (attribution included) to the byte; each explaining model called once for the whole batch."""
     results = batch_of([fused_for(r, SITES) for r in heart_records()[::31]])
     counting = CountingModels(RegistryModels(fresh_settings))
-    together, _, _ = reporter(fresh_settings, [], counting)
+    together, _ = reporter(fresh_settings, counting)
     outcomes = together.report_many([(r, WHEN) for r in results])
     assert all(isinstance(o, ReportMessage) for o in outcomes)
     explaining = {explanation_candidates(r.contributions)[0].site for r in results}
@@ -175,9 +128,9 @@ async def test_a_batch_gives_the_reports_that_one_at_a_time_gives(
     alone_settings = Settings(var_dir=tmp_path / "alone")
     alone_settings.data_path.mkdir(parents=True)
     (alone_settings.data_path / "models").symlink_to(registry_settings.data_path / "models")
-    alone, _, _ = reporter(alone_settings, [])
+    alone, _ = reporter(alone_settings)
     for fused in results:
-        await alone.on_fused(fused, WHEN)
+        alone.report(fused, WHEN)
     batch_store, alone_store = FileReportStore.under(fresh_settings), FileReportStore.under(alone_settings)
     for message in outcomes:
         report_id = message.report_id  # type: ignore[union-attr]
@@ -190,9 +143,9 @@ async def test_a_failure_inside_a_batch_raises_before_anything_is_published(
     fresh_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A platform failure (here: the disk) re-delivers the whole batch: nothing of it may be published first."""
-    log: list[str] = []
-    made, out, metrics = reporter(fresh_settings, log)
-    handle = ReportFusedBatch(made, out, EnqueuingDeadLetters(log), metrics)  # type: ignore[arg-type]
+    acks = Acknowledgements()
+    made, metrics = reporter(fresh_settings)
+    handle, _, _ = subscriber(made, metrics, acks)
     results = batch_of([fused_for(record_from("hungary", n), SITES) for n in range(3)])
     saved: list[str] = []
 
@@ -204,15 +157,15 @@ async def test_a_failure_inside_a_batch_raises_before_anything_is_published(
     monkeypatch.setattr(made.store, "save", save_then_fail)
     with pytest.raises(OSError):
         await handle([record(n, r.model_dump_json().encode()) for n, r in enumerate(results)])
-    assert out.sent == [] and log == []
+    assert acks.sent == []
     assert 'aimass_events_total{outcome="emitted",service="report"}' not in metrics.render().decode()
 
 
 async def test_the_pdf_on_demand_is_a_valid_pdf_of_the_same_report(
     fresh_settings: Settings, swiss_fused: FusedPrediction
 ) -> None:
-    made, _, metrics = reporter(fresh_settings, [])
-    message = await made.on_fused(swiss_fused, WHEN)
+    made, metrics = reporter(fresh_settings)
+    message = made.report(swiss_fused, WHEN)
     pdf = made.pdf(message.report_id)
     assert pdf is not None
 
@@ -243,15 +196,15 @@ async def test_the_pdf_on_demand_is_a_valid_pdf_of_the_same_report(
 async def test_a_report_made_again_with_other_content_never_serves_the_old_pdf(
     fresh_settings: Settings, swiss_fused: FusedPrediction
 ) -> None:
-    made, _, _ = reporter(fresh_settings, [])
-    first = await made.on_fused(swiss_fused, WHEN)
+    made, _ = reporter(fresh_settings)
+    first = made.report(swiss_fused, WHEN)
     old = made.pdf(first.report_id)
     assert old is not None
-    await made.on_fused(swiss_fused, WHEN)  # re-delivered: the same view keeps its PDF
+    made.report(swiss_fused, WHEN)  # re-delivered: the same view keeps its PDF
     assert FileReportStore.under(fresh_settings).read(first.report_id, "pdf") == old
 
     changed = swiss_fused.model_copy(update={"probability": 0.987, "label": 1})
-    again = await made.on_fused(changed, WHEN)
+    again = made.report(changed, WHEN)
     assert again.report_id == first.report_id
     assert FileReportStore.under(fresh_settings).read(first.report_id, "pdf") is None
     new = made.pdf(first.report_id)
@@ -262,8 +215,8 @@ async def test_a_report_made_again_with_other_content_never_serves_the_old_pdf(
 async def test_a_pdf_stored_before_pdfs_were_rendered_on_demand_is_still_served(
     fresh_settings: Settings, swiss_fused: FusedPrediction
 ) -> None:
-    made, _, metrics = reporter(fresh_settings, [])
-    message = await made.on_fused(swiss_fused, WHEN)
+    made, metrics = reporter(fresh_settings)
+    message = made.report(swiss_fused, WHEN)
     legacy = fresh_settings.data_path / "reports" / message.report_id / "report.pdf"
     legacy.write_bytes(b"%PDF-1.4 stored at report time")
     assert made.pdf(message.report_id) == b"%PDF-1.4 stored at report time"
@@ -273,10 +226,8 @@ async def test_a_pdf_stored_before_pdfs_were_rendered_on_demand_is_still_served(
 async def test_what_the_schema_or_fhir_rejects_is_dead_lettered_and_a_time_without_offset_is_utc(
     fresh_settings: Settings,
 ) -> None:
-    log: list[str] = []
-    made, out, metrics = reporter(fresh_settings, log)
-    deadletters = EnqueuingDeadLetters(log)
-    handle = ReportFusedBatch(made, out, deadletters, metrics)  # type: ignore[arg-type]
+    made, metrics = reporter(fresh_settings)
+    handle, out, deadletters = subscriber(made, metrics, Acknowledgements())
     good = batch_of([fused_for(record_from(h, 3), SITES) for h in ("cleveland", "hungary")])
     no_method = good[0].model_dump_json().replace('"method":"weighted_average"', '"method":""').encode()
     infinite = good[0].model_dump_json().replace('"features":[', '"features":[1e400,', 1).encode()
@@ -288,7 +239,7 @@ async def test_what_the_schema_or_fhir_rejects_is_dead_lettered_and_a_time_witho
         ]
     )
 
-    assert [(offset, kind) for offset, _, kind in deadletters.letters] == [(0, "schema"), (1, "schema")]
+    assert [(letter.offset, letter.reason_class) for letter in deadletters.letters] == [(0, "schema"), (1, "schema")]
     assert "method" in deadletters.letters[0][1] and "features" in deadletters.letters[1][1]
     assert [m.record_id for m, _, _ in out.sent] == [good[1].record_id]
     view = FileReportStore.under(fresh_settings).view(out.sent[0][1])

@@ -6,54 +6,56 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pydantic import BaseModel
 
 from services.report.adapters.file_store import FileReportStore
 from services.report.adapters.registry_models import RegistryModels
-from services.report.handlers import Reporter, parse_time, report_id_of
+from services.report.handlers import Reporter, ReportFusedBatch, parse_time, report_id_of
 from services.report.metrics import ReportMetrics
 from services.report.routes import ReportRoutes
 from shared.errors import RejectedInput
 from shared.http import Request
 from shared.metrics import ServiceMetrics
 from shared.schemas.predictions import FusedPrediction
+from shared.schemas.reports import ReportMessage
 from shared.settings import Settings
 from shared.tasks import load_tasks
+from shared.topics import CE_TIME
 from tests.support.factories.report import fused_for, record_from
+from tests.support.fakes import RecordingPublisher, Sent, consumed, handled
 from tests.unit.report.conftest import SITES
 
 WHEN = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
 
-class RecordingPublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[BaseModel, str, str | None]] = []
-
-    async def publish(self, event: BaseModel, *, event_id: str, key: str | None) -> None:
-        self.sent.append((event, event_id, key))
-
-
-def reporter(settings: Settings, out: RecordingPublisher) -> tuple[Reporter, ServiceMetrics]:
+def reporter(settings: Settings) -> tuple[Reporter, ServiceMetrics]:
     metrics = ServiceMetrics("report")
-    return Reporter(
+    made = Reporter(
         load_tasks(),
         RegistryModels(settings),
         FileReportStore.under(settings),
-        out,  # type: ignore[arg-type]
-        metrics,
         ReportMetrics(metrics.registry),
         "http://127.0.0.1:8106/",
-    ), metrics
+    )
+    return made, metrics
+
+
+async def published(service: Reporter, fused: FusedPrediction, when: datetime) -> Sent:
+    """The fused result through the subscriber's path: its report as the batch published it."""
+    out = RecordingPublisher()
+    record = consumed(
+        "unit.predictions.fused", fused.model_dump_json().encode(), headers=[(CE_TIME, when.isoformat().encode())]
+    )
+    await handled(ReportFusedBatch(service, out), [record], FusedPrediction)
+    [sent] = out.sent
+    return sent
 
 
 async def test_a_fused_result_becomes_a_stored_report_and_a_message(
     fresh_settings: Settings, swiss_fused: FusedPrediction
 ) -> None:
-    out = RecordingPublisher()
-    service, metrics = reporter(fresh_settings, out)
-    message = await service.on_fused(swiss_fused, WHEN)
-    [(event, event_id, key)] = out.sent
-    assert event == message and event_id == message.report_id == report_id_of(swiss_fused)
+    service, metrics = reporter(fresh_settings)
+    message, event_id, key = await published(service, swiss_fused, WHEN)
+    assert isinstance(message, ReportMessage) and event_id == message.report_id == report_id_of(swiss_fused)
     assert key == swiss_fused.patient  # the contract's key: the pseudonym
     assert message.url == f"http://127.0.0.1:8106/reports/{message.report_id}"
     assert message.risk_assessment["resourceType"] == "RiskAssessment"
@@ -72,28 +74,27 @@ async def test_a_fused_result_becomes_a_stored_report_and_a_message(
 async def test_a_redelivered_result_rerenders_the_same_report(
     fresh_settings: Settings, swiss_fused: FusedPrediction
 ) -> None:
-    out = RecordingPublisher()
-    service, _ = reporter(fresh_settings, out)
-    first = await service.on_fused(swiss_fused, WHEN)
-    html = FileReportStore.under(fresh_settings).read(first.report_id, "html")
-    second = await service.on_fused(swiss_fused, WHEN)
-    assert first == second and out.sent[0][1] == out.sent[1][1]
-    assert FileReportStore.under(fresh_settings).read(first.report_id, "html") == html
+    service, _ = reporter(fresh_settings)
+    first = await published(service, swiss_fused, WHEN)
+    html = FileReportStore.under(fresh_settings).read(first.event_id, "html")
+    second = await published(service, swiss_fused, WHEN)
+    assert first == second
+    assert FileReportStore.under(fresh_settings).read(first.event_id, "html") == html
     assert len(FileReportStore.under(fresh_settings).for_patient(swiss_fused.patient)) == 1
 
 
 async def test_a_task_without_a_task_file_is_rejected(fresh_settings: Settings, swiss_fused: FusedPrediction) -> None:
-    service, _ = reporter(fresh_settings, RecordingPublisher())
+    service, _ = reporter(fresh_settings)
     with pytest.raises(RejectedInput, match="task 'nonexistent', which has no task file"):
-        await service.on_fused(swiss_fused.model_copy(update={"task": "nonexistent"}), WHEN)
+        service.report(swiss_fused.model_copy(update={"task": "nonexistent"}), WHEN)
 
 
 async def test_models_absent_from_the_registry_give_a_report_without_attribution(
     tmp_path: object, swiss_fused: FusedPrediction
 ) -> None:
     settings = Settings(var_dir=tmp_path)  # type: ignore[arg-type]
-    service, _ = reporter(settings, RecordingPublisher())
-    message = await service.on_fused(swiss_fused, WHEN)
+    service, _ = reporter(settings)
+    message = service.report(swiss_fused, WHEN)
     view = FileReportStore.under(settings).view(message.report_id)
     assert view is not None and view.drivers == [] and all(m.auc is None for m in view.models)
 
@@ -101,11 +102,11 @@ async def test_models_absent_from_the_registry_give_a_report_without_attribution
 async def test_routes_serve_each_format_and_a_patients_reports_newest_first(
     fresh_settings: Settings, swiss_fused: FusedPrediction
 ) -> None:
-    service, _ = reporter(fresh_settings, RecordingPublisher())
+    service, _ = reporter(fresh_settings)
     patient = swiss_fused.patient
     later = fused_for(record_from("cleveland", 3), SITES).model_copy(update={"patient": patient})
-    old = await service.on_fused(swiss_fused, WHEN)
-    new = await service.on_fused(later, WHEN + timedelta(days=30))
+    old = service.report(swiss_fused, WHEN)
+    new = service.report(later, WHEN + timedelta(days=30))
     routes = ReportRoutes(FileReportStore.under(fresh_settings), service.pdf)
 
     def get(report_id: str, **query: str) -> Request:

@@ -11,13 +11,14 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from services.train.adapters.store import DATA_FILE, ParquetTrainingStore
-from services.train.failures import NotTrainable
 from services.train.handlers import StoreCleanRecord, TrainRequested
 from services.train.metrics import TrainMetrics
 from services.train.task_catalog import TaskCatalog
 from shared.metrics import ServiceMetrics
-from shared.schemas.models import ModelCard, TrainRequest
+from shared.schemas import CleanRecord
+from shared.schemas.models import TrainRequest
 from shared.settings import PROJECT_ROOT
+from tests.support.fakes import RecordingDeadLetters, RecordingPublisher, RefusingWorker, handled
 from tests.support.models import heart_clean_records
 
 TASK = "heart_disease"
@@ -25,19 +26,6 @@ TASK = "heart_disease"
 
 def raw(offset: int, value: bytes, topic: str = "unit.records.clean") -> ConsumerRecord:
     return ConsumerRecord(topic, 0, offset, 0, 0, None, value, None, 0, len(value), [("ce_id", f"e-{offset}".encode())])
-
-
-class DeadLetters:
-    def __init__(self) -> None:
-        self.sent: list[tuple[int, str, str]] = []
-
-    async def send(self, record: ConsumerRecord, reason: str, reason_class: str) -> None:
-        self.sent.append((record.offset, reason, reason_class))
-
-
-class NothingToTrain:
-    async def train(self, task: str, site: str | None) -> list[ModelCard]:
-        raise NotTrainable(f"task {task}: nothing to train in this test")
 
 
 class HeldCompaction(ParquetTrainingStore):
@@ -53,39 +41,39 @@ class HeldCompaction(ParquetTrainingStore):
         super().compact(task)
 
 
-def handlers(store: ParquetTrainingStore) -> tuple[StoreCleanRecord, TrainRequested, DeadLetters]:
-    metrics, lock, deadletters = ServiceMetrics("train"), asyncio.Lock(), DeadLetters()
+def handlers(store: ParquetTrainingStore):
+    """train's two subscribers on the store, each through the subscriber path (``tests.support.fakes.handled``)."""
+    deadletters, metrics = RecordingDeadLetters(), ServiceMetrics("train")
     train_metrics, catalog = TrainMetrics(metrics.registry), TaskCatalog(PROJECT_ROOT / "tasks")
-    store_clean = StoreCleanRecord(store, catalog, deadletters, metrics, train_metrics, None, lock)  # type: ignore[arg-type]
-    requested = TrainRequested(
-        store,
-        catalog,
-        NothingToTrain(),
-        None,
-        deadletters,
-        metrics,  # type: ignore[arg-type]
-        train_metrics,
-        lock,
-    )
-    return store_clean, requested, deadletters
+    store_clean = StoreCleanRecord(store, catalog, train_metrics)
+    requested = TrainRequested(store, catalog, RefusingWorker(), RecordingPublisher(), train_metrics)
+
+    async def on_clean(record: ConsumerRecord) -> None:
+        await handled(store_clean, [record], CleanRecord, deadletters=deadletters, metrics=metrics)
+
+    async def on_request(record: ConsumerRecord) -> None:
+        await handled(requested, [record], TrainRequest, deadletters=deadletters, metrics=metrics)
+
+    return on_clean, on_request, deadletters, train_metrics
 
 
 async def test_a_feature_vector_with_a_value_missing_is_dead_lettered_and_nothing_is_stored(tmp_path: Path) -> None:
     store = ParquetTrainingStore(tmp_path)
-    store_clean, _, deadletters = handlers(store)
+    store_clean, _, deadletters, _ = handlers(store)
     record = heart_clean_records(1)[0]
     short = record.model_dump_json().replace('"values":[', '"values":[1.0,', 1).encode()  # one value too many
     await store_clean(raw(0, short))
     await store_clean(raw(1, record.model_dump_json().encode()))
 
-    [(offset, reason, kind)] = deadletters.sent
-    assert (offset, kind) == (0, "schema") and f"features.{TASK}" in reason and "names but" in reason
+    [letter] = deadletters.letters
+    assert (letter.offset, letter.reason_class) == (0, "schema")
+    assert f"features.{TASK}" in letter.reason and "names but" in letter.reason
     assert list(store.frame(TASK, record.hospital)["_record_id"]) == [record.record_id]
 
 
 async def test_records_arriving_during_compaction_wait_for_it_and_none_is_lost(tmp_path: Path) -> None:
     store = HeldCompaction(tmp_path)
-    store_clean, requested, deadletters = handlers(store)
+    store_clean, requested, deadletters, _ = handlers(store)
     first, *later = heart_clean_records(2)
     await store_clean(raw(0, first.model_dump_json().encode()))
     request = raw(1, TrainRequest(task=TASK).model_dump_json().encode(), "unit.train.requests")
@@ -98,7 +86,7 @@ async def test_records_arriving_during_compaction_wait_for_it_and_none_is_lost(t
     store.finish.set()
     await asyncio.gather(training, *arriving)
 
-    assert [kind for _, _, kind in deadletters.sent] == ["not_trainable"]  # the request ran to its end
+    assert [letter.reason_class for letter in deadletters.letters] == ["not_trainable"]  # the request ran to its end
     assert (store.partition(TASK, first.hospital) / DATA_FILE).exists()
     hospitals = {r.hospital for r in (first, *later)}
     stored = {record_id for h in hospitals for record_id in store.frame(TASK, h)["_record_id"]}
@@ -106,25 +94,25 @@ async def test_records_arriving_during_compaction_wait_for_it_and_none_is_lost(t
 
 
 async def test_a_request_for_a_task_nobody_defined_is_dead_lettered_without_a_series_of_its_own(tmp_path: Path) -> None:
-    _, requested, deadletters = handlers(ParquetTrainingStore(tmp_path))
+    _, requested, deadletters, train_metrics = handlers(ParquetTrainingStore(tmp_path))
     for n in range(3):
         await requested(
             raw(
                 n, TrainRequest(task=f"made_up_{n}", site=f"ward-{n}").model_dump_json().encode(), "unit.train.requests"
             )
         )
-    assert [kind for _, _, kind in deadletters.sent] == ["unknown_task"] * 3
-    assert "made_up_0" in deadletters.sent[0][1]
-    runs = [s.labels for m in requested.train_metrics.runs.collect() for s in m.samples if s.name.endswith("_total")]
+    assert [letter.reason_class for letter in deadletters.letters] == ["unknown_task"] * 3
+    assert "made_up_0" in deadletters.reasons[0]
+    runs = [s.labels for m in train_metrics.runs.collect() for s in m.samples if s.name.endswith("_total")]
     assert [(r["task"], r["outcome"]) for r in runs] == [("?", "rejected")] * 3  # one series per site, bounded
 
 
 async def test_a_long_inbox_is_compacted_as_records_arrive_and_only_its_ids_stay_in_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("services.train.handlers.COMPACT_AFTER_ROWS", 3)
+    monkeypatch.setattr("services.train.adapters.store.COMPACT_AFTER_ROWS", 3)
     store = ParquetTrainingStore(tmp_path)
-    store_clean, requested, _ = handlers(store)
+    store_clean, _, _, train_metrics = handlers(store)
     records = [r for r in heart_clean_records(8) if r.hospital == "cleveland"]
     for offset, record in enumerate(records + records[:2]):  # the last two are re-deliveries of compacted records
         await store_clean(raw(offset, record.model_dump_json().encode()))
@@ -133,5 +121,5 @@ async def test_a_long_inbox_is_compacted_as_records_arrive_and_only_its_ids_stay
     assert store.inbox_rows(TASK, "cleveland") < 3  # not every id ever stored
     store.compact(TASK)
     assert sorted(store.frame(TASK, "cleveland")["_record_id"]) == sorted(r.record_id for r in records)
-    gauge = requested.train_metrics.store_records.labels(TASK, "cleveland")._value.get()
+    gauge = train_metrics.store_records.labels(TASK, "cleveland")._value.get()
     assert store.rows(TASK, "cleveland") == len(records) <= gauge <= len(records) + 2

@@ -4,7 +4,8 @@ import pytest
 
 from services.cli.train_cli import models_table
 from services.train.adapters.registry_writer import RegistryWriter
-from services.train.adapters.store import DATA_FILE, INBOX_FILE, ParquetTrainingStore, StoredRecord
+from services.train.adapters.store import DATA_FILE, INBOX_FILE, ParquetTrainingStore
+from services.train.ports import StoredRecord
 from services.train.release import release
 from services.train.training import train_model
 from shared.registry import list_cards

@@ -37,7 +37,7 @@ class DeadLetter:
 
 
 @dataclass
-class Outcome:
+class Observed:
     scenario: Scenario
     task: str = "heart_disease"
     sent_at: dict[str, float] = field(default_factory=dict)  # ce_id -> epoch seconds when sent

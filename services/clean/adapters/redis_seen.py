@@ -14,7 +14,6 @@ A Redis error propagates: the batch is not committed and comes again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from redis.asyncio import Redis
 
@@ -45,16 +44,6 @@ end
 return #KEYS
 """
 ANSWERS = {0: Verdict.EVENT_ID, 1: Verdict.CONTENT, 2: Verdict.NEW}
-
-
-class SeenEvents(Protocol):
-    async def judge(self, candidates: Sequence[Candidate]) -> list[Verdict]:
-        """One verdict per candidate, in order; claims the content of the new ones."""
-        ...
-
-    async def remember(self, event_ids: Sequence[str]) -> None:
-        """Called once the outputs of these events were acknowledged."""
-        ...
 
 
 class RedisSeenEvents:

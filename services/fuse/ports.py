@@ -1,4 +1,4 @@
-"""The port to the join state: what the handlers need from it, whatever holds it (Redis in production).
+"""fuse's port to the join state: what the handlers need from it, whatever holds it (Redis in production).
 
 The handlers work a consumed batch at a time, so the port takes batches: each ``*_many`` call is one round trip to
 Redis, atomic for each join in it, its items applied in order (a site repeated within one batch is a duplicate).

@@ -1,0 +1,1 @@
+"""clean's adapters: Redis."""

@@ -1,0 +1,1 @@
+"""ingest's adapters: files under the data dir."""
