@@ -65,6 +65,19 @@ class Settings(BaseSettings):
         0, ge=0, description="train retrains a task after this many new labelled records in its store; 0 = off"
     )
 
+    auth_issuer: str = Field(
+        "http://127.0.0.1:8107", description="OAuth2 issuer whose access tokens the HTTP endpoints accept (iss)"
+    )
+    auth_jwks_url: str | None = Field(None, description="the issuer's JWKS; default <issuer>/.well-known/jwks.json")
+    auth_audience: str = Field("aimass", description="the audience (aud) every access token must name")
+    auth_leeway_seconds: int = Field(30, ge=0, description="clock skew allowed on exp, nbf and iat")
+    link_key: SecretStr | None = Field(
+        None, description="HMAC key of signed report links; generated once in var/secrets/link.key"
+    )
+    link_ttl_seconds: int = Field(900, ge=1, description="how long a signed report link stays valid")
+    issuer_port: int = 8107
+    issuer_token_ttl_seconds: int = Field(300, ge=1, description="lifetime of the local issuer's access tokens")
+
     infer_batch_max_records: int = Field(2000, ge=1, description="records infer takes from Kafka per batch")
     infer_batch_timeout_ms: int = Field(20, ge=0, description="how long infer waits to fill a batch")
     infer_cache_ttl_seconds: int = Field(3600, ge=0, description="Redis prediction cache TTL; 0 = no cache")
