@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -39,6 +40,32 @@ def topic_from_name(name: str, prefix: str = "") -> Topic:
         raise ValueError(
             f"no topic {name!r} in the contract; its topics are {known} (with or without the prefix {prefix!r})"
         ) from None
+
+
+HOSPITAL_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
+"""What a hospital id may be where it names a topic and a Kafka principal: Kafka's topic characters without the dot
+(so a hospital's topic name parses back to exactly one hospital), short enough for the 249-character topic limit."""
+
+
+def hospital_input_topic(hospital: str, prefix: str) -> str:
+    """The one topic a hospital may publish to: ``<prefix>ingest.raw.<hospital>``, e.g. ``aimass.ingest.raw.cleveland``.
+
+    Kafka records do not carry the principal that produced them, so ingest cannot check a ``ce_source`` against its
+    sender; a topic per hospital, writable by that hospital's principal alone (docs/security.md), can be checked."""
+    if not HOSPITAL_ID.fullmatch(hospital):
+        raise ValueError(
+            f"hospital id {hospital!r} cannot name a topic: use letters, digits, '-' and '_' (at most 200, no dots)"
+        )
+    return f"{topic_name(Topic.INGEST_RAW, prefix)}.{hospital}"
+
+
+def hospital_of_input_topic(name: str, prefix: str) -> str | None:
+    """The hospital whose input topic ``name`` is (see ``hospital_input_topic``); None for any other topic,
+    the contract's shared ``ingest.raw`` included."""
+    hospital = name.removeprefix(f"{topic_name(Topic.INGEST_RAW, prefix)}.")
+    if hospital == name or not HOSPITAL_ID.fullmatch(hospital):
+        return None
+    return hospital
 
 
 def group_id(service: str, prefix: str) -> str:

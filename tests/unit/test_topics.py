@@ -1,5 +1,7 @@
 import uuid
 
+import pytest
+
 from shared.topics import (
     CE_ID,
     CE_SOURCE,
@@ -12,6 +14,8 @@ from shared.topics import (
     derived_event_id,
     event_type,
     group_id,
+    hospital_input_topic,
+    hospital_of_input_topic,
     topic_name,
 )
 
@@ -74,3 +78,38 @@ def test_a_consumer_group_belongs_to_the_deployment_its_prefix_names() -> None:
     assert group_id("infer", "it-1a2b.") == "it-1a2b-infer"
     assert group_id("clean", "it-1a2b.") != group_id("clean", "aimass.")
     assert group_id("fuse", "") == "aimass-fuse"
+
+
+def test_each_hospital_has_its_own_input_topic_beside_the_contract_one() -> None:
+    assert hospital_input_topic("cleveland", "aimass.") == "aimass.ingest.raw.cleveland"
+    assert hospital_input_topic("va-long-beach", "it-1.") == "it-1.ingest.raw.va-long-beach"
+    assert hospital_input_topic("cleveland", "") == "ingest.raw.cleveland"
+    assert hospital_input_topic("hungary", "aimass.") != topic_name(Topic.INGEST_RAW, "aimass.")
+
+
+def test_a_hospital_input_topic_names_its_hospital_back() -> None:
+    for hospital in ("cleveland", "va-long-beach", "site_7"):
+        for prefix in ("aimass.", "it-1a2b.", ""):
+            assert hospital_of_input_topic(hospital_input_topic(hospital, prefix), prefix) == hospital
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "aimass.ingest.raw",  # the contract topic: written by internal principals, no hospital of its own
+        "aimass.ingest.raw.",
+        "aimass.ingest.rawcleveland",
+        "aimass.records.clean",
+        "other.ingest.raw.cleveland",  # another deployment's
+        "aimass.ingest.raw.cleve.land",  # a dot would make the name ambiguous
+        "ingest.raw.cleveland",
+    ],
+)
+def test_other_topics_name_no_hospital(name: str) -> None:
+    assert hospital_of_input_topic(name, "aimass.") is None
+
+
+@pytest.mark.parametrize("hospital", ["", "cleve.land", "a/b", "mayo clinic", "é", "x" * 201])
+def test_a_hospital_id_that_cannot_name_a_topic_is_refused(hospital: str) -> None:
+    with pytest.raises(ValueError, match="cannot name a topic"):
+        hospital_input_topic(hospital, "aimass.")
