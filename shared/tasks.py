@@ -93,6 +93,13 @@ class TaskSpec(_Spec):
     select_metric: Literal["auc", "f1", "brier"] = "auc"
     fusion: FusionSpec = FusionSpec()
     test_fraction: float = Field(0.25, gt=0, lt=1)
+    free_text_codes: list[Code] = Field(
+        default_factory=list,
+        description=(
+            "observation codes whose free-text values ingest lets through (Safe Harbor: any other free text is "
+            "dropped at ingest); list only codes whose text is a controlled answer, never a narrative"
+        ),
+    )
 
     @property
     def feature_names(self) -> list[str]:
@@ -107,6 +114,11 @@ def load_task(path: Path) -> TaskSpec:
 def load_tasks(directory: Path = TASKS_DIR) -> dict[str, TaskSpec]:
     tasks = [load_task(p) for p in sorted(directory.glob("*.yaml"))]
     return {t.name: t for t in tasks}
+
+
+def free_text_codes(tasks: Iterable[TaskSpec]) -> frozenset[tuple[str, str]]:
+    """(code system, code) of every observation whose free-text value some task allowlists: what ingest keeps."""
+    return frozenset((c.system, c.code) for task in tasks for c in task.free_text_codes)
 
 
 def _observation_value(record: CanonicalRecord, feature: FeatureSpec) -> float | None:

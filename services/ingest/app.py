@@ -18,6 +18,7 @@ from shared.schemas import CanonicalRecord
 from shared.schemas.audit import AuditEvent
 from shared.service import Service
 from shared.settings import Settings
+from shared.tasks import free_text_codes, load_tasks
 from shared.topics import Topic
 
 # One broker round trip per batch instead of per document. 200 documents keep a batch of the slowest format (FHIR,
@@ -47,7 +48,10 @@ def create_service(settings: Settings | None = None) -> Service:
     )
     tables = load_tables(settings.hospitals_dir)
     options = ReadOptions(
-        tables=tables, data_root=settings.data_path, claim_check_bytes=settings.ingest_claim_check_bytes
+        tables=tables,
+        data_root=settings.data_path,
+        claim_check_bytes=settings.ingest_claim_check_bytes,
+        free_text_codes=free_text_codes(load_tasks(settings.tasks_dir).values()),
     )
     read = partial(
         _read,
@@ -59,6 +63,7 @@ def create_service(settings: Settings | None = None) -> Service:
         records, audit, FileClaimChecks(settings.data_path), read, IngestMetrics(service.metrics.registry)
     )
     service.details["hospital_tables"] = lambda: sorted(tables)
+    service.details["free_text_codes"] = lambda: sorted(f"{system}|{code}" for system, code in options.free_text_codes)
     service.consume(
         Topic.INGEST_RAW,
         read=raw_document,

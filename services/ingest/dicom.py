@@ -2,25 +2,35 @@
 instance; its pixel data, if larger than ``claim_check_bytes``, becomes a de-identified file for the data dir (claim
 check) that the record references (pure: the file's bytes are returned, the handler stores them).
 
-De-identification: every person name, the patient module and institution tags and private tags are removed, the
-PatientID becomes the pseudonym and every instance UID (all but DICOM's own 1.2.840.10008 ones) is replaced by a
-keyed UID, so the same study always gets the same replacement and nobody can go back.
+De-identification follows the DICOM PS3.15 Basic Application Level Confidentiality Profile (Table E.1-1), as the
+``dicom-anonymizer`` library generates its action table from the standard (``PROFILE_VERSION``), with the Retain
+Longitudinal Temporal Information with Modified Dates Option: every date the profile keeps in some form moves by the
+patient's own offset (``dates.py``, the same as the record's), times of day stay, birth dates go. Two actions are
+ingest's own, because the library's are random per process: every UID outside DICOM's own 1.2.840.10008 root becomes
+a keyed UID (the same study always gets the same replacement, in the record and in the file, and nobody can go back),
+and PatientID becomes the pseudonym. Every person name anywhere, nested sequences included, is removed as well.
 """
 
 from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from functools import cache
 from typing import Any
 
 import numpy as np
 import pydicom
+from dicomanonymizer import simpledicomanonymizer as basic_profile
+from pydicom.datadict import dictionary_VR, keyword_for_tag
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filereader import _read_file_meta_info, read_preamble
+from pydicom.multival import MultiValue
 from pydicom.uid import DeflatedExplicitVRLittleEndian
 
+from services.ingest.dates import shift_dicom_date, shift_dicom_datetime
 from services.ingest.parsed import Attachment, ParseContext, ParsedDocument, ParsedRecord
 from services.ingest.pseudonym import OLDEST_REPORTED_AGE
 from shared.errors import RejectedInput
@@ -28,43 +38,22 @@ from shared.schemas import ImagingReference, IncomingRecord
 
 DICOM_CONTENT_TYPE = "application/dicom"
 STANDARD_UID_ROOT = "1.2.840.10008."  # DICOM's own UIDs (SOP classes, transfer syntaxes): not about anyone
-IDENTIFYING = (
-    "PatientName",
-    "IssuerOfPatientID",
-    "OtherPatientIDs",
-    "OtherPatientIDsSequence",
-    "OtherPatientNames",
-    "PatientBirthDate",
-    "PatientBirthTime",
-    "PatientBirthName",
-    "PatientMotherBirthName",
-    "PatientAddress",
-    "PatientTelephoneNumbers",
-    "PatientTelecomInformation",
-    "MedicalRecordLocator",
-    "PatientComments",
-    "AdditionalPatientHistory",
-    "Occupation",
-    "MilitaryRank",
-    "BranchOfService",
-    "RegionOfResidence",
-    "CountryOfResidence",
-    "InsurancePlanIdentification",
-    "AccessionNumber",
-    "InstitutionName",
-    "InstitutionAddress",
-    "InstitutionalDepartmentName",
-    "StationName",
-    "DeviceSerialNumber",
-    "StudyID",
-    "ReferencedPatientSequence",
-    "RequestAttributesSequence",
-    "PatientInsurancePlanCodeSequence",
-    "ResponsiblePerson",
-    "ResponsibleOrganization",
-    "ReferringPhysicianAddress",
-    "ReferringPhysicianTelephoneNumbers",
+PROFILE_VERSION = "dicomfields_2026c"  # the library's newest table: PS3.15 2026c, Table E.1-1
+Tag = tuple[int, ...]
+Action = Callable[[Dataset, Tag], None]
+# PS3.16 CID 7050 "De-identification Method": what was done, for whoever reads the file next.
+DEIDENTIFICATION_CODES = (
+    ("113100", "Basic Application Confidentiality Profile"),
+    ("113107", "Retain Longitudinal Temporal Information Modified Dates Option"),
 )
+DEIDENTIFICATION_METHOD = "PS3.15 Basic Profile; dates shifted per patient; keyed UIDs"  # LO: 64 at most
+FILE_META_AE_TITLES = (
+    "SourceApplicationEntityTitle",
+    "SendingApplicationEntityTitle",
+    "ReceivingApplicationEntityTitle",
+)
+# What the record takes from the instance besides UIDs, modality and body part: numbers and enumerated values only.
+# None of them is in the profile's table (a unit test holds this), so the record never carries what the file loses.
 ACQUISITION = (
     "SliceThickness",
     "SpacingBetweenSlices",
@@ -81,7 +70,6 @@ ACQUISITION = (
     "BitsStored",
     "PhotometricInterpretation",
     "NumberOfFrames",
-    "ContrastBolusAgent",
 )
 SEX = {"M": "male", "F": "female", "O": "other"}
 # Bounds against decompression bombs: a deflated dataset of half a megabyte can declare gigabytes of zeros, and a few
@@ -175,24 +163,99 @@ def _pixel_statistics(ds: Dataset) -> dict[str, float]:
     }
 
 
-def deidentify(ds: Dataset, context: ParseContext, pseudonym: str) -> Dataset:
-    """The dataset without who it is about: names, patient and institution tags, private tags; UIDs replaced."""
+@cache
+def profile_actions() -> dict[Tag, Action]:
+    """The Basic Profile's action for each tag (or tag mask, for repeating groups), as generated by the library."""
+    return basic_profile.initialize_actions(PROFILE_VERSION)
 
-    def scrub(dataset: Dataset, element: Any) -> None:
-        if element.VR == "PN" or element.keyword in IDENTIFYING:
+
+def _vr(tag: Tag) -> str | None:
+    try:
+        return dictionary_VR((tag[0] << 16) | tag[1])
+    except KeyError:  # a tag the standard has retired and pydicom no longer names
+        return None
+
+
+def _is_birth(tag: Tag) -> bool:
+    return "Birth" in (keyword_for_tag((tag[0] << 16) | tag[1]) or "")
+
+
+@cache
+def _kept_by_ingest() -> frozenset[Tag]:
+    """Tags whose profile action ingest replaces with its own, done beforehand in ``_keyed_and_shifted``: the UIDs
+    the profile replaces (the library's replacements are random per process, so a study would not group across
+    documents or restarts) and the dates and times it keeps in some form (Modified Dates Option: shifted, not
+    dummied). What the profile deletes outright stays deleted, and birth dates and times are never kept."""
+    own = set()
+    for tag, action in profile_actions().items():
+        if len(tag) != 2 or action is basic_profile.delete:
+            continue
+        vr = _vr(tag)
+        if vr == "UI" or (vr in ("DA", "DT", "TM") and not _is_birth(tag)):
+            own.add(tag)
+    return frozenset(own)
+
+
+def _keep(_: Dataset, __: Tag) -> None:
+    """The value ``_keyed_and_shifted`` already wrote stays."""
+
+
+def _rules() -> dict[Tag, Action]:
+    rules = dict(profile_actions())
+    rules.update(dict.fromkeys(_kept_by_ingest(), _keep))
+    return rules
+
+
+def _keyed_and_shifted(ds: Dataset, context: ParseContext, days: int) -> None:
+    """Ingest's own part, on every element at every depth: person names removed, UIDs keyed, dates shifted (birth
+    dates excepted: the profile empties those)."""
+
+    def each(dataset: Dataset, element: Any) -> None:
+        if element.VR == "PN":
             del dataset[element.tag]
-        elif element.VR == "UI" and element.value:
-            values = element.value if isinstance(element.value, list | tuple) else [element.value]
-            replaced = [v if str(v).startswith(STANDARD_UID_ROOT) else _uid(context, str(v)) for v in values]
-            element.value = replaced if len(replaced) > 1 else replaced[0]
+            return
+        if element.value in (None, "") or element.VR not in ("UI", "DA", "DT"):
+            return
+        if element.VR != "UI" and "Birth" in (element.keyword or ""):
+            return
+        values = list(element.value) if isinstance(element.value, MultiValue | list | tuple) else [element.value]
+        if element.VR == "UI":
+            out = [v if str(v).startswith(STANDARD_UID_ROOT) else _uid(context, str(v)) for v in values]
+        elif element.VR == "DA":
+            out = [shift_dicom_date(str(v), days) for v in values]
+        else:
+            out = [shift_dicom_datetime(str(v), days) for v in values]
+        element.value = out if len(out) > 1 else out[0]
 
-    ds.remove_private_tags()
-    ds.walk(scrub)
-    if "SOPInstanceUID" in ds and getattr(ds, "file_meta", None) is not None:
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.walk(each)
+
+
+def deidentify(ds: Dataset, context: ParseContext, pseudonym: str, days: int) -> Dataset:
+    """The dataset as the Basic Profile leaves it (with the Modified Dates Option), ingest's keyed UIDs and
+    shifted dates, PatientID the pseudonym, private tags removed."""
+    _keyed_and_shifted(ds, context, days)
+    try:
+        basic_profile.anonymize_dataset(ds, delete_private_tags=True, base_rules_gen=_rules)
+    finally:
+        # The library remembers every UID it replaced, for good, in a module-level dict (nested UIDs in sequences
+        # it dummies): consistent within this instance is all that is needed, and a service must not grow forever.
+        basic_profile.dictionary.clear()
+    if getattr(ds, "file_meta", None) is not None:
+        if "SOPInstanceUID" in ds:
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        for keyword in FILE_META_AE_TITLES:  # not in the profile's table, yet they name the sending station
+            if keyword in ds.file_meta:
+                delattr(ds.file_meta, keyword)
     ds.PatientID = pseudonym
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = "AI Mass: names, patient tags removed; UIDs keyed"
+    ds.LongitudinalTemporalInformationModified = "MODIFIED"
+    ds.DeidentificationMethod = DEIDENTIFICATION_METHOD
+    codes = []
+    for value, meaning in DEIDENTIFICATION_CODES:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
+        codes.append(item)
+    ds.DeidentificationMethodCodeSequence = codes
     return ds
 
 
@@ -233,7 +296,9 @@ def _instance(ds: Dataset, context: ParseContext) -> ParsedDocument:
     for keyword in ("StudyInstanceUID", "SeriesInstanceUID"):
         if not _text(ds, keyword):
             raise RejectedInput(f"DICOM {keyword}: missing", "schema")
+    # Everything the record needs is read before the claim check de-identifies the dataset in place.
     birth, age = _age(ds)
+    recorded_at, sex = _when(ds), SEX.get(_text(ds, "PatientSex")[:1].upper(), "unknown")
     pixel_bytes = len(ds.PixelData) if "PixelData" in ds else None
     statistics = _pixel_statistics(ds) if pixel_bytes else {}
     rows, columns = ds.get("Rows"), ds.get("Columns")
@@ -259,15 +324,16 @@ def _instance(ds: Dataset, context: ParseContext) -> ParsedDocument:
             / f"{reference['instance_uid'] or 'instance'}.dcm"
         )
         buffer = io.BytesIO()
-        deidentify(ds, context, context.pseudonymize(context.hospital, patient_id)).save_as(buffer)
+        pseudonym = context.pseudonymize(context.hospital, patient_id)
+        deidentify(ds, context, pseudonym, context.pseudonymize.date_shift_days(pseudonym)).save_as(buffer)
         attachments.append(Attachment(path, buffer.getvalue()))
         reference["uri"] = path.as_uri() if path.is_absolute() else str(path)
     incoming = IncomingRecord(
         patient_id=patient_id[:256],
-        recorded_at=_when(ds),
+        recorded_at=recorded_at,
         birth_date=birth,
         age_years=min(age, OLDEST_REPORTED_AGE) if age is not None else None,
-        sex=SEX.get(_text(ds, "PatientSex")[:1].upper(), "unknown"),
+        sex=sex,
     )
     record = ParsedRecord(incoming, "instance", (ImagingReference(**reference),))
     return ParsedDocument(records=[record], attachments=attachments)

@@ -15,8 +15,10 @@ from pydantic import ValidationError
 
 from services.ingest.canonical_json import parse_json_document
 from services.ingest.csv_xlsx import CSV_CONTENT_TYPE, XLSX_CONTENT_TYPE, parse_csv, parse_xlsx
+from services.ingest.dates import UnshiftableDate
 from services.ingest.dicom import DICOM_CONTENT_TYPE, parse_dicom
 from services.ingest.fhir import FHIR_CONTENT_TYPE, parse_fhir
+from services.ingest.free_text import strip_free_text
 from services.ingest.hl7v2 import HL7_CONTENT_TYPE, parse_hl7v2
 from services.ingest.parsed import Attachment, ParseContext, ParsedDocument, RejectedPart
 from services.ingest.pseudonym import Pseudonymizer
@@ -56,6 +58,7 @@ class ReadOptions:
     tables: Mapping[str, TableMapping] = field(default_factory=dict)
     data_root: Path = Path("var/data")
     claim_check_bytes: int = 16_384
+    free_text_codes: frozenset[tuple[str, str]] = frozenset()  # (system, code) whose free text the tasks allowlist
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Ingested:
     content_type: str
     rejected: list[RejectedPart] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    free_text_dropped: int = 0  # free-text values and reference ranges removed (free_text.py): counted, never shown
 
     def __iter__(self) -> Iterator[CanonicalRecord]:
         return iter(self.records)
@@ -202,11 +206,15 @@ def read_document(
     )
     with _cyclic_collection_paused():
         parsed = _parse(parse, document, context, source_format)
+        records, dropped = [], 0
         try:
-            records = [
-                to_canonical(p.incoming, envelope, source_format, pseudonymize, p.key, p.imaging)
-                for p in parsed.records
-            ]
+            for part in parsed.records:
+                stripped = strip_free_text(part.incoming.observations, options.free_text_codes)
+                dropped += stripped.dropped
+                incoming = part.incoming.model_copy(update={"observations": stripped.observations})
+                records.append(to_canonical(incoming, envelope, source_format, pseudonymize, part.key, part.imaging))
         except ValidationError as error:
             raise RejectedInput(f"{source_format}: {describe_validation_error(error)}", "schema") from None
-    return Ingested(records, source_format, content_type, parsed.rejected, parsed.attachments)
+        except UnshiftableDate as error:
+            raise RejectedInput(f"{source_format}: {error}", "schema") from None
+    return Ingested(records, source_format, content_type, parsed.rejected, parsed.attachments, dropped)

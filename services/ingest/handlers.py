@@ -74,6 +74,7 @@ class IngestRaw:
             await self._reject(item, received, rejected, perf_counter() - started, batch)
             return 0
         self.metrics.received(envelope.hospital, ingested.source_format, len(document), perf_counter() - started)
+        self.metrics.dropped_free_text(envelope.hospital, ingested.source_format, ingested.free_text_dropped)
         await self.claim_checks.store(ingested.attachments)
         for record in ingested.records:
             await batch.send(self.records, record, event_id=record.record_id, key=record.patient)

@@ -25,6 +25,10 @@ CODING_SYSTEMS = {
 SEX = {"M": "male", "F": "female", "O": "other", "A": "other", "U": "unknown", "N": "unknown"}
 NUMERIC_TYPES = {"NM"}
 CODED_TYPES = {"CE", "CWE", "CNE", "CF"}
+# Text results: carried as value_text, which ingest then drops unless a task allowlists the code (free_text.py).
+TEXT_TYPES = {"ST", "TX", "FT", "ID", "IS"}
+# Any other type (DT, DTM, TS, TM: a date of the patient's; CX, XPN, XAD, XTN: an identifier, a name, an address, a
+# phone number; ED, RP: documents) is not carried: the observation stays, without its value.
 SKIPPED_RESULT_STATUSES = {"D", "W"}  # deleted, wrong: the sender withdrew the value
 MAX_REPETITIONS = 50
 
@@ -107,6 +111,8 @@ def _obx_value(obx: Any, kind: str, where: str) -> dict[str, Any]:
         return {"value_text": f"{comparator}{low}{separator}{high}"}
     if kind in CODED_TYPES:
         return {"value_code": coded(obx, 5, f"{where}-5")}
+    if kind not in TEXT_TYPES:
+        return {}
     texts = [value(obx, 5, r) for r in range(1, repetitions(obx, 5) + 1)]
     return {"value_text": "\n".join(t for t in texts if t)[:4096]}
 

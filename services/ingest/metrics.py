@@ -36,6 +36,12 @@ class IngestMetrics:
         self.bytes = Counter(
             "aimass_ingest_bytes_total", "Document bytes received, by hospital", ["hospital"], registry=registry
         )
+        self.free_text_dropped = Counter(
+            "aimass_ingest_free_text_dropped_total",
+            "Free-text observation values and reference ranges dropped (Safe Harbor; no task allowlists their code)",
+            ["hospital", "format"],
+            registry=registry,
+        )
         self.parse_seconds = Histogram(
             "aimass_ingest_parse_seconds",
             "Time to parse and pseudonymize one document",
@@ -52,3 +58,7 @@ class IngestMetrics:
 
     def failed(self, reason_class: str, amount: int = 1) -> None:
         self.parse_failures.labels(reason_class).inc(amount)
+
+    def dropped_free_text(self, hospital: str | None, source_format: str, amount: int) -> None:
+        if amount:
+            self.free_text_dropped.labels(hospital_label(hospital), source_format).inc(amount)

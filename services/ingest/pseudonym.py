@@ -6,6 +6,8 @@ import hashlib
 import hmac
 from datetime import date
 
+from services.ingest.dates import shift_days
+
 OLDEST_REPORTED_AGE = 90  # Safe Harbor: every age over 89 is reported as 90
 
 
@@ -21,6 +23,10 @@ class Pseudonymizer:
     def __call__(self, hospital: str, identifier: str, kind: str = "patient") -> str:
         message = "\x1f".join((kind, hospital, identifier.strip())).encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+
+    def date_shift_days(self, pseudonym: str) -> int:
+        """The patient's date offset (``dates.shift_days``): the same key, another domain."""
+        return shift_days(self._key, pseudonym)
 
 
 def age_in_years(birth: date, on: date) -> int:

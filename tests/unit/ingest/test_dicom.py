@@ -1,4 +1,5 @@
 import io
+from datetime import UTC, datetime, timedelta
 
 import pydicom
 import pytest
@@ -25,7 +26,8 @@ def test_ct_small_becomes_a_record_with_imaging_metadata_and_a_claim_check(tmp_p
     [record] = ingested.records
     source = original("CT_small.dcm")
     assert record.source_format == "dicom" and record.patient == pseudonymize("cleveland", "1CT1")
-    assert record.recorded_at.date().isoformat() == "2004-01-19"
+    days = pseudonymize.date_shift_days(record.patient)
+    assert record.recorded_at == datetime(2004, 1, 19, 7, 27, 30, tzinfo=UTC) + timedelta(days=days)  # StudyDate/Time
     [image] = record.imaging
     assert (image.modality, image.rows, image.columns, image.pixel_bytes) == ("CT", 128, 128, 32768)
     assert image.acquisition["KVP"] == 120.0 and image.acquisition["SliceThickness"] == 5.0
@@ -37,7 +39,7 @@ def test_ct_small_becomes_a_record_with_imaging_metadata_and_a_claim_check(tmp_p
     assert image.uri == attachment.path.as_uri() and attachment.path.is_relative_to(tmp_path)
     stored = pydicom.dcmread(io.BytesIO(attachment.content))
     assert stored.PatientID == record.patient and "PatientName" not in stored
-    assert "InstitutionName" not in stored and stored.StudyInstanceUID == image.study_uid
+    assert stored.StudyInstanceUID == image.study_uid
     assert stored.file_meta.MediaStorageSOPInstanceUID == image.instance_uid
     assert (stored.pixel_array == source.pixel_array).all()
     for identifier in (b"CompressedSamples", b"1CT1", source.StudyInstanceUID.encode(), b"JFK IMAGING"):

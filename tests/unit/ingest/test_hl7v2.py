@@ -3,7 +3,7 @@ import pytest
 from services.ingest.hl7v2 import HL7_CONTENT_TYPE, split_messages
 from shared.errors import RejectedInput
 from shared.schemas.records import LOINC, SNOMED
-from tests.support.factories.ingest import by_code, fixture, pseudonymize, read
+from tests.support.factories.ingest import by_code, fixture, pseudonymize, read, unshifted
 
 HL7 = HL7_CONTENT_TYPE
 
@@ -15,18 +15,36 @@ def test_an_oru_r01_with_several_obx_becomes_a_record() -> None:
     assert record.patient == pseudonymize("hungary", "OKI-4471093")  # the PID-3 repetition typed MR
     assert record.encounter == pseudonymize("hungary", "V-2026-8812", "encounter")
     assert record.demographics.age_years == 77 and record.demographics.sex == "female"
-    assert record.recorded_at.isoformat() == "2026-11-01T07:30:00+00:00"  # PV1-44 at +01:00
+    assert unshifted(record, record.recorded_at).isoformat() == "2026-11-01T07:30:00+00:00"  # PV1-44 at +01:00
     observations = by_code(record)
     cholesterol = observations["2093-3"]
     assert (cholesterol.code.system, cholesterol.value, cholesterol.unit) == (LOINC, 262.0, "mg/dL")
     assert (cholesterol.reference_range, cholesterol.interpretation) == ("<200", "H")
-    assert cholesterol.time.isoformat() == "2026-11-01T07:15:00+00:00"
+    assert unshifted(record, cholesterol.time).isoformat() == "2026-11-01T07:15:00+00:00"
     assert observations["2085-9"].value == 38.5 and observations["2085-9"].interpretation == "L"
     assert observations["2345-7"].value_text == ">200"  # SN with a comparator stays text
     assert observations["8601-7"].value_code.system == SNOMED
-    # escape sequences (\T\ and \F\) and a repeated ST field
-    assert observations["8251-1"].value_text == "Hemolysed & lipemic sample| repeat advised\nSecond line"
+    # the ST service comment is free text: dropped (the observation stays, without it), and counted
+    assert observations["8251-1"].value_text is None and ingested.free_text_dropped == 1
     assert observations["2160-0"].value == 1.1
+
+
+def test_a_text_result_a_task_allowlists_keeps_its_escapes_and_repetitions_decoded() -> None:
+    ingested = read(fixture("lipid-panel.oru.hl7"), "hungary", HL7, free_text_codes={(LOINC, "8251-1")})
+    # escape sequences (\T\ and \F\) and a repeated ST field
+    assert by_code(ingested[0])["8251-1"].value_text == "Hemolysed & lipemic sample| repeat advised\nSecond line"
+    assert ingested.free_text_dropped == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"),
+    [("DT", "20261030"), ("TS", "20261030081500"), ("XPN", "Kovacs^Erzsebet"), ("XTN", "555-0143"), ("CX", "4471093")],
+)
+def test_results_typed_as_dates_names_phones_or_identifiers_are_not_carried(kind: str, value: str) -> None:
+    text = fixture("lipid-panel.oru.hl7").decode().rstrip("\r") + f"\rOBX|7|{kind}|99999-9^Other^LN||{value}||||||F\r"
+    [record] = read(text.encode(), "hungary", HL7, free_text_codes={(LOINC, "99999-9")})  # even when allowlisted
+    other = by_code(record)["99999-9"]
+    assert (other.value, other.value_code, other.value_text) == (None, None, None)
 
 
 def test_mllp_framed_adt_and_oru_in_one_document() -> None:
