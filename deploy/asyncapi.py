@@ -179,11 +179,13 @@ class Merger:
 
     def add_operations(self, service: Service, document: dict[str, Any]) -> None:
         groups = {name: sub.group_id for sub in service.broker.subscribers for name in sub.topic_names}
-        published = {self.topic_of(e.topic): e.type for e in service.published}
+        published: dict[str, list[str]] = {}
+        for event in service.published:  # a topic may carry two kinds of event (audit: ingest's and access)
+            published.setdefault(self.topic_of(event.topic), []).append(event.type)
         for operation, channel in self._in_topic_order(document):
             topic = self.topic_of(channel["address"])
             receive = operation["action"] == "receive"
-            messages = [published[topic]] if topic in published and not receive else None
+            messages = published.get(topic) if not receive else None
             entry: dict[str, Any] = {
                 "action": operation["action"],
                 "channel": {"$ref": f"#/channels/{topic}"},
@@ -202,8 +204,13 @@ class Merger:
                 }
             operation_id = f"{service.name}.{'consume' if receive else 'publish'}.{topic}"
             if operation_id in self.operations:
-                raise ValueError(f"{service.name} declares {operation_id} twice")
-            self.operations[operation_id] = entry
+                if receive:
+                    raise ValueError(f"{service.name} declares {operation_id} twice")
+                # The topic's second publisher: one operation sends both kinds of message; both descriptions count.
+                first = self.operations[operation_id]
+                first["summary"] = " ".join(sorted({first["summary"], entry["summary"]} - {""}))
+            else:
+                self.operations[operation_id] = entry
             self.channel_messages.setdefault(topic, [])
             if channel.get("description"):
                 descriptions = self.received_descriptions if receive else self.sent_descriptions
@@ -225,9 +232,7 @@ class Merger:
         result: dict[str, Any] = {}
         for topic in (t.value for t in Topic if t.value in self.channel_messages):
             address = self.prefix + topic
-            descriptions = list(
-                dict.fromkeys(self.sent_descriptions.get(topic) or self.received_descriptions.get(topic, []))
-            )
+            descriptions = sorted(set(self.sent_descriptions.get(topic) or self.received_descriptions.get(topic, [])))
             result[topic] = {
                 "address": address,
                 "title": topic,

@@ -17,16 +17,19 @@ from faststream.asgi import AsgiFastStream
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel
 
+from shared.access import refusal_event
 from shared.asyncapi import PublishedEvent, service_specification
+from shared.auth import SCOPE_OPS, Gate, TokenVerifier, refusal_response
 from shared.broker import consumer_options, ensure_topics, make_broker, without_idle_pause
 from shared.events import DeadLetters, EventPublisher
-from shared.http import HttpApp, Request, Response
+from shared.http import HttpApp, Refused, Request, Response
 from shared.intake import Batch, EventCheck, Intake, Reader
 from shared.lag import ConsumerLagExporter
 from shared.logging import configure_logging
 from shared.metrics import ServiceMetrics
 from shared.producers import ProducerWatch, broker_producer, renew_broker_producer
 from shared.redis import make_redis
+from shared.schemas.audit import AccessEvent
 from shared.settings import Settings, get_settings
 from shared.topics import Topic, group_id, topic_name
 
@@ -60,12 +63,22 @@ class Service:
         self.app = AsgiFastStream(self.broker, on_startup=[self._run_startup], after_shutdown=[self._run_shutdown])
         self.app.after_startup(self._start_lag)
         self.app.after_startup(self.producers.start)
+        self.access_audit = self.publisher(
+            Topic.AUDIT,
+            entity="access",
+            verb="audited",
+            schema=AccessEvent,
+            description="Every read of patient data, every refusal and every token decision, as a FHIR AuditEvent "
+            "(IHE BALP): who, what, when, outcome, from where; never an identifier.",
+        )
+        self.gate = Gate(TokenVerifier.from_settings(self.settings))
         self.http = HttpApp(self.app)
-        self.http.get("/healthz", self._healthz)
-        self.http.get("/readyz", self._readyz)
-        self.http.get("/metrics", self._metrics)
-        self.http.get("/asyncapi", self._asyncapi_yaml)
-        self.http.get("/asyncapi.json", self._asyncapi_json)
+        self.http.refused = self._refused
+        self.http.get("/healthz", self._healthz, guard=None)
+        self.http.get("/readyz", self._readyz, guard=self.gate.optional)
+        self.http.get("/metrics", self._metrics, guard=self.gate.scoped(SCOPE_OPS))
+        self.http.get("/asyncapi", self._asyncapi_yaml, guard=self.gate.authenticated)
+        self.http.get("/asyncapi.json", self._asyncapi_json, guard=self.gate.authenticated)
 
     # -- declaration -------------------------------------------------------------------------------------------
     def topic(self, topic: Topic) -> str:
@@ -197,19 +210,37 @@ class Service:
     async def _healthz(self, _: Request) -> Response:
         return Response.json({"status": "alive", "service": self.name})
 
-    async def _readyz(self, _: Request) -> Response:
+    async def _readyz(self, request: Request) -> Response:
         checks = await self.readiness()
         ready = all(checks.values())
         body = {
             "status": "ready" if ready else "not ready",
             "service": self.name,
             "checks": {name: "ok" if ok else "down" for name, ok in checks.items()},
-            **{name: detail() for name, detail in self.details.items()},
         }
+        if request.principal is not None and request.principal.allows(SCOPE_OPS):  # probes send no token
+            body.update({name: detail() for name, detail in self.details.items()})
         return Response.json(body, 200 if ready else 503)
 
     async def _metrics(self, _: Request) -> Response:
         return Response(self.metrics.render(), content_type=PROMETHEUS_CONTENT_TYPE)
+
+    # -- the trusted edge ------------------------------------------------------------------------------------------
+    async def audit(self, event: AccessEvent) -> None:
+        """Publish an access audit event and wait for the broker: a read that cannot be audited is not served."""
+        patient = next(
+            (e.what.identifier.value for e in event.entity if e.role.code == "1" and e.what.identifier), None
+        )
+        client = event.agent[0].who.identifier
+        key = patient or (client.value if client else self.name)
+        await self.access_audit.publish(event, event_id=event.id, key=key)
+
+    async def _refused(self, request: Request, refused: Refused) -> Response:
+        try:
+            await self.audit(refusal_event(self.name, request, refused))
+        except Exception:  # the refusal stands either way; the broker being down is on /readyz
+            self.log.exception("a refusal could not be audited", extra={"path": request.path})
+        return refusal_response(request, refused)
 
     # -- documentation ---------------------------------------------------------------------------------------
     def _asyncapi_documents(self) -> tuple[bytes, bytes]:

@@ -7,8 +7,11 @@ from services.report.adapters.registry_models import RegistryModels
 from services.report.handlers import Reporter, ReportFusedBatch
 from services.report.metrics import ReportMetrics
 from services.report.routes import ReportRoutes
+from shared.auth import SCOPE_REPORTS
+from shared.links import LinkSigner
 from shared.schemas.predictions import FusedPrediction
 from shared.schemas.reports import ReportMessage
+from shared.secrets import local_secret
 from shared.service import Service
 from shared.settings import Settings
 from shared.tasks import load_tasks
@@ -46,7 +49,13 @@ def create_service(settings: Settings | None = None) -> Service:
         description="Fused results from fuse, in batches.",
     )
 
-    routes = ReportRoutes(store, reporter.pdf)
-    service.http.get("/reports/{report_id}", routes.report)
-    service.http.get("/patients/{pseudonym}/reports", routes.patient_reports)
+    links = LinkSigner(
+        local_secret(service.settings, service.settings.link_key, "link.key"), service.settings.link_ttl_seconds
+    )
+    service.gate.links = links
+    routes = ReportRoutes(store, reporter.pdf, service.audit, links, service.settings.public_url("report"))
+    reports = service.gate.scoped(SCOPE_REPORTS)
+    service.http.get("/reports/{report_id}", routes.report, guard=service.gate.scoped_or_link(SCOPE_REPORTS))
+    service.http.post("/reports/{report_id}/link", routes.link, guard=reports)
+    service.http.get("/patients/{pseudonym}/reports", routes.patient_reports, guard=reports)
     return service

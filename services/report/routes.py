@@ -1,39 +1,132 @@
-"""report's HTTP entrypoint: ``GET /reports/{report_id}`` (HTML, ``?format=pdf``, ``?format=fhir``) and
-``GET /patients/{pseudonym}/reports`` (the patient's reports, newest first). The PDF is rendered on first
-request (``pdf``: report id -> bytes, ``Reporter.pdf``), off the event loop like every file read."""
+"""report's HTTP entrypoint, every route behind a token or a signed link and every read audited:
+
+- ``GET /reports/{report_id}`` (HTML, ``?format=pdf``, ``?format=fhir``): a token of the patient's hospital with
+  ``system/DiagnosticReport.read``, or a signed link made for that report;
+- ``POST /reports/{report_id}/link``: a signed link for browsers (``shared.links``), with the same token;
+- ``GET /patients/{pseudonym}/reports``: the patient's reports, newest first, with the same token.
+
+The PDF is rendered on first request (``pdf``: report id -> bytes, ``Reporter.pdf``), off the event loop like every
+file read. A read is answered only after its audit event was acknowledged by the broker.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
 
+from services.report.access import refusal
 from services.report.ports import ReportStore
-from shared.http import Request, Response
+from shared.access import Interaction, rest_event
+from shared.auth import Principal
+from shared.http import Refused, Request, Response
+from shared.links import LINK_PARAMS, LinkSigner
+from shared.schemas.audit import AccessEvent
 
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "pdf": "application/pdf", "fhir": "application/fhir+json"}
+Audit = Callable[[AccessEvent], Awaitable[None]]
 
 
 class ReportRoutes:
-    def __init__(self, store: ReportStore, pdf: Callable[[str], bytes | None]) -> None:
+    def __init__(
+        self,
+        store: ReportStore,
+        pdf: Callable[[str], bytes | None],
+        audit: Audit,
+        links: LinkSigner,
+        base_url: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.pdf = pdf
+        self.audit = audit
+        self.links = links
+        self.base_url = base_url.rstrip("/")
+        self.clock = clock
 
     async def report(self, request: Request) -> Response:
         report_id = request.params["report_id"]
         fmt = request.query.get("format", "html")
         if fmt not in CONTENT_TYPES:
             return Response.json({"error": f"unknown format {fmt!r}; use html, pdf or fhir"}, 400)
+        resource = f"DiagnosticReport/{report_id}"
+        view = await asyncio.to_thread(self.store.view, report_id)
+        if view is None:
+            await self._audited(request, "read", resource, None, "4", "no such report")
+            return Response.json({"error": f"no report {report_id!r}"}, 404)
+        self._authorize(request, view.hospital)
         if fmt == "pdf":
             body = await asyncio.to_thread(self.pdf, report_id)
         else:
             body = await asyncio.to_thread(self.store.read, report_id, fmt)
         if body is None:
             return Response.json({"error": f"no report {report_id!r}"}, 404)
+        await self._audited(request, "read", resource, view.patient, details={"format": fmt})
+        if fmt == "html" and request.principal is not None and request.principal.via == "link":
+            body = _links_keep_signature(body, request)
         headers = {"content-disposition": f'inline; filename="report-{report_id}.pdf"'} if fmt == "pdf" else {}
+        headers["cache-control"] = "private, no-store"
         return Response(body, content_type=CONTENT_TYPES[fmt], headers=headers)
 
-    async def patient_reports(self, request: Request) -> Response:
-        entries = await asyncio.to_thread(self.store.for_patient, request.params["pseudonym"])
-        return Response.json(
-            {"patient": request.params["pseudonym"], "reports": [e.model_dump(mode="json") for e in entries]}
+    async def link(self, request: Request) -> Response:
+        """A link to the report a browser can open without a token, valid for ``AIMASS_LINK_TTL_SECONDS``."""
+        report_id = request.params["report_id"]
+        view = await asyncio.to_thread(self.store.view, report_id)
+        if view is None:
+            return Response.json({"error": f"no report {report_id!r}"}, 404)
+        self._authorize(request, view.hospital)
+        assert request.principal is not None
+        path, expires = self.links.sign(f"/reports/{report_id}", request.principal, self.clock())
+        await self._audited(
+            request, "create", f"DiagnosticReport/{report_id}", view.patient, description="signed link issued"
         )
+        return Response.json({"url": f"{self.base_url}{path}", "expires_at": expires}, 201)
+
+    async def patient_reports(self, request: Request) -> Response:
+        pseudonym = request.params["pseudonym"]
+        entries = await asyncio.to_thread(self.store.for_patient, pseudonym)
+        for hospital in {entry.hospital for entry in entries}:
+            self._authorize(request, hospital)
+        await self._audited(request, "search-type", f"Patient/{pseudonym}/reports", pseudonym)
+        return Response.json({"patient": pseudonym, "reports": [e.model_dump(mode="json") for e in entries]})
+
+    def _authorize(self, request: Request, hospital: str) -> None:
+        assert request.principal is not None  # every route has a guard
+        reason = refusal(request.principal, hospital, request.path)
+        if reason is not None:
+            raise Refused(403, "access_denied", reason)
+
+    async def _audited(
+        self,
+        request: Request,
+        interaction: Interaction,
+        resource: str,
+        patient: str | None,
+        outcome: str = "0",
+        description: str | None = None,
+        details: dict[str, str] | None = None,
+    ) -> None:
+        principal: Principal | None = request.principal
+        event = rest_event(
+            "report",
+            request,
+            principal,
+            interaction,
+            resource=resource,
+            patient=patient,
+            outcome=outcome,  # type: ignore[arg-type]
+            description=description,
+            details=details,
+        )
+        try:
+            await self.audit(event)
+        except Exception:
+            raise Refused(503, "temporarily_unavailable", "the access cannot be audited now; try again") from None
+
+
+def _links_keep_signature(html: bytes, request: Request) -> bytes:
+    """The report's own links to its PDF and FHIR forms carry the signed link's parameters, so a browser that
+    opened the report from a link can follow them."""
+    signed = urlencode({name: request.query[name] for name in LINK_PARAMS if name in request.query})
+    return html.replace(b'href="?format=', f'href="?{signed.replace("&", "&amp;")}&amp;format='.encode())

@@ -1,6 +1,8 @@
-"""The value of ``audit``: who sent what kind of document, when, and which pseudonyms it produced.
+"""The values of ``audit``: ingest's record of each document (``AuditEvent``: who sent what kind, when, which
+pseudonyms it produced; ``org.aimass.audit.recorded.v1``) and every access to the platform's data or credentials
+(``AccessEvent``, a FHIR R4 AuditEvent; ``org.aimass.access.audited.v1``). Consumers tell them apart by ``ce_type``.
 
-Never an identifier: hospitals, formats, counts, pseudonyms and reasons only.
+Never an identifier: hospitals, formats, counts, client ids, pseudonyms and reasons only.
 """
 
 from __future__ import annotations
@@ -30,3 +32,107 @@ class AuditEvent(BaseModel):
     pseudonyms: list[str] = Field(default_factory=list, description="patient pseudonyms of the records")
     record_ids: list[str] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list, description="why parts or the whole document were rejected")
+
+
+# -- access audit: FHIR R4 AuditEvent, as IHE Basic Audit Log Patterns (BALP) fills it -----------------------------
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+EVENT_TYPES = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+RESTFUL_INTERACTIONS = "http://hl7.org/fhir/restful-interaction"
+ENTITY_TYPES = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLES = "http://terminology.hl7.org/CodeSystem/object-role"
+NETWORK_IP = "2"
+PSEUDONYM_SYSTEM = "urn:aimass:pseudonym"
+CLIENT_SYSTEM = "urn:aimass:oauth-client"
+AuditAction = Literal["C", "R", "U", "D", "E"]
+AuditEventOutcome = Literal["0", "4", "8", "12"]  # success, minor failure (refused), serious failure, major failure
+
+
+class Coding(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    system: str
+    code: str
+    display: str | None = None
+
+
+class CodeableConcept(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    coding: list[Coding]
+
+
+class Identifier(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    system: str
+    value: str
+
+
+class Reference(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    reference: str | None = None
+    identifier: Identifier | None = None
+    display: str | None = None
+
+
+class AuditNetwork(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    address: str
+    type: str = NETWORK_IP
+
+
+class AuditAgent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: CodeableConcept
+    who: Reference
+    requestor: bool
+    network: AuditNetwork | None = None
+    policy: list[str] = Field(default_factory=list, description="the access token's id (jti): which grant was used")
+
+
+class AuditSource(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    observer: Reference
+    type: list[Coding] = Field(default_factory=list)
+
+
+class AuditEntityDetail(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    valueString: str
+
+
+class AuditEntity(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    what: Reference
+    type: Coding
+    role: Coding
+    detail: list[AuditEntityDetail] = Field(default_factory=list)
+
+
+class AccessEvent(BaseModel):
+    """One access to the platform's data or one credential decision, as a FHIR R4 ``AuditEvent``: who (agents:
+    the client, with its network address and the token used; the service that answered), what (entities: the
+    resource read and the patient's pseudonym), when, outcome and why (``outcomeDesc``). Never an identifier: clients
+    are OAuth client ids, patients pseudonyms. ``ce_type`` ``org.aimass.access.audited.v1`` on ``audit``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    resourceType: Literal["AuditEvent"] = "AuditEvent"
+    id: str
+    type: Coding
+    subtype: list[Coding] = Field(default_factory=list)
+    action: AuditAction
+    recorded: datetime
+    outcome: AuditEventOutcome
+    outcomeDesc: str | None = None
+    agent: list[AuditAgent]
+    source: AuditSource
+    entity: list[AuditEntity] = Field(default_factory=list)

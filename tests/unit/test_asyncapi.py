@@ -14,6 +14,7 @@ from pydantic import BaseModel, create_model
 from shared.service import Service
 from shared.settings import PROJECT_ROOT, Settings
 from shared.topics import Topic
+from tests.support.identity import local_identity
 
 _spec = importlib.util.spec_from_file_location("aimass_asyncapi", PROJECT_ROOT / "deploy" / "asyncapi.py")
 assert _spec is not None and _spec.loader is not None
@@ -98,9 +99,13 @@ def test_check_mode_fails_on_a_stale_file(
 async def test_each_service_serves_its_own_spec(tmp_path: Path) -> None:
     services = asyncapi.build_services(asyncapi.reference_settings(tmp_path))
     infer = next(s for s in services if s.name == "infer")
+    infer.gate.verifier = local_identity().verifier()
+    headers = local_identity().headers("hungary")  # any client of the platform may read what its topics carry
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=infer.http), base_url="http://test") as client:
-        text = await client.get("/asyncapi")
-        json_doc = await client.get("/asyncapi.json")
+        anonymous = await client.get("/asyncapi")
+        text = await client.get("/asyncapi", headers=headers)
+        json_doc = await client.get("/asyncapi.json", headers=headers)
+    assert anonymous.status_code == 401
     assert text.status_code == 200 and text.headers["content-type"].startswith("application/yaml")
     spec = yaml.safe_load(text.text)
     assert spec["info"]["title"] == "AI Mass infer"

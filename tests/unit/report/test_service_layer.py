@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,18 +10,14 @@ from services.report.adapters.file_store import FileReportStore
 from services.report.adapters.registry_models import RegistryModels
 from services.report.handlers import Reporter, ReportFusedBatch, parse_time, report_id_of
 from services.report.metrics import ReportMetrics
-from services.report.routes import ReportRoutes
 from shared.errors import RejectedInput
-from shared.http import Request
 from shared.metrics import ServiceMetrics
 from shared.schemas.predictions import FusedPrediction
 from shared.schemas.reports import ReportMessage
 from shared.settings import Settings
 from shared.tasks import load_tasks
 from shared.topics import CE_TIME
-from tests.support.factories.report import fused_for, record_from
 from tests.support.fakes import RecordingPublisher, Sent, consumed, handled
-from tests.unit.report.conftest import SITES
 
 WHEN = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
 
@@ -97,36 +92,6 @@ async def test_models_absent_from_the_registry_give_a_report_without_attribution
     message = service.report(swiss_fused, WHEN)
     view = FileReportStore.under(settings).view(message.report_id)
     assert view is not None and view.drivers == [] and all(m.auc is None for m in view.models)
-
-
-async def test_routes_serve_each_format_and_a_patients_reports_newest_first(
-    fresh_settings: Settings, swiss_fused: FusedPrediction
-) -> None:
-    service, _ = reporter(fresh_settings)
-    patient = swiss_fused.patient
-    later = fused_for(record_from("cleveland", 3), SITES).model_copy(update={"patient": patient})
-    old = service.report(swiss_fused, WHEN)
-    new = service.report(later, WHEN + timedelta(days=30))
-    routes = ReportRoutes(FileReportStore.under(fresh_settings), service.pdf)
-
-    def get(report_id: str, **query: str) -> Request:
-        return Request(f"/reports/{report_id}", {"report_id": report_id}, query)
-
-    html = await routes.report(get(old.report_id))
-    assert html.status == 200 and html.content_type.startswith("text/html") and patient.encode() in html.body
-    pdf = await routes.report(get(old.report_id, format="pdf"))
-    assert pdf.content_type == "application/pdf" and pdf.body.startswith(b"%PDF")
-    fhir = await routes.report(get(old.report_id, format="fhir"))
-    assert json.loads(fhir.body)["resourceType"] == "Bundle"
-    assert (await routes.report(get("no-such-report"))).status == 404
-    assert (await routes.report(get("../../etc"))).status == 404
-    assert (await routes.report(get("no-such-report", format="pdf"))).status == 404
-    assert (await routes.report(get("../../etc", format="pdf"))).status == 404
-    assert (await routes.report(get(old.report_id, format="docx"))).status == 400
-    listing = await routes.patient_reports(Request("", {"pseudonym": patient}, {}))
-    assert [r["report_id"] for r in json.loads(listing.body)["reports"]] == [new.report_id, old.report_id]
-    empty = await routes.patient_reports(Request("", {"pseudonym": "nobody"}, {}))
-    assert json.loads(empty.body)["reports"] == []
 
 
 def test_report_time_comes_from_the_fused_event() -> None:

@@ -1,0 +1,20 @@
+"""Who may read which report (pure): a hospital's clients read their own patients' reports; a signed link opens the
+one report it was made for; operators and clients acting for no hospital read none."""
+
+from __future__ import annotations
+
+from shared.auth import Principal
+
+
+def refusal(principal: Principal, hospital: str, path: str) -> str | None:
+    """Why ``principal`` may not read what lies at ``path`` (a report or a list of ``hospital``'s patient); ``None``
+    when it may."""
+    if principal.via == "link":
+        if principal.resource != path or principal.hospital != hospital:
+            return "this link was made for another page; ask for a link to this one"
+        return None
+    if principal.hospital is None:
+        return "this token acts for no hospital; reports are read with a token of the patient's hospital"
+    if principal.hospital != hospital:
+        return "this report is about a patient of another hospital"
+    return None

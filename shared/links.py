@@ -1,0 +1,66 @@
+"""Signed links: a URL a person can open in a browser without a token in hand, for one resource, for minutes.
+
+A client with a token asks for a link (``POST /reports/{id}/link``); the link carries its expiry, the client and the
+hospital it acts for, and an HMAC-SHA-256 over those and the path under the deployment's link key
+(``AIMASS_LINK_KEY``, else ``var/secrets/link.key``). Opening it acts as that client, for that path only: the read is
+audited under the client's name, and a changed path, expiry or client breaks the signature. The report id alone,
+guessed or seen in a log, opens nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from urllib.parse import urlencode
+
+from shared.auth import SCOPE_REPORTS, Principal
+from shared.http import Refused, Request
+
+LINK_PARAMS = ("exp", "by", "for", "sig")
+
+
+class LinkSigner:
+    def __init__(self, key: bytes, ttl_seconds: int) -> None:
+        if len(key) < 16:
+            raise ValueError("a link key needs at least 16 bytes")
+        self._key = key
+        self.ttl_seconds = ttl_seconds
+
+    def _signature(self, path: str, expires: int, client: str, hospital: str) -> str:
+        message = "\n".join(("aimass-link-v1", path, str(expires), client, hospital)).encode()
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def sign(self, path: str, principal: Principal, now: float) -> tuple[str, int]:
+        """``path?exp=…&by=…&for=…&sig=…`` and its expiry (epoch seconds)."""
+        expires = int(now) + self.ttl_seconds
+        hospital = principal.hospital or ""
+        query = {"exp": str(expires), "by": principal.client_id, "for": hospital}
+        query["sig"] = self._signature(path, expires, principal.client_id, hospital)
+        return f"{path}?{urlencode(query)}", expires
+
+    def verify(self, request: Request, now: float) -> Principal:
+        """The client the link was made for, allowed ``request.path`` only; ``Refused`` (401) otherwise."""
+        try:
+            expires = int(request.query.get("exp", ""))
+        except ValueError:
+            raise Refused(401, "invalid_link", "the link has no valid expiry; ask for a new link") from None
+        client, hospital = request.query.get("by", ""), request.query.get("for", "")
+        expected = self._signature(request.path, expires, client, hospital)
+        if not client or not hmac.compare_digest(expected, request.query.get("sig", "")):
+            raise Refused(401, "invalid_link", "the link's signature does not match; ask for a new link")
+        if expires < now:
+            raise Refused(401, "expired_link", "the link has expired; ask for a new one")
+        return Principal(
+            client_id=client,
+            hospital=hospital or None,
+            scopes=frozenset({SCOPE_REPORTS}),
+            token_id=request.query["sig"][:16],
+            via="link",
+            resource=request.path,
+        )
+
+
+def is_signed(request: Request) -> bool:
+    return "sig" in request.query
