@@ -25,15 +25,34 @@ looks in three places:
 Matching is one pass per text: all identifiers in one compiled regular expression (an alternation, longest first), as
 UTF-8 bytes and in their JSON-escaped forms (``\\u00e9``), case-insensitive by default (a name in capitals is still
 a name). ``PhiMatcher`` is the matcher alone, for texts of your own. ``scan_blocking`` is ``scan`` for sync code.
+
+**Dates** (``date_identifiers``): ingest shifts every date of a patient's care by a per-patient number of days
+(±1..``max_shift_days``, never 0) and drops birth dates, so the real ones must not come out. But a shifted date is a
+date too, and it can be another patient's real one: scanning for every real date would raise false alarms. So a
+form of a real date is scanned only where nothing legitimate can produce it:
+
+- a **time to the minute** (``2026-01-05T08:00``, ``2026-01-05 08:00``, HL7/DICOM ``202601050800``, in UTC) unless
+  some other real time has the same minute of the day on a date within ``max_shift_days`` (a whole-day shift keeps
+  the minute, so only such a time can be shifted onto it), or the platform itself was running at that minute (its
+  own clock: ``received_at``, ``ce_time``, log lines);
+- a **date alone** (``2026-01-05``, ``20260105``, ``01/05/2026``) unless some other real date of care lies within
+  ``max_shift_days`` of it, or the platform ran that day; birth dates the same way (they are never shifted, but a
+  shifted date of care could land on one).
+
+The demo scenario gives every encounter a minute of the day of its own (``heart.ENCOUNTER_SPACING``), so all of its
+times are scanned; its dates of care lie within weeks of each other, so those are left to the minute forms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -202,6 +221,76 @@ async def scan(
 def scan_blocking(identifiers: Iterable[str], settings: Settings, **options: object) -> list[Hit]:
     """``scan`` for code that runs no event loop."""
     return asyncio.run(scan(identifiers, settings, **options))  # type: ignore[arg-type]
+
+
+DAY_FORMS = ("%Y-%m-%d", "%Y%m%d", "%m/%d/%Y")
+MINUTE_FORMS = ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y%m%d%H%M")
+DICOM_TIMES = (
+    ("StudyDate", "StudyTime"),
+    ("SeriesDate", "SeriesTime"),
+    ("AcquisitionDate", "AcquisitionTime"),
+    ("ContentDate", "ContentTime"),
+    ("InstanceCreationDate", "InstanceCreationTime"),
+)
+
+
+def day_forms(day: date) -> set[str]:
+    return {day.strftime(form) for form in DAY_FORMS}
+
+
+def minute_forms(when: datetime) -> set[str]:
+    utc = when.astimezone(UTC)
+    return {utc.strftime(form) for form in MINUTE_FORMS}
+
+
+def _near(day: date, others: Iterable[date], max_shift_days: int) -> bool:
+    """Whether a shift of one of ``others`` (never by 0 days) could land on ``day``."""
+    return any(0 < abs((day - other).days) <= max_shift_days for other in others)
+
+
+def date_identifiers(
+    patients: Iterable[tuple[date | None, Iterable[datetime]]],
+    max_shift_days: int,
+    platform: tuple[datetime, datetime],
+) -> set[str]:
+    """The forms of the patients' real dates (birth date, times of care) that no legitimate output can contain: see
+    the module docstring. ``platform`` is (from, to) of the platform's own clock during the run."""
+    people = [(birth, [t.astimezone(UTC) for t in times]) for birth, times in patients]
+    care_days = {t.date() for _, times in people for t in times}
+    days_of_minute: dict[tuple[int, int], set[date]] = defaultdict(set)
+    for _, times in people:
+        for t in times:
+            days_of_minute[t.hour, t.minute].add(t.date())
+    began, ended = (t.astimezone(UTC) for t in platform)
+    platform_days = {began.date() + timedelta(days=n) for n in range((ended.date() - began.date()).days + 1)}
+    found: set[str] = set()
+    for birth, times in people:
+        if birth is not None and not _near(birth, care_days, max_shift_days) and birth not in platform_days:
+            found |= day_forms(birth)
+        for t in times:
+            platform_minute = began - timedelta(minutes=1) <= t <= ended + timedelta(minutes=1)
+            if not platform_minute and not _near(t.date(), days_of_minute[t.hour, t.minute], max_shift_days):
+                found |= minute_forms(t)
+            if not _near(t.date(), care_days, max_shift_days) and t.date() not in platform_days:
+                found |= day_forms(t.date())
+    return found
+
+
+def dicom_dates(data: bytes) -> tuple[date | None, list[datetime]]:
+    """(birth date, times of care) of a DICOM instance, for ``date_identifiers``: a date without its time counts as
+    midnight (its minute forms are then those of midnight, its day forms the date's)."""
+    import pydicom  # only the tests that scan DICOM input need it
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    times = []
+    for day_keyword, time_keyword in DICOM_TIMES:
+        day, clock = str(ds.get(day_keyword) or ""), str(ds.get(time_keyword) or "").split(".")[0].ljust(6, "0")[:6]
+        if len(day) == 8 and day.isdigit():
+            stamp = day + (clock if clock.isdigit() else "000000")
+            times.append(datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=UTC))
+    born = str(ds.get("PatientBirthDate") or "")
+    birth = datetime.strptime(born, "%Y%m%d").date() if len(born) == 8 and born.isdigit() else None
+    return birth, times
 
 
 def describe(hits: list[Hit], limit: int = 20) -> str:

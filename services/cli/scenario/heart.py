@@ -36,6 +36,10 @@ CODED = {
     "fbs": (AIMASS_CODES, "fasting-glucose-gt-120", "Fasting blood sugar > 120 mg/dL"),
     "exang": (AIMASS_CODES, "exercise-angina", "Exercise-induced angina"),
 }
+# An hour and a minute between encounters: 61 and the 1,440 minutes of a day have no common divisor, so each of the
+# 920 encounters falls on a minute of the day of its own. A whole-day date shift keeps the time of day, so no patient's
+# shifted time can be another's real one, and the PHI scan can look for every real time (tests/support/phi.py).
+ENCOUNTER_SPACING = timedelta(hours=1, minutes=1)
 DIAGNOSIS = (AIMASS_CODES, "uci-heart-diagnosis", "Angiographic disease status (UCI num, 0-4)")
 CORONARY_DISEASE = (SNOMED, "53741008", "Coronary arteriosclerosis")
 
@@ -97,13 +101,16 @@ def canonical_record(row: dict[str, Any], when: datetime) -> dict[str, Any]:
 def records_by_hospital(
     limit_per_hospital: int | None = None, start: datetime | None = None, spread: bool = False
 ) -> dict[str, list[dict[str, Any]]]:
-    """Documents per hospital; encounters are an hour apart from ``start`` (a fixed day unless given).
+    """Documents per hospital; the encounters took place before ``start`` (a fixed day unless given), the last one
+    ``ENCOUNTER_SPACING`` before it, each ``ENCOUNTER_SPACING`` after the one before: the five or six weeks of clinic
+    visits a hospital sends at ``start``, in the order of the UCI files.
 
     With a limit, the first rows of each hospital, or with ``spread`` rows evenly spaced over its whole list (the
     UCI files are partly sorted by diagnosis: Hungary's first 60 patients are all healthy).
     """
     frame = load_heart_disease()
     start = start or datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+    first = start - len(frame) * ENCOUNTER_SPACING
     rows: dict[str, list[tuple[int, dict[str, Any]]]] = {h: [] for h in HOSPITALS.values()}
     for position, row in enumerate(frame.to_dict("records")):
         rows[HOSPITALS[row["dataset"]]].append((position, row))
@@ -115,5 +122,5 @@ def records_by_hospital(
                 numbered = [numbered[int(i * step)] for i in range(limit_per_hospital)]
             else:
                 numbered = numbered[:limit_per_hospital]
-        out[hospital] = [canonical_record(row, start + timedelta(hours=position)) for position, row in numbered]
+        out[hospital] = [canonical_record(row, first + position * ENCOUNTER_SPACING) for position, row in numbered]
     return out

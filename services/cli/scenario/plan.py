@@ -15,6 +15,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, Literal
 
 from services.cli.publish import CONTENT_TYPES
@@ -43,6 +44,14 @@ class Message:
         return CONTENT_TYPES[self.format]
 
 
+@dataclass(frozen=True)
+class PatientDates:
+    """The real dates a patient's documents carry, for the PHI scan (ingest shifts or drops every one of them)."""
+
+    birth: date | None
+    care: tuple[datetime, ...]
+
+
 @dataclass
 class Scenario:
     training: list[Message]
@@ -50,6 +59,7 @@ class Scenario:
     imaging: list[Message]
     broken: list[Message]
     identifiers: set[str]  # every direct identifier that goes in; none may come out
+    dates: dict[str, PatientDates] = field(default_factory=dict)  # "<hospital>/<patient id>": the real dates sent
 
     def all(self) -> Iterator[Message]:
         yield from self.training
@@ -104,6 +114,13 @@ def identifiers_of(hospital: str, document: dict[str, Any]) -> set[str]:
     if FORMAT_OF[hospital] == "json":
         return {document["patient_id"]}
     return set(identity(document).strings())
+
+
+def dates_of(hospital: str, document: dict[str, Any]) -> PatientDates:
+    """The encounter and observation times of a document, and the birth date its format sends (JSON sends an age)."""
+    times = [document["recorded_at"], *(o["time"] for o in document.get("observations", []) if o.get("time"))]
+    birth = None if FORMAT_OF[hospital] == "json" else identity(document).birth_date
+    return PatientDates(birth, tuple(sorted({datetime.fromisoformat(t) for t in times})))
 
 
 def broken_messages(sample: dict[str, dict[str, Any]]) -> list[Message]:
@@ -165,12 +182,14 @@ def build(documents: dict[str, list[dict[str, Any]]], dicom_files: dict[str, byt
     training: list[Message] = []
     held_out: list[Message] = []
     identifiers: set[str] = set()
+    dates: dict[str, PatientDates] = {}
     for hospital, docs in documents.items():
         train_docs, held_docs = held_out_split(docs)
         training += render(hospital, train_docs, "training")
         held_out += render(hospital, held_docs, "held-out")
         for document in docs:
             identifiers |= identifiers_of(hospital, document)
+            dates[f"{hospital}/{document['patient_id']}"] = dates_of(hospital, document)
     sample = {hospital: docs[0] for hospital, docs in documents.items() if docs}
     broken = broken_messages(sample) if len(sample) == len(FORMAT_OF) else []
-    return Scenario(training, held_out, dicom_messages(dicom_files), broken, identifiers)
+    return Scenario(training, held_out, dicom_messages(dicom_files), broken, identifiers, dates)
