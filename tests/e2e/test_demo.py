@@ -10,19 +10,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
 from services.cli.scenario import summary
 from services.cli.simulate import Run, play
+from services.ingest.dates import MAX_SHIFT_DAYS
 from shared.broker import ensure_topics
 from shared.settings import Settings
-from tests.support.phi import describe, scan_blocking
+from tests.support.phi import date_identifiers, describe, dicom_dates, minute_forms, scan_blocking
 from tests.support.processes import ServiceProcess, log_tails, start_all
 from tests.support.processes import test_settings as settings_for
 
 PER_HOSPITAL = 60
+COLLECTED_AT = datetime.now(UTC)  # before the platform starts: its own clock (received_at, ce_time, logs) is later
 SERVICES = ["ingest", "clean", "train", "infer", "fuse", "report"]
 
 
@@ -116,7 +119,15 @@ def test_the_summary_shows_every_section_with_this_runs_numbers(run: Run, settin
 def test_no_identifier_that_went_in_comes_out_anywhere(
     run: Run, settings: Settings, platform: dict[str, ServiceProcess]
 ) -> None:
-    identifiers = run.outcome.scenario.identifiers
+    scenario = run.outcome.scenario
+    identifiers = set(scenario.identifiers)
     assert len(identifiers) > 4 * PER_HOSPITAL  # names, MRNs, phones, birth dates, streets
-    hits = scan_blocking(identifiers, settings, metrics_urls=[f"{p.url}/metrics" for p in platform.values()])
+    # The real dates too: every encounter and observation time to the minute, birth dates, and the DICOM samples'
+    # dates, in the forms that no date shift and no clock of the platform can produce (tests/support/phi.py).
+    patients = [(d.birth, d.care) for d in scenario.dates.values()]
+    patients += [dicom_dates(message.body) for message in scenario.imaging]
+    dates = date_identifiers(patients, MAX_SHIFT_DAYS, (COLLECTED_AT, datetime.now(UTC)))
+    times = [t for d in scenario.dates.values() for t in d.care]
+    assert len(times) >= 4 * PER_HOSPITAL and all(minute_forms(t) <= dates for t in times), "every time is scanned"
+    hits = scan_blocking(identifiers | dates, settings, metrics_urls=[f"{p.url}/metrics" for p in platform.values()])
     assert hits == [], describe(hits)
