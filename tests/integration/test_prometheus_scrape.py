@@ -20,6 +20,7 @@ import yaml
 
 from shared.settings import PROJECT_ROOT, SERVICE_NAMES, Settings
 from shared.topics import CE_SOURCE, Topic, topic_name
+from tests.support.identity import local_identity
 from tests.support.kafka import producer
 from tests.support.processes import ServiceProcess, free_port
 
@@ -44,6 +45,11 @@ def scrape_config_for(settings: Settings) -> dict[str, Any]:
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")
     config["rule_files"] = [str(CONFIG_DIR / path) for path in config["rule_files"]]
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "aimass")
+    identity = local_identity()  # the services of this run accept its tokens: Prometheus gets one there
+    job["oauth2"].update(
+        token_url=f"{identity.url}/token",
+        client_secret_file=str(identity.folder / "clients" / f"{job['oauth2']['client_id']}.secret"),
+    )
     for target in job["static_configs"]:
         target["targets"] = [f"127.0.0.1:{settings.port_for(target['labels']['component'])}"]
     return config

@@ -1,10 +1,12 @@
 """A real identity provider for tests: the local issuer's own key, clients and grant code, minting real ES256 tokens
-in the test process, and its JWKS served over HTTP on a free port so service processes verify them as they verify
-the issuer's. One per test session (``local_identity``); tests of the issuer process itself use ``aimass run issuer``.
+in the test process, its JWKS and token endpoint served over HTTP on a free port, so service processes verify tokens
+as they verify the issuer's and Prometheus fetches its own. One per test session (``local_identity``); the issuer
+process itself (``aimass run issuer``: the same code plus the audit of every grant) has tests of its own.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import tempfile
 import threading
@@ -13,9 +15,10 @@ from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote_plus
 
 from services.issuer.clients import hospital_client_id, hospital_key_path, register_local_clients
-from services.issuer.grants import ASSERTION_TYPE, TokenService, client_assertion
+from services.issuer.grants import ASSERTION_TYPE, GrantRefused, TokenService, client_assertion
 from services.issuer.keys import load_or_create
 from shared.auth import SCOPE_OPS, TokenVerifier
 from shared.settings import PROJECT_ROOT
@@ -81,6 +84,28 @@ class LocalIdentity:
                     return
                 body = json.dumps({"keys": [identity.key.public_jwk]}).encode()
                 self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # the token endpoint, for clients that fetch their own (Prometheus)
+                if self.path != "/token":
+                    self.send_error(404)
+                    return
+                length = int(self.headers.get("content-length") or 0)
+                form = {k: v[-1] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                basic = None
+                scheme, _, value = (self.headers.get("authorization") or "").partition(" ")
+                if scheme.lower() == "basic":
+                    client_id, _, secret = base64.b64decode(value).decode().partition(":")
+                    basic = (unquote_plus(client_id), unquote_plus(secret))
+                try:
+                    status, answer = 200, identity.tokens.grant(form, basic).response()
+                except GrantRefused as refused:
+                    status, answer = refused.status, {"error": refused.error, "error_description": refused.description}
+                body = json.dumps(answer).encode()
+                self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
