@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, quietly: Debian packages, the virtualenv with the project, the Kafka jars.
+# Installs what is missing, quietly: Debian packages, the virtualenv with the project, the Kafka jars, the local CA
+# and the broker certificate (var/tls, for the secured stack).
 # Prints nothing when everything is there; says exactly what failed and where the log is otherwise.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -12,6 +13,7 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v java >/dev/null || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need_apt+=(maven)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v openssl >/dev/null || need_apt+=(openssl)
 command -v kcat >/dev/null || need_apt+=(kcat)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
@@ -38,3 +40,4 @@ if [ ! -f "$stamp" ]; then
 fi
 
 "$ROOT/deploy/kafka/kafka.sh" fetch
+"$ROOT/deploy/tls/certs.sh"

@@ -6,6 +6,8 @@
 # the same consumer group. The first is the usual one (NAME.pid, NAME.log, its port); replica i (1..N-1) is NAME-i
 # (NAME-i.pid, NAME-i.log) on port + 10*i, e.g. infer on 8104, infer-1 on 8114. stop and status cover every replica
 # that has a pid file, whatever N is now.
+# Credentials: when the stack runs secured (deploy/stack.sh up: Kafka sasl-ssl, Redis acl), each process starts with its
+# principal's environment, var/secrets/svc-<NAME>.env (written by deploy/lib/secure.py when Kafka and Redis start).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/lib/common.sh"
@@ -42,6 +44,19 @@ processes() {
   return 0
 }
 
+secured() {
+  grep -qx sasl-ssl "$RUN_DIR/kafka.security" 2>/dev/null || grep -qx acl "$RUN_DIR/redis.security" 2>/dev/null
+}
+
+# credentials SERVICE -> fills CREDENTIALS with the KEY=VALUE lines of the service's principal (none when unsecured).
+credentials() {
+  local file=$VAR/secrets/svc-$1.env
+  CREDENTIALS=()
+  secured || return 0
+  [ -f "$file" ] || die "no credentials for $1 in $file; start Kafka and Redis first (deploy/stack.sh up)"
+  mapfile -t CREDENTIALS < <(grep -v '^#' "$file")
+}
+
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$(port_of "$1")$2" || true; }
 
 start_one() {
@@ -50,7 +65,8 @@ start_one() {
   pid_alive "$pidfile" && return 0
   port_open 127.0.0.1 "$port" && \
     die "port $port for $name is taken by another process; stop it or set AIMASS_${service^^}_PORT"
-  env "AIMASS_${service^^}_PORT=$port" setsid "$AIMASS" run "$service" >>"$log" 2>&1 </dev/null &
+  credentials "$service"
+  env "${CREDENTIALS[@]}" "AIMASS_${service^^}_PORT=$port" setsid "$AIMASS" run "$service" >>"$log" 2>&1 </dev/null &
   echo $! >"$pidfile"
 }
 

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from itertools import chain
 from typing import Any
 
@@ -30,7 +30,7 @@ from faststream.middlewares import AckPolicy
 from shared.metrics import ServiceMetrics
 from shared.security import kafka_client_options, kafka_security
 from shared.settings import Settings
-from shared.topics import Topic, topic_name
+from shared.topics import Topic, hospital_input_topic, topic_name
 
 log = logging.getLogger("aimass.broker")
 
@@ -144,14 +144,21 @@ def consumer_options(group: str, batch: bool = False) -> dict[str, Any]:
     }
 
 
-async def ensure_topics(settings: Settings, topics: list[Topic] | None = None) -> None:
+async def ensure_topics(
+    settings: Settings, topics: list[Topic] | None = None, *, hospitals: Sequence[str] = ()
+) -> None:
     """Create the contract topics with the configured partition count (``deadletter`` with room for the reason
-    headers of the largest message); existing ones are left as they are."""
+    headers of the largest message), and each of ``hospitals``' input topic (``hospital_input_topic``); existing ones
+    are left as they are.
+
+    Best effort, as before: the broker's per-topic refusals are not raised. On the secured stack a service may not
+    create topics (the admin made them at start, deploy/lib/secure.py), and its start goes on past the refusal."""
     admin = AIOKafkaAdminClient(**kafka_client_options(settings), request_timeout_ms=10_000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [topic_name(t, settings.topic_prefix) for t in (topics or list(Topic))]
+        wanted += [hospital_input_topic(h, settings.topic_prefix) for h in hospitals]
         deadletter = topic_name(Topic.DEADLETTER, settings.topic_prefix)
         room = {"max.message.bytes": str(DEADLETTER_MAX_MESSAGE_BYTES)}
         missing = [

@@ -2,9 +2,16 @@
 # Apache Kafka (KRaft, single node) from Maven Central jars — no Docker needed.
 #   kafka.sh fetch   download the broker jars once (Maven caches them in ~/.m2)
 #   kafka.sh start   format storage if new, start the broker, wait until it answers metadata requests
+#   kafka.sh secure  (KAFKA_SECURITY=sasl-ssl, broker running) set users, ACLs and topics again: after adding a
+#                    hospital or rotating a password, without a restart
 #   kafka.sh stop | status
-# KAFKA_SECURITY=sasl-scram starts it with SCRAM-SHA-256 authentication: KAFKA_ADMIN_PASSWORD for the broker's own
-# user, KAFKA_SCRAM_USERS="name=password ..." for clients (created when the storage is formatted).
+# KAFKA_SECURITY picks the profile (docs/security.md):
+#   plaintext  (default here; `make test`, `make bench`) no TLS, no authentication
+#   sasl-ssl   (`make up`, `make demo`) TLS with the local CA (deploy/tls/certs.sh), SCRAM-SHA-512 users, ACLs: one
+#              principal per service, the operator, the issuer and each hospital of deploy/hospitals; passwords made
+#              once under var/secrets/, users, ACLs and topics applied after every start (deploy/lib/secure.py)
+#   sasl-scram SCRAM-SHA-256 without TLS or ACLs: KAFKA_ADMIN_PASSWORD for the broker's own user,
+#              KAFKA_SCRAM_USERS="name=password ..." for clients (created when the storage is formatted)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/../lib/common.sh"
@@ -36,17 +43,50 @@ JAVA_CMD=(java -Xms128m "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
 java_run() { "${JAVA_CMD[@]}" "$@"; }
 
 KAFKA_SECURITY=${KAFKA_SECURITY:-plaintext}
+case $KAFKA_SECURITY in
+  plaintext | sasl-ssl | sasl-scram) ;;
+  *) die "KAFKA_SECURITY must be plaintext, sasl-ssl or sasl-scram (is '$KAFKA_SECURITY')" ;;
+esac
+PROFILE_FILE=$RUN_DIR/kafka.security  # the profile the running broker was started with; clients read it
+TLS_DIR=$VAR/tls
+PYTHON=$ROOT/.venv/bin/python
+SECURE=("$PYTHON" "$ROOT/deploy/lib/secure.py")
 
 render_config() {
-  local templates=("$HERE/server.properties.in")
+  local templates=("$HERE/server.properties.in") admin_password=${KAFKA_ADMIN_PASSWORD:-}
   if [ "$KAFKA_SECURITY" = sasl-scram ]; then
-    [ -n "${KAFKA_ADMIN_PASSWORD:-}" ] || die "KAFKA_SECURITY=sasl-scram needs KAFKA_ADMIN_PASSWORD"
+    [ -n "$admin_password" ] || die "KAFKA_SECURITY=sasl-scram needs KAFKA_ADMIN_PASSWORD"
     templates+=("$HERE/sasl-scram.properties.in")
+  elif [ "$KAFKA_SECURITY" = sasl-ssl ]; then
+    admin_password=$(<"$VAR/secrets/kafka/admin.password")
+    templates+=("$HERE/sasl-ssl.properties.in")
   fi
   # Later lines override earlier ones (java.util.Properties), so the security overrides come last.
   cat "${templates[@]}" | sed -e "s#@KAFKA_PORT@#$KAFKA_PORT#g" -e "s#@CONTROLLER_PORT@#$CONTROLLER_PORT#g" \
-    -e "s#@DATA_DIR@#$DATA#g" -e "s#@ADMIN_PASSWORD@#${KAFKA_ADMIN_PASSWORD:-}#g" >"$CONF"
+    -e "s#@DATA_DIR@#$DATA#g" -e "s#@TLS_DIR@#$TLS_DIR#g" -e "s#@ADMIN_PASSWORD@#$admin_password#g" >"$CONF"
   chmod 600 "$CONF"
+}
+
+# The readiness probe and secure.py log in as the broker's own admin on the secured profile.
+admin_env() {
+  [ "$KAFKA_SECURITY" = sasl-ssl ] || return 0
+  ADMIN_ENV=(AIMASS_KAFKA_SECURITY_PROTOCOL=SASL_SSL AIMASS_KAFKA_SASL_MECHANISM=PLAIN AIMASS_KAFKA_SASL_USERNAME=admin
+    "AIMASS_KAFKA_SASL_PASSWORD=$(<"$VAR/secrets/kafka/admin.password")" "AIMASS_KAFKA_SSL_CAFILE=$TLS_DIR/ca.pem")
+}
+ADMIN_ENV=()
+
+prepare_security() {
+  [ "$KAFKA_SECURITY" = sasl-ssl ] || return 0
+  "$ROOT/deploy/tls/certs.sh"
+  "${SECURE[@]}" passwords
+  admin_env
+}
+
+# Users, ACLs and topics of the table in shared/principals.py, then each principal's env file.
+apply_security() {
+  "${SECURE[@]}" kafka >>"$LOG_DIR/kafka-secure.log" 2>&1 \
+    || die "securing Kafka failed: $(tail -n 1 "$LOG_DIR/kafka-secure.log") (log $LOG_DIR/kafka-secure.log)"
+  "${SECURE[@]}" env-files
 }
 
 scram_arguments() {  # fills the array SCRAM with StorageTool's --add-scram options
@@ -74,7 +114,7 @@ wait_ready() {
   while ((SECONDS < deadline)); do
     pid_alive "$PIDFILE" || die "Kafka exited during start-up; see $LOG (and $LOG_DIR/kafka.out)"
     if port_open 127.0.0.1 "$KAFKA_PORT" && \
-       "$ROOT/.venv/bin/python" "$ROOT/deploy/lib/kafka_ready.py" "127.0.0.1:$KAFKA_PORT" 2>/dev/null; then
+       env "${ADMIN_ENV[@]}" "$PYTHON" "$ROOT/deploy/lib/kafka_ready.py" "127.0.0.1:$KAFKA_PORT" 2>/dev/null; then
       return 0
     fi
     sleep 0.5
@@ -82,25 +122,44 @@ wait_ready() {
   die "Kafka did not answer metadata requests on 127.0.0.1:$KAFKA_PORT within ${KAFKA_START_TIMEOUT:-90} s; see $LOG"
 }
 
+running_profile() { [ -f "$PROFILE_FILE" ] && cat "$PROFILE_FILE" || echo plaintext; }
+
 start() {
-  if pid_alive "$PIDFILE"; then note "kafka already running (pid $(cat "$PIDFILE"))"; return 0; fi
+  if pid_alive "$PIDFILE"; then
+    [ "$(running_profile)" = "$KAFKA_SECURITY" ] || die "kafka runs with KAFKA_SECURITY=$(running_profile) \
+(pid $(cat "$PIDFILE")), not $KAFKA_SECURITY: stop it first (make down, or deploy/kafka/kafka.sh stop)"
+    note "kafka already running (pid $(cat "$PIDFILE"))"; return 0
+  fi
   if port_open 127.0.0.1 "$KAFKA_PORT"; then
     die "port $KAFKA_PORT is taken by another process (not started by AI Mass); stop it or set KAFKA_PORT"
   fi
   fetch
+  prepare_security
   render_config
   format_storage
   setsid "${JAVA_CMD[@]}" kafka.Kafka "$CONF" >"$LOG_DIR/kafka.out" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
+  echo "$KAFKA_SECURITY" >"$PROFILE_FILE"
   wait_ready
+  [ "$KAFKA_SECURITY" = sasl-ssl ] && apply_security
+  return 0
+}
+
+secure() {
+  pid_alive "$PIDFILE" && [ "$(running_profile)" = sasl-ssl ] \
+    || die "no KAFKA_SECURITY=sasl-ssl broker runs on 127.0.0.1:$KAFKA_PORT: start one first (make up)"
+  "${SECURE[@]}" passwords
+  apply_security
 }
 
 case "${1:-}" in
   fetch) fetch ;;
   start) start ;;
-  stop) stop_pidfile "$PIDFILE" kafka ;;
+  secure) secure ;;
+  stop) stop_pidfile "$PIDFILE" kafka; rm -f "$PROFILE_FILE" ;;
   status)
-    if pid_alive "$PIDFILE"; then echo "kafka   running  pid $(cat "$PIDFILE")  127.0.0.1:$KAFKA_PORT  log $LOG"
+    if pid_alive "$PIDFILE"; then
+      echo "kafka   running  pid $(cat "$PIDFILE")  127.0.0.1:$KAFKA_PORT  $(running_profile)  log $LOG"
     else echo "kafka   stopped"; return 1 2>/dev/null || exit 1; fi ;;
-  *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 fetch|start|secure|stop|status" >&2; exit 2 ;;
 esac

@@ -27,7 +27,9 @@ def _run(args: argparse.Namespace) -> int:
 def _publish(args: argparse.Namespace) -> int:
     from services.cli.publish import publish_files
 
-    return asyncio.run(publish_files(args.files, args.hospital, args.format, get_settings()))
+    return asyncio.run(
+        publish_files(args.files, args.hospital, args.format, get_settings(), as_hospital=args.as_hospital)
+    )
 
 
 def _tail(args: argparse.Namespace) -> int:
@@ -86,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("files", nargs="+", help="files or folders; '-' reads one document from stdin")
     publish.add_argument("--hospital", required=True, help="the sending hospital's id (ce_source)")
     publish.add_argument(
+        "--as-hospital",
+        action="store_true",
+        help="publish as the hospital itself: its own input topic ingest.raw.<ID>, its credentials on a secured stack "
+        "(default: as the operator, to the shared ingest.raw)",
+    )
+    publish.add_argument(
         "--format",
         choices=["fhir", "hl7v2", "csv", "xlsx", "json", "dicom"],
         help="document format (default: from each file's extension)",
@@ -133,7 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from services.cli.credentials import load_local_credentials, principal_for
+
     args = build_parser().parse_args(argv)
+    hospital = args.hospital if getattr(args, "as_hospital", False) else None
+    if load_local_credentials(principal_for(args.command, getattr(args, "service", None), hospital)):
+        get_settings.cache_clear()  # parsing may have built settings (topic arguments) before the credentials came
     return int(args.func(args))
 
 

@@ -1,4 +1,5 @@
-"""``aimass publish``: the hospital side — documents onto ``ingest.raw`` with the contract's headers.
+"""``aimass publish``: the hospital side — documents onto ``ingest.raw`` with the contract's headers (``--as-hospital``:
+onto the hospital's own ``ingest.raw.<id>``, as the hospital's principal).
 
 Files, folders (every file below them) or ``-`` for one document on stdin. The format comes from ``--format`` or
 from each file's name (a ``.json`` file that holds a FHIR resource is sent as FHIR). Ends with a count of what was
@@ -24,6 +25,7 @@ from shared.topics import (
     CE_TYPE,
     CONTENT_TYPE,
     Topic,
+    hospital_input_topic,
     rfc3339_now,
     topic_name,
 )
@@ -103,8 +105,20 @@ def read_documents(paths: list[str], forced: str | None) -> tuple[list[tuple[str
     return documents, failed
 
 
-async def publish_files(paths: list[str], hospital: str, forced: str | None, settings: Settings) -> int:
-    topic = topic_name(Topic.INGEST_RAW, settings.topic_prefix)
+async def publish_files(
+    paths: list[str], hospital: str, forced: str | None, settings: Settings, *, as_hospital: bool = False
+) -> int:
+    """As the operator to the shared ``ingest.raw`` (the platform acting for a hospital, e.g. loading a backlog), or
+    ``as_hospital`` to the hospital's own input topic, the one its principal may write (docs/security.md)."""
+    try:
+        topic = (
+            hospital_input_topic(hospital, settings.topic_prefix)
+            if as_hospital
+            else topic_name(Topic.INGEST_RAW, settings.topic_prefix)
+        )
+    except ValueError as error:
+        print(f"aimass publish: {error}", file=sys.stderr)
+        return 2
     documents, failed = read_documents(paths, forced)
     client = producer(settings)
     try:
