@@ -10,14 +10,14 @@ import pytest
 
 from services.cli.scenario import plan
 from services.cli.scenario.heart import records_by_hospital
-from services.cli.scenario.observed import Observed
+from services.cli.scenario.observed import INGEST_AUDIT, Observed
 from shared.schemas import CleanRecord
 from shared.schemas.audit import AuditEvent
 from shared.schemas.models import ModelRef
 from shared.schemas.predictions import Contribution, FusedPrediction, Prediction
 from shared.schemas.records import TaskFeatures
 from shared.schemas.reports import ReportMessage
-from shared.topics import CE_ID, DLQ_ERROR, DLQ_SERVICE, Topic
+from shared.topics import CE_ID, CE_TYPE, DLQ_ERROR, DLQ_SERVICE, Topic
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +103,10 @@ def test_outcome_counts_only_this_runs_records_once_and_scores_only_released_mod
     outcome.released_versions = {("cleveland", "v2"), ("hungary", "v1")}
     held = [m for m in scenario.held_out if m.hospital in ("cleveland", "hungary")][:4]
     for index, message in enumerate(held):
-        outcome.observe(Topic.AUDIT, {}, _audit(message, [f"r{index}"]), 0)
+        outcome.observe(Topic.AUDIT, {CE_TYPE: INGEST_AUDIT}, _audit(message, [f"r{index}"]), 0)
         outcome.observe(Topic.RECORDS_CLEAN, {}, _clean(f"r{index}", message.hospital, float(index >= 2)), 0)
     outcome.observe(Topic.RECORDS_CLEAN, {}, _clean("someone-else", "cleveland", 1), 0)
+    outcome.observe(Topic.AUDIT, {CE_TYPE: "org.aimass.access.audited.v1"}, b'{"resourceType": "AuditEvent"}', 0)
     for index in range(4):
         for site, version, p in (
             ("cleveland", "v2", index / 4),
@@ -191,7 +192,7 @@ def test_a_report_read_before_its_fused_result_still_counts_and_stages_say_where
     outcome.released_versions = {("cleveland", "v2")}
     held = [m for m in scenario.held_out if m.hospital == "cleveland"][:3]
     for index, message in enumerate(held):
-        outcome.observe(Topic.AUDIT, {}, _audit(message, [f"r{index}"]), 0)
+        outcome.observe(Topic.AUDIT, {CE_TYPE: INGEST_AUDIT}, _audit(message, [f"r{index}"]), 0)
         outcome.observe(Topic.RECORDS_CLEAN, {}, _clean(f"r{index}", "cleveland", 1.0), 0)
     prediction = Prediction(
         record_id="r0",

@@ -17,8 +17,9 @@ from shared.schemas import CleanRecord
 from shared.schemas.audit import AuditEvent
 from shared.schemas.predictions import FusedPrediction, Prediction
 from shared.schemas.reports import ReportMessage
-from shared.topics import CE_ID, DLQ_ERROR, DLQ_SERVICE, Topic
+from shared.topics import CE_ID, CE_TYPE, DLQ_ERROR, DLQ_SERVICE, Topic, event_type
 
+INGEST_AUDIT = event_type("audit", "recorded")
 FOLLOWED = (
     Topic.AUDIT,
     Topic.DEADLETTER,
@@ -61,7 +62,8 @@ class Observed:
     def observe(self, topic: Topic, headers: dict[str, str], value: bytes, timestamp_ms: int) -> None:
         try:
             if topic is Topic.AUDIT:
-                self._audit(AuditEvent.model_validate_json(value))
+                if headers.get(CE_TYPE) == INGEST_AUDIT:  # access audit events share the topic
+                    self._audit(AuditEvent.model_validate_json(value))
             elif topic is Topic.DEADLETTER:
                 self._deadletter(headers)
             elif topic is Topic.RECORDS_CLEAN:
