@@ -4,7 +4,10 @@ docs/security.md shows and the tests check against the services' own declaration
 Kafka principals (SCRAM-SHA-512 users; ``User:<name>`` in ACLs):
 
 - ``svc-<service>`` per service: reads exactly what it consumes, in its consumer group, writes exactly what it
-  produces plus ``deadletter`` and ``audit``. No service may create, delete or reconfigure anything.
+  produces plus ``deadletter`` and ``audit``. It may CREATE only the literal names of the topics it consumes, which the
+  admin has made already: FastStream declares what a subscriber reads at start, and the broker then answers "exists"
+  instead of an authorization failure that every start would log as a warning. No service may make any other topic,
+  delete or reconfigure anything.
 - ``operator``: the command line (publish, simulate, tail, replay, quality, train, models): reads and writes every
   topic of the deployment, and replay's consumer group. Internal, like the services.
 - ``svc-issuer``: the local token issuer; writes ``audit`` only.
@@ -63,6 +66,7 @@ class Pattern(StrEnum):
 class Operation(StrEnum):
     READ = "read"
     WRITE = "write"
+    CREATE = "create"
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -113,6 +117,7 @@ def service_writes(service: str) -> tuple[Topic, ...]:
 
 def kafka_acls(prefix: str, hospitals: Iterable[str]) -> list[KafkaAcl]:
     """The whole ACL set of a deployment (topic prefix ``prefix``), sorted; the broker holds exactly these for it."""
+    hospitals = list(hospitals)
     acls: set[KafkaAcl] = set()
 
     def topic(principal: str, t: Topic, operation: Operation) -> None:
@@ -122,11 +127,15 @@ def kafka_acls(prefix: str, hospitals: Iterable[str]) -> list[KafkaAcl]:
         principal, access = service_principal(service), SERVICE_ACCESS[service]
         for t in access.consumes:
             topic(principal, t, Operation.READ)
+            topic(principal, t, Operation.CREATE)
         for t in service_writes(service):
             topic(principal, t, Operation.WRITE)
         if access.hospital_inputs:
             name = f"{topic_name(Topic.INGEST_RAW, prefix)}."
             acls.add(KafkaAcl(principal, Resource.TOPIC, name, Pattern.PREFIXED, Operation.READ))
+            for hospital in hospitals:
+                name = hospital_input_topic(hospital, prefix)
+                acls.add(KafkaAcl(principal, Resource.TOPIC, name, Pattern.LITERAL, Operation.CREATE))
         acls.add(KafkaAcl(principal, Resource.GROUP, group_id(service, prefix), Pattern.LITERAL, Operation.READ))
     for t in ISSUER_WRITES:
         topic(ISSUER, t, Operation.WRITE)
@@ -163,10 +172,14 @@ class RedisUser:
     """Key pattern (``~...``), or empty for none."""
     commands: str
 
+    def command_rules(self) -> str:
+        """``-@dangerous -@admin`` last: no category granted before them brings one of those commands back."""
+        return f"-@all {self.commands} -@dangerous -@admin"
+
     def rules(self) -> str:
-        """The ACL rules after ``user <name> on <password>``; ``-@dangerous`` last, so no category above adds one."""
+        """The ACL rules after ``user <name> on <password>``."""
         keys = f"resetkeys {self.keys}" if self.keys else "resetkeys"
-        return f"{keys} resetchannels -@all {self.commands} -@dangerous -@admin"
+        return f"{keys} resetchannels {self.command_rules()}"
 
 
 # Each service's keys live under aimass:<service>: (shared.redis.redis_key): clean's dedup, infer's prediction cache,
@@ -182,3 +195,48 @@ def redis_users() -> list[RedisUser]:
         commands = f"{_CONNECTION} {_DATA}" if keys else _CONNECTION
         users.append(RedisUser(service_principal(service), keys, commands))
     return users
+
+
+# -- the table as docs/security.md shows it ------------------------------------------------------------------------
+def _names(acls: Iterable[KafkaAcl], resource: Resource, operation: Operation) -> str:
+    names = [
+        f"`{a.name}*`" if a.pattern is Pattern.PREFIXED else f"`{a.name}`"
+        for a in acls
+        if a.resource is resource and a.operation is operation
+    ]
+    return ", ".join(names) or "—"
+
+
+def markdown_tables(prefix: str = "aimass.", hospitals: Iterable[str] = ()) -> str:
+    """The ACL and Redis tables of docs/security.md (``python -m shared.principals`` prints them; a test checks
+    that the document holds exactly these)."""
+    hospitals = list(hospitals)
+    acls = kafka_acls(prefix, hospitals)
+    principals = [ADMIN, *kafka_principals(hospitals)]
+    lines = [
+        "| principal | reads (topics) | consumer groups | writes (topics) | may create (existing names) |",
+        "|---|---|---|---|---|",
+    ]
+    for principal in principals:
+        if principal == ADMIN:
+            lines.append("| `admin` | every topic (super user) | every group | every topic | topics, users, ACLs |")
+            continue
+        own = [a for a in acls if a.principal == principal]
+        lines.append(
+            f"| `{principal}` | {_names(own, Resource.TOPIC, Operation.READ)} "
+            f"| {_names(own, Resource.GROUP, Operation.READ)} | {_names(own, Resource.TOPIC, Operation.WRITE)} "
+            f"| {_names(own, Resource.TOPIC, Operation.CREATE)} |"
+        )
+    lines += ["", "| Redis user | keys | commands |", "|---|---|---|"]
+    lines.append(f"| `{REDIS_ADMIN}` | every key | every command (operators only; no service has it) |")
+    lines.append("| `default` | — | none: switched off, a client without a name and password gets nothing |")
+    for user in redis_users():
+        commands = user.command_rules().replace("|", "\\|")  # a bare | ends a markdown table cell
+        lines.append(f"| `{user.name}` | {f'`{user.keys[1:]}`' if user.keys else '—'} | `{commands}` |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    from shared.settings import PROJECT_ROOT
+
+    print(markdown_tables("aimass.", hospital_ids(PROJECT_ROOT / "deploy" / "hospitals")), end="")

@@ -235,6 +235,27 @@ async def test_a_rotated_hospital_password_replaces_the_old_one(stack: PrivateSt
     await client.stop()
 
 
+async def test_a_hospital_removed_from_deploy_hospitals_loses_its_user_and_acls(
+    stack: PrivateStack, tmp_path: Path
+) -> None:
+    kept = [h for h in HOSPITALS if h != "hungary"]
+    for hospital in kept:
+        (tmp_path / f"{hospital}.yaml").write_text((PROJECT_ROOT / "deploy/hospitals" / f"{hospital}.yaml").read_text())
+    hungary = as_(stack, hospital_principal("hungary"))
+    stack.env["AIMASS_HOSPITALS_DIR"] = str(tmp_path)
+    try:
+        stack.secure_again()
+        assert not any(acl[0] == "User:hospital-hungary" for acl in await broker_acls(stack))
+        client = AIOKafkaProducer(**kafka_client_options(hungary), request_timeout_ms=5000)
+        with pytest.raises(KafkaConnectionError):
+            await client.start()  # no such user any more
+        await client.stop()
+    finally:
+        del stack.env["AIMASS_HOSPITALS_DIR"]
+        stack.secure_again()
+    await send(as_(stack, hospital_principal("hungary")), hospital_input_topic("hungary", PREFIX))  # back
+
+
 # -- the services and the command line on the secured stack ---------------------------------------------------
 async def test_services_run_as_their_own_principals_and_never_reveal_secrets(stack: PrivateStack) -> None:
     secrets = {

@@ -216,3 +216,59 @@ def test_every_catalogued_metric_is_on_the_dashboard_or_in_a_rule(dashboard: dic
     assert len(names) >= 30
     used = json.dumps(dashboard) + "".join(p.read_text() for p in (DEPLOY / "prometheus" / "rules").glob("*.yml"))
     assert sorted(n for n in names if n not in used) == []
+
+
+# -- who may do what (shared/principals.py) -------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def built_services(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    settings = Settings(
+        topic_prefix="aimass.", var_dir=tmp_path_factory.mktemp("var"), pseudonym_key="deploy-files-test-key-0123"
+    )
+    return {name: importlib.import_module(f"services.{name}.app").create_service(settings) for name in SERVICE_NAMES}
+
+
+def test_each_service_may_read_and_write_exactly_what_its_code_declares(built_services: dict[str, Any]) -> None:
+    from shared.principals import Operation, Pattern, Resource, kafka_acls, service_principal
+
+    acls = kafka_acls("aimass.", ["cleveland"])
+    for name, service in built_services.items():
+        own = [a for a in acls if a.principal == service_principal(name) and a.pattern is Pattern.LITERAL]
+        granted = {(a.resource, a.operation): set() for a in own}
+        for a in own:
+            granted[(a.resource, a.operation)].add(a.name)
+        consumed = {t for s in service.broker.subscribers for t in s.topic_names}
+        groups = {s.group_id for s in service.broker.subscribers if s.group_id}
+        published = {p.topic for p in service.broker.publishers}
+        assert granted[(Resource.TOPIC, Operation.READ)] == consumed, name  # nothing more to read than it consumes
+        assert granted[(Resource.TOPIC, Operation.CREATE)] - consumed <= {"aimass.ingest.raw.cleveland"}, name
+        assert granted[(Resource.GROUP, Operation.READ)] == groups, name
+        # What it publishes, exactly; audit for every service (access auditing) even before its code writes it.
+        assert granted[(Resource.TOPIC, Operation.WRITE)] - {"aimass.audit"} == published - {"aimass.audit"}, name
+
+
+def test_nothing_new_can_be_created_and_a_hospital_only_writes_its_own_topic() -> None:
+    from shared.principals import Operation, Pattern, Resource, deployment_topics, hospital_principal, kafka_acls
+
+    acls = kafka_acls("aimass.", ["cleveland", "hungary"])
+    assert {a.operation for a in acls} == {Operation.READ, Operation.WRITE, Operation.CREATE}  # no ALTER, DELETE
+    assert {a.resource for a in acls} == {Resource.TOPIC, Resource.GROUP}  # nothing on the cluster
+    creatable = [a for a in acls if a.operation is Operation.CREATE]
+    # Only literal names the admin makes at start: creating one of them again changes nothing.
+    assert {a.pattern for a in creatable} == {Pattern.LITERAL}
+    assert {a.name for a in creatable} <= set(deployment_topics("aimass.", ["cleveland", "hungary"]))
+    for hospital in ("cleveland", "hungary"):
+        own = [a for a in acls if a.principal == hospital_principal(hospital)]
+        assert [(a.resource, a.name, a.operation) for a in own] == [
+            (Resource.TOPIC, f"aimass.ingest.raw.{hospital}", Operation.WRITE)
+        ]
+    assert [a.principal for a in acls if a.name == "aimass.ingest.raw" and a.operation is Operation.WRITE] == []
+
+
+def test_docs_security_shows_the_tables_of_the_code() -> None:
+    from shared.principals import hospital_ids, markdown_tables
+
+    document = (PROJECT_ROOT / "docs" / "security.md").read_text()
+    kafka, redis = markdown_tables("aimass.", hospital_ids(DEPLOY / "hospitals")).split("\n\n")
+    hint = "paste the tables `.venv/bin/python -m shared.principals` prints into docs/security.md"
+    assert kafka in document.split("\n## Redis")[0].split("\n## Kafka")[1], hint
+    assert redis in document.split("\n## Redis")[1], hint
