@@ -419,3 +419,31 @@ async def test_each_service_runs_its_own_redis_scripts_on_its_own_keys_only(stac
     finally:
         for client in (clean, infer, fuse, ingest):
             await client.aclose()
+
+
+# -- how the command line finds its credentials (no broker needed) ---------------------------------------------
+def local_stack(var: Path, kafka: str, principal: str = OPERATOR) -> None:
+    (var / "run").mkdir(parents=True)
+    (var / "run" / "kafka.security").write_text(f"{kafka}\n")
+    (var / "secrets").mkdir()
+    (var / "secrets" / f"{principal}.env").write_text(
+        f"# comment\nAIMASS_KAFKA_SASL_USERNAME={principal}\nAIMASS_KAFKA_SASL_PASSWORD=p=w\n"
+    )
+
+
+def test_the_command_line_reads_its_principals_file_only_from_a_secured_stack(tmp_path: Path) -> None:
+    from services.cli.credentials import load_local_credentials, principal_for
+
+    assert principal_for("tail") == OPERATOR
+    assert principal_for("run", "clean") == service_principal("clean")
+    assert principal_for("publish", as_hospital="hungary") == hospital_principal("hungary")
+    open_stack, secured = tmp_path / "open", tmp_path / "secured"
+    local_stack(open_stack, "plaintext")
+    local_stack(secured, "sasl-ssl")
+    environ = {"AIMASS_VAR_DIR": str(open_stack)}
+    assert load_local_credentials(OPERATOR, environ) is None and environ == {"AIMASS_VAR_DIR": str(open_stack)}
+    environ = {"AIMASS_VAR_DIR": str(secured), "AIMASS_KAFKA_SASL_USERNAME": "someone-else"}
+    assert load_local_credentials(OPERATOR, environ) == secured / "secrets" / "operator.env"
+    assert environ["AIMASS_KAFKA_SASL_USERNAME"] == "someone-else"  # what the caller set wins
+    assert environ["AIMASS_KAFKA_SASL_PASSWORD"] == "p=w"  # split at the first '='
+    assert load_local_credentials(service_principal("clean"), {"AIMASS_VAR_DIR": str(secured)}) is None  # no file
