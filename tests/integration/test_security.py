@@ -351,6 +351,8 @@ async def test_the_command_line_logs_in_by_itself_as_the_operator_or_as_a_hospit
     tail = cli(stack, "tail", "ingest.raw", "--from-beginning", "--max", "1", "--timeout", "10")
     assert tail.returncode == 0, tail.stderr
     assert json.loads(tail.stdout.splitlines()[0])["topic"] == contract
+    replay = cli(stack, "replay", "--timeout", "3")  # its own consumer group, committed, as the operator
+    assert replay.returncode == 0 and "replayed 0, skipped" in replay.stdout, replay.stderr
     # A hospital's principal is refused beyond its topic, whatever the command line asks.
     foreign = cli(stack, "publish", str(document), "--hospital", "cleveland", "--as-hospital")
     assert foreign.returncode == 0  # cleveland's own topic, with cleveland's credentials
