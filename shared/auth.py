@@ -2,7 +2,7 @@
 
 A token is a JWT signed by the configured issuer (``AIMASS_AUTH_ISSUER``; its keys at ``AIMASS_AUTH_JWKS_URL``),
 for the audience ``AIMASS_AUTH_AUDIENCE``, carrying ``sub`` (the client), ``scope`` (SMART v1 scopes such as
-``system/DiagnosticReport.read``; ``ops/metrics.read`` for operators) and ``aimass_hospital`` (the hospital the
+``system/DiagnosticReport.read``; ``ops/metrics.read`` for operators) and ``hospital`` (the hospital the
 client acts for; absent for operators). Verification is PyJWT's; the keys are fetched from the JWKS and cached
 (``PyJWKClient``), re-fetched when a token names a key not seen yet (the issuer rotated).
 """
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 SCOPE_REPORTS = "system/DiagnosticReport.read"
 SCOPE_PATIENTS = "system/Patient.read"
 SCOPE_OPS = "ops/metrics.read"
-HOSPITAL_CLAIM = "aimass_hospital"
+HOSPITAL_CLAIM = "hospital"
 ALGORITHMS = ("ES256", "RS256", "PS256")
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "jti")
 

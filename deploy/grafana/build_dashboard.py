@@ -159,7 +159,16 @@ def rows() -> list[Row]:
                     "bytes in by hospital",
                     [("sum by (hospital) (rate(aimass_ingest_bytes_total[5m]))", "{{hospital}}")],
                     "Bps",
-                    width=24,
+                ),
+                Panel(
+                    "free-text values dropped (Safe Harbor)",
+                    [
+                        (
+                            "sum by (hospital, format) (rate(aimass_ingest_free_text_dropped_total[5m]))",
+                            "{{hospital}} {{format}}",
+                        )
+                    ],
+                    "ops",
                 ),
             ],
         ),

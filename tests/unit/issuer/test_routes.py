@@ -67,7 +67,7 @@ async def test_discovery_names_the_endpoints_and_the_jwks_verifies_what_the_toke
     token = answer.json()["access_token"]
     [jwk] = (await issuer.client.get("/.well-known/jwks.json")).json()["keys"]
     claims = jwt.decode(token, jwt.PyJWK.from_dict(jwk).key, algorithms=["ES256"], audience="aimass", issuer=ISSUER)
-    assert claims["aimass_hospital"] == "cleveland" and jwt.get_unverified_header(token)["kid"] == jwk["kid"]
+    assert claims["hospital"] == "cleveland" and jwt.get_unverified_header(token)["kid"] == jwk["kid"]
     [event] = issuer.events
     assert event.outcome == "0" and event.agent[0].who.identifier.value == "cleveland-backend"
     assert event.agent[0].network.address == "10.0.0.9" and event.agent[0].policy == [
