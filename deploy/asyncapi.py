@@ -38,6 +38,7 @@ from shared.topics import (
     DLQ_SERVICE,
     JSON,
     Topic,
+    hospital_of_input_topic,
 )
 
 OUTPUT = PROJECT_ROOT / "docs" / "asyncapi.yaml"
@@ -151,6 +152,9 @@ class Merger:
         self.sources: dict[str, list[str]] = {}
 
     def topic_of(self, address: str) -> str:
+        """The contract topic of ``address``; each hospital's own input topic is described as ``ingest.raw``."""
+        if hospital_of_input_topic(address, self.prefix) is not None:
+            return Topic.INGEST_RAW.value
         return Topic(address.removeprefix(self.prefix)).value
 
     def add_schemas(self, document: dict[str, Any]) -> None:
@@ -204,6 +208,8 @@ class Merger:
                 }
             operation_id = f"{service.name}.{'consume' if receive else 'publish'}.{topic}"
             if operation_id in self.operations:
+                if receive and hospital_of_input_topic(channel["address"], self.prefix) is not None:
+                    continue  # a hospital's input topic: ingest.raw's operation speaks for it
                 if receive:
                     raise ValueError(f"{service.name} declares {operation_id} twice")
                 # The topic's second publisher: one operation sends both kinds of message; both descriptions count.

@@ -105,15 +105,16 @@ class Service:
         self.published.append(PublishedEvent(publisher.topic, publisher.type, schema, description))
         return publisher
 
-    def subscriber(self, *topics: Topic, **options: Any) -> Any:
-        """FastStream subscriber with the project's delivery defaults (see ``shared.broker``)."""
-        names = [self.topic(t) for t in topics]
+    def subscriber(self, *topics: Topic | str, **options: Any) -> Any:
+        """FastStream subscriber with the project's delivery defaults (see ``shared.broker``). A ``Topic`` is named
+        with the deployment's prefix; a plain string is a full topic name (a hospital's input topic)."""
+        names = [self.topic(t) if isinstance(t, Topic) else t for t in topics]
         self._consumed.extend(names)
         defaults = consumer_options(self.group_id, options.get("batch", False))
         return self.broker.subscriber(*names, **{**defaults, **options})
 
     def batch_subscriber(
-        self, *topics: Topic, max_records: int = 500, batch_timeout_ms: int = 10, **options: Any
+        self, *topics: Topic | str, max_records: int = 500, batch_timeout_ms: int = 10, **options: Any
     ) -> Any:
         """Like ``subscriber``, but the handler gets up to ``max_records`` records at once (``message.raw_message``
         is a tuple) and the offsets are committed once per batch, after the handler returned."""
@@ -259,7 +260,7 @@ class Service:
     # -- consuming ---------------------------------------------------------------------------------------------
     def consume(
         self,
-        *topics: Topic,
+        *topics: Topic | str,
         read: Reader[Any],
         handle: BatchHandler,
         check: EventCheck[Any] | None = None,

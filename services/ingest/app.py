@@ -14,12 +14,14 @@ from services.ingest.libraries import quiet_parser_libraries
 from services.ingest.metrics import IngestMetrics
 from services.ingest.pseudonym import Pseudonymizer
 from services.ingest.records import Envelope
+from shared.broker import ensure_topics
+from shared.principals import hospital_ids
 from shared.schemas import CanonicalRecord
 from shared.schemas.audit import AuditEvent
 from shared.service import Service
 from shared.settings import Settings
 from shared.tasks import free_text_codes, load_tasks
-from shared.topics import Topic
+from shared.topics import Topic, hospital_input_topic
 
 # One broker round trip per batch instead of per document. 200 documents keep a batch of the slowest format (FHIR,
 # ~5 ms each) near a second; the wait only matters when the topic is nearly idle.
@@ -60,17 +62,32 @@ def create_service(settings: Settings | None = None) -> Service:
         options=options,
     )
     handle = IngestRaw(
-        records, audit, FileClaimChecks(settings.data_path), read, IngestMetrics(service.metrics.registry)
+        records,
+        audit,
+        FileClaimChecks(settings.data_path),
+        read,
+        IngestMetrics(service.metrics.registry),
+        settings.topic_prefix,
     )
+    hospitals = hospital_ids(settings.hospitals_dir)
+    inputs = [hospital_input_topic(hospital, settings.topic_prefix) for hospital in hospitals]
+
+    @service.on_startup
+    async def create_hospital_inputs() -> None:  # the secured stack's admin made them already; a plain one has not
+        await ensure_topics(settings, hospitals=hospitals)
+
     service.details["hospital_tables"] = lambda: sorted(tables)
     service.details["free_text_codes"] = lambda: sorted(f"{system}|{code}" for system, code in options.free_text_codes)
     service.consume(
         Topic.INGEST_RAW,
+        *inputs,
         read=raw_document,
         handle=handle,
         max_records=BATCH_MAX_RECORDS,
         batch_timeout_ms=BATCH_TIMEOUT_MS,
-        description="Hospital documents: FHIR, HL7 v2, CSV, XLSX, JSON, DICOM; in batches.",
+        description="Hospital documents: FHIR, HL7 v2, CSV, XLSX, JSON, DICOM; in batches. Each hospital publishes "
+        "to its own ingest.raw.<hospital> (a ce_source naming another hospital is dead-lettered); the platform's own "
+        "principals to ingest.raw.",
     )
     return service
 

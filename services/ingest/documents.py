@@ -112,6 +112,25 @@ def format_of(headers: Mapping[str, str], document: bytes) -> SourceFormat | Non
     return PARSERS[content_type][0] if content_type in PARSERS else None
 
 
+def bound_to_sender(headers: Mapping[str, str], sender: str | None) -> Mapping[str, str]:
+    """The headers of a document that arrived on ``sender``'s own input topic (``shared.topics.hospital_input_topic``,
+    which only that hospital's principal may write): its ``ce_source`` must be the sender, and is the sender when
+    absent. A document from the shared ``ingest.raw`` (``sender`` None, written by the platform's own principals)
+    is taken as it names itself."""
+    if sender is None:
+        return headers
+    claimed = (header(headers, CE_SOURCE) or "").strip()
+    if not claimed:
+        return {**headers, CE_SOURCE: sender}
+    if claimed != sender:
+        raise RejectedInput(
+            f"header ce_source names another hospital than the input topic of {sender}: a hospital publishes as "
+            "itself only (its own topic, its own Kafka login)",
+            "wrong_source",
+        )
+    return headers
+
+
 def envelope_of(headers: Mapping[str, str], fallback_id: str, received_at: datetime) -> Envelope:
     hospital = (header(headers, CE_SOURCE) or "").strip()
     if not hospital:

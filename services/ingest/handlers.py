@@ -13,14 +13,14 @@ from time import perf_counter
 from aiokafka import ConsumerRecord
 
 from services.ingest.audit import audit_id, ingested_event, rejected_event
-from services.ingest.documents import content_type_of, envelope_of, format_of
+from services.ingest.documents import bound_to_sender, content_type_of, envelope_of, format_of
 from services.ingest.metrics import IngestMetrics
 from services.ingest.parsed import RejectedPart
 from services.ingest.ports import ClaimChecks, DocumentReader
 from shared.errors import RejectedInput
 from shared.intake import Accepted, Batch
 from shared.ports import Publisher
-from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, record_position
+from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE, hospital_of_input_topic, record_position
 
 OFF_LOOP_BYTES = 64 * 1024  # larger documents are parsed in a thread so heartbeats keep going
 INFLATING_FORMATS = ("xlsx", "dicom")  # compressed: a few KiB can inflate to seconds of parsing, so always a thread
@@ -50,6 +50,7 @@ class IngestRaw:
     claim_checks: ClaimChecks
     read: DocumentReader
     metrics: IngestMetrics
+    topic_prefix: str = ""
 
     async def __call__(self, batch: Batch[bytes]) -> None:
         """Every document of the batch read and its outputs enqueued; ``Batch.confirm`` then waits for all of them.
@@ -65,6 +66,7 @@ class IngestRaw:
         received = datetime.now(UTC)
         started = perf_counter()
         try:
+            headers = bound_to_sender(headers, hospital_of_input_topic(raw.topic, self.topic_prefix))
             envelope = envelope_of(headers, record_position(raw), received)
             if parsed_off_loop(headers, document):
                 ingested = await asyncio.to_thread(self.read, document, headers, envelope)
@@ -90,7 +92,8 @@ class IngestRaw:
         self, item: Accepted[bytes], received: datetime, rejected: RejectedInput, seconds: float, batch: Batch[bytes]
     ) -> None:
         headers, document = item.headers, item.event
-        hospital = (headers.get(CE_SOURCE) or "").strip()[:128] or "unknown"
+        sender = hospital_of_input_topic(item.record.topic, self.topic_prefix)  # who did send it, whatever it claims
+        hospital = sender or (headers.get(CE_SOURCE) or "").strip()[:128] or "unknown"
         message_id = headers.get(CE_ID) or record_position(item.record)
         source_format = format_of(headers, document)
         self.metrics.received(hospital, source_format or "unknown", len(document), seconds)

@@ -4,6 +4,7 @@ the tests see what is enqueued before the one wait of a batch."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -47,6 +48,7 @@ def handler(tmp_path, read=None, at_once: bool = False):
         FileClaimChecks(tmp_path),
         read,
         IngestMetrics(metrics.registry),
+        "unit.",
     )
 
     async def handle(records: Sequence[ConsumerRecord]) -> None:
@@ -166,3 +168,27 @@ async def test_a_large_or_compressed_document_is_read_in_a_worker_thread(tmp_pat
     )
     assert len(sent_json(acks, "record")) == 601 + 5
     assert threads[0] != "MainThread" and threads[1] == "MainThread" and threads[2] != "MainThread"
+
+
+async def test_a_hospital_s_own_topic_binds_ce_source_to_the_sender(tmp_path) -> None:
+    """Only hungary's principal may write unit.ingest.raw.hungary: what arrives there is hungary's, whatever it says."""
+    handle, acks, _ = handler(tmp_path, at_once=True)
+    own = dataclasses.replace(
+        raw(0, json_document("H-1", 60), "hungary", "application/json"), topic="unit.ingest.raw.hungary"
+    )
+    posing = dataclasses.replace(
+        raw(1, json_document("H-2", 61), "cleveland", "application/json"), topic="unit.ingest.raw.hungary"
+    )
+    unnamed = dataclasses.replace(
+        raw(2, json_document("H-3", 62), "hungary", "application/json"),
+        topic="unit.ingest.raw.hungary",
+        headers=[(CONTENT_TYPE, b"application/json")],
+    )
+    shared_topic = raw(3, json_document("C-1", 63), "cleveland", "application/json")  # the platform's own principals
+    await handle([own, posing, unnamed, shared_topic])
+    assert [r["hospital"] for r in sent_json(acks, "record")] == ["hungary", "hungary", "cleveland"]
+    [dead] = acks.of("dead")
+    assert dead.reason_class == "wrong_source" and dead.record.offset == 1 and "ingest.raw" in dead.record.topic
+    assert "another hospital than the input topic of hungary" in dead.reason
+    rejected = next(a for a in sent_json(acks, "audit") if a["outcome"] == "rejected")
+    assert rejected["hospital"] == "hungary"  # the audit names who sent it, not whom it claimed to be
