@@ -229,6 +229,7 @@ def built_services(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_each_service_may_read_and_write_exactly_what_its_code_declares(built_services: dict[str, Any]) -> None:
     from shared.principals import Operation, Pattern, Resource, kafka_acls, service_principal
+    from shared.topics import hospital_of_input_topic
 
     acls = kafka_acls("aimass.", ["cleveland"])
     for name, service in built_services.items():
@@ -236,10 +237,14 @@ def test_each_service_may_read_and_write_exactly_what_its_code_declares(built_se
         granted = {(a.resource, a.operation): set() for a in own}
         for a in own:
             granted[(a.resource, a.operation)].add(a.name)
-        consumed = {t for s in service.broker.subscribers for t in s.topic_names}
+        subscribed = {t for s in service.broker.subscribers for t in s.topic_names}
+        consumed = {t for t in subscribed if hospital_of_input_topic(t, "aimass.") is None}
+        hospital_inputs = subscribed - consumed  # ingest's: read through the one PREFIXED ACL on ingest.raw.
         groups = {s.group_id for s in service.broker.subscribers if s.group_id}
         published = {p.topic for p in service.broker.publishers}
         assert granted[(Resource.TOPIC, Operation.READ)] == consumed, name  # nothing more to read than it consumes
+        prefixed = {a.name for a in acls if a.principal == service_principal(name) and a.pattern is Pattern.PREFIXED}
+        assert prefixed == ({"aimass.ingest.raw."} if hospital_inputs else set()), name
         assert granted[(Resource.TOPIC, Operation.CREATE)] - consumed <= {"aimass.ingest.raw.cleveland"}, name
         assert granted[(Resource.GROUP, Operation.READ)] == groups, name
         # What it publishes, exactly; audit for every service (access auditing) even before its code writes it.
