@@ -124,7 +124,7 @@ def refusal_event(service: str, request: Request, refused: Refused, now: datetim
     return rest_event(
         service,
         request,
-        None,
+        refused.principal or request.principal,
         "read" if request.method in ("GET", "HEAD") else "create",
         resource=None,
         outcome=OUTCOME_OF_STATUS.get(refused.status, "4"),  # type: ignore[arg-type]

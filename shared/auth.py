@@ -167,7 +167,7 @@ class Gate:
         async def guard(request: Request) -> Principal:
             principal = await self.authenticated(request)
             if not principal.allows(scope):
-                raise Refused(403, "insufficient_scope", f"this needs a token with the scope {scope}")
+                raise Refused(403, "insufficient_scope", f"this needs a token with the scope {scope}", principal)
             return principal
 
         return guard

@@ -67,11 +67,12 @@ class Refused(Exception):
     ``error`` is the RFC 6750 code (``invalid_request``, ``invalid_token``, ``insufficient_scope``); ``description`` a
     sentence the caller can act on, never a token or a value it carried."""
 
-    def __init__(self, status: int, error: str, description: str) -> None:
+    def __init__(self, status: int, error: str, description: str, principal: Principal | None = None) -> None:
         super().__init__(description)
         self.status = status
         self.error = error
         self.description = description
+        self.principal = principal  # who was refused, when the credentials were good (a 403): the audit names them
 
 
 Handler = Callable[[Request], Awaitable[Response]]

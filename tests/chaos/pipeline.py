@@ -121,7 +121,7 @@ class Pipeline:
         """Per service, how many failed producers its producer watch replaced (``aimass_producer_renewals_total``)."""
         renewed = {}
         for name, process in self.services.items():
-            text = httpx.get(f"{process.url}/metrics", timeout=5).text
+            text = process.get("/metrics", timeout=5).text
             count = sum(
                 sample.value
                 for family in text_string_to_metric_families(text)
@@ -137,7 +137,7 @@ class Pipeline:
         answers = {}
         for name, process in self.services.items():
             try:
-                response = httpx.get(f"{process.url}/readyz", timeout=5)
+                response = process.get("/readyz", timeout=5)
                 answers[name] = (response.status_code, response.json().get("checks", {}))
             except httpx.HTTPError as error:
                 answers[name] = (0, {"http": type(error).__name__})

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from redis.asyncio import Redis
@@ -178,7 +177,7 @@ async def test_the_four_hospitals_come_out_with_comparable_features(
 
 
 def test_readiness_names_the_code_tables_and_tasks_in_use(clean: ServiceProcess) -> None:
-    body = httpx.get(f"{clean.url}/readyz", timeout=5).json()
+    body = clean.get("/readyz", timeout=5).json()
     assert set(body["code_tables"]) == {"*", "cleveland", "hungary", "switzerland", "va-long-beach"}
     assert "heart_disease" in body["tasks"]
 
@@ -251,7 +250,7 @@ async def test_duplicates_by_id_and_by_content_give_one_output_across_a_restart(
         await cleaned.wait_for(lambda m: json.loads(m.value)["record_id"] == barrier.record_id, timeout=60)
         outputs = [parsed(m) for m in cleaned.records if of_patient(first.patient)(m)]
         assert sorted(r.record_id for r in outputs) == sorted([first.record_id, barrier.record_id])
-        metrics = httpx.get(f"{restarted.url}/metrics", timeout=5).text  # the new process dropped both kinds
+        metrics = restarted.get("/metrics", timeout=5).text  # the new process dropped both kinds
         assert 'aimass_clean_duplicates_total{kind="event_id"} 1.0' in metrics
         assert 'aimass_clean_duplicates_total{kind="content"} 1.0' in metrics
     finally:

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from shared.broker import ensure_topics
@@ -43,7 +42,7 @@ def settings(stack: PrivateStack, tmp_path_factory: pytest.TempPathFactory) -> S
 
 async def wait_for_redis(clean: ServiceProcess, state: str, timeout: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
-    while (checks := httpx.get(f"{clean.url}/readyz", timeout=5).json()["checks"])["redis"] != state:
+    while (checks := clean.get("/readyz", timeout=5).json()["checks"])["redis"] != state:
         assert asyncio.get_running_loop().time() < deadline, f"readiness {checks}, expected redis {state}"
         await asyncio.sleep(0.3)
 

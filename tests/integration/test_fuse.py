@@ -13,7 +13,6 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -135,9 +134,9 @@ async def test_three_predictions_in_any_order_become_one_result_with_the_cross_s
         assert result.probability == pytest.approx(expected) and result.label == 1
         assert not result.needs_review and result.review_reasons == []
         assert result.method == "weighted_average" and result.agreement == pytest.approx(1 - (0.81 - 0.62))
-    metrics = httpx.get(f"{fuse.url}/metrics", timeout=5).text
+    metrics = fuse.get("/metrics", timeout=5).text
     assert 'aimass_fuse_results_total{method="weighted_average",task="heart_disease"}' in metrics
-    ready = httpx.get(f"{fuse.url}/readyz", timeout=5).json()
+    ready = fuse.get("/readyz", timeout=5).json()
     assert ready["expected_models"]["heart_disease"] == sorted(
         f"heart_disease/{c.site}/{c.version}" for c in THREE_CARDS
     )
@@ -158,7 +157,7 @@ async def test_a_missing_model_after_the_deadline_gives_a_result_flagged_for_rev
     await send(kafka, fuse_settings, three(record_id)[2])
     metrics = ""
     for _ in range(50):
-        metrics = httpx.get(f"{fuse.url}/metrics", timeout=5).text
+        metrics = fuse.get("/metrics", timeout=5).text
         if 'aimass_fuse_late_predictions_total{task="heart_disease"} 1.0' in metrics:
             break
         await asyncio.sleep(0.2)
@@ -220,7 +219,7 @@ async def test_a_model_released_while_running_joins_the_expected_set(fuse, fuse_
         headers=[(k, v.encode()) for k, v in headers.items()],
     )
     for _ in range(100):
-        if f"{SLOW_TASK}/pooled/v1" in httpx.get(f"{fuse.url}/readyz", timeout=5).json()["expected_models"][SLOW_TASK]:
+        if f"{SLOW_TASK}/pooled/v1" in fuse.get("/readyz", timeout=5).json()["expected_models"][SLOW_TASK]:
             break
         await asyncio.sleep(0.2)
     record_id = str(uuid.uuid4())

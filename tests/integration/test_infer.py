@@ -10,7 +10,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from pydantic import SecretStr
@@ -183,13 +182,13 @@ async def test_a_model_promoted_mid_stream_serves_later_records_without_a_restar
 
 
 def metric(process: ServiceProcess, series: str) -> float:
-    text = httpx.get(f"{process.url}/metrics", timeout=5).text
+    text = process.get("/metrics", timeout=5).text
     return float(next(line for line in text.splitlines() if line.startswith(series + " ")).split()[-1])
 
 
 async def wait_serving(process: ServiceProcess, model: str, timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
-    while model not in httpx.get(f"{process.url}/readyz", timeout=5).json()["models"].get(TASK, []):
+    while model not in process.get("/readyz", timeout=5).json()["models"].get(TASK, []):
         assert asyncio.get_running_loop().time() < deadline, f"{model} not served within {timeout} s"
         await asyncio.sleep(0.2)
 
@@ -223,7 +222,7 @@ async def test_redis_stopped_mid_stream_predictions_continue_without_the_cache(
         await publish_clean(client, settings, fresh(records[:20], "during"))  # cached vectors: Redis is gone
         during = parsed(await reader.wait_for(of("during"), count=20, timeout=30))
         assert not any(p.cache_hit for p in during)
-        ready = httpx.get(f"{process.url}/readyz", timeout=5)
+        ready = process.get("/readyz", timeout=5)
         assert ready.status_code == 503 and ready.json()["checks"]["redis"] == "down"
         assert ready.json()["cache"]["state"] == "bypassed"
         assert metric(process, 'aimass_infer_cache_total{result="error"}') >= 20
@@ -243,7 +242,7 @@ async def test_consumer_lag_of_its_group_is_exported(settings, infer) -> None:
     ]
     deadline = asyncio.get_running_loop().time() + 15
     while True:  # every record the module published has been scored and committed: the lag comes back to 0
-        text = httpx.get(f"{infer.url}/metrics", timeout=5).text
+        text = infer.get("/metrics", timeout=5).text
         found = {
             line.split(" ")[0]: float(line.split()[-1]) for line in text.splitlines() if line.split(" ")[0] in series
         }

@@ -8,7 +8,6 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.protocol.group import MemberAssignment
@@ -61,7 +60,7 @@ async def partitions_by_member(settings: Settings, topic: str) -> dict[str, set[
 
 
 def received_on(replica: ServiceProcess, topic: str) -> float:
-    text = httpx.get(f"{replica.url}/metrics", timeout=3).text
+    text = replica.get("/metrics", timeout=3).text
     pattern = rf'^faststream_received_messages_total\{{[^}}]*handler="{re.escape(topic)}"[^}}]*\}} (\S+)$'
     return sum(float(v) for v in re.findall(pattern, text, flags=re.M))
 

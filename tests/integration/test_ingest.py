@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
-import httpx
 import pydicom
 import pytest
 from aiokafka import ConsumerRecord
@@ -334,8 +333,8 @@ async def test_a_burst_of_garbage_is_dead_lettered_and_the_service_stays_ready(i
         await dead.close()
     assert all(decode_headers(r.headers)[DLQ_ERROR] for r in letters)
     assert {r.value for r in letters} <= {body for _, body, _ in garbage}  # the original bytes, unchanged
-    assert httpx.get(f"{ingest.url}/readyz", timeout=5).status_code == 200
-    metrics = httpx.get(f"{ingest.url}/metrics", timeout=5).text
+    assert ingest.get("/readyz", timeout=5).status_code == 200
+    metrics = ingest.get("/metrics", timeout=5).text
     assert "aimass_ingest_parse_failures_total{reason=" in metrics and ingest.process.poll() is None
 
 
@@ -403,7 +402,7 @@ async def test_a_batch_mixing_good_and_bad_documents(ingest_settings, ingest) ->
     assert sorted(decode_headers(r.headers)[CE_ID] for r in letters) == sorted(bad)
     assert {r.value for r in letters} == set(bad.values())
     assert all(decode_headers(r.headers)[DLQ_ERROR] for r in letters)
-    assert httpx.get(f"{ingest.url}/readyz", timeout=5).status_code == 200 and ingest.process.poll() is None
+    assert ingest.get("/readyz", timeout=5).status_code == 200 and ingest.process.poll() is None
 
 
 async def test_a_batch_that_fails_midway_is_delivered_again_whole(hospitals_dir, tmp_path) -> None:

@@ -15,17 +15,20 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
+from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from fhir.resources.R4B.riskassessment import RiskAssessment
 from pypdf import PdfReader
 
 from shared.broker import ensure_topics
+from shared.schemas.audit import AccessEvent
 from shared.schemas.predictions import FusedPrediction
 from shared.schemas.reports import ReportMessage
 from shared.settings import Settings
 from shared.topics import CE_ID, DLQ_ERROR, Topic, cloudevent_headers, decode_headers, event_type, topic_name
 from tests.support.factories.report import fused_for, heart_records, install_models, record_from
+from tests.support.identity import local_identity
 from tests.support.kafka import TopicReader, producer
 from tests.support.processes import ServiceProcess
 from tests.support.processes import test_settings as settings_for
@@ -101,28 +104,82 @@ async def test_a_fused_result_yields_a_report_that_renders_and_survives_a_restar
     DiagnosticReport.model_validate(message.diagnostic_report)
     assert message.url == f"{report.url}/reports/{message.report_id}"
 
-    html = httpx.get(message.url, timeout=10)
+    swiss = local_identity().headers("switzerland")  # the patient's hospital
+    html = httpx.get(message.url, headers=swiss, timeout=10)
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     assert fused.patient in html.text and "does not replace" in html.text
-    pdf = httpx.get(message.url, params={"format": "pdf"}, timeout=10)
+    pdf = httpx.get(message.url, params={"format": "pdf"}, headers=swiss, timeout=10)
     assert pdf.headers["content-type"] == "application/pdf"
     assert f"{fused.probability * 100:.1f}%" in risk_in_pdf(pdf.content)
-    fhir = httpx.get(message.url, params={"format": "fhir"}, timeout=10)
+    fhir = httpx.get(message.url, params={"format": "fhir"}, headers=swiss, timeout=10)
     assert fhir.headers["content-type"] == "application/fhir+json"
     Bundle.model_validate(fhir.json())
-    listing = httpx.get(f"{report.url}/patients/{fused.patient}/reports", timeout=10).json()
+    listing = report.get(f"/patients/{fused.patient}/reports", hospital="switzerland", timeout=10).json()
     assert [r["report_id"] for r in listing["reports"]] == [message.report_id]
-    metrics = httpx.get(f"{report.url}/metrics", timeout=10).text
+    metrics = report.get("/metrics", timeout=10).text
     assert 'aimass_report_rendered_total{format="pdf",task="heart_disease"}' in metrics
 
     report.stop()
     report.start()
     report.wait_ready()
-    again = httpx.get(message.url, params={"format": "pdf"}, timeout=10)
+    again = httpx.get(message.url, params={"format": "pdf"}, headers=swiss, timeout=10)
     assert again.status_code == 200 and again.content == pdf.content
-    assert httpx.get(message.url, timeout=10).text == html.text
-    listing = httpx.get(f"{report.url}/patients/{fused.patient}/reports", timeout=10).json()
+    assert httpx.get(message.url, headers=swiss, timeout=10).text == html.text
+    listing = report.get(f"/patients/{fused.patient}/reports", hospital="switzerland", timeout=10).json()
     assert [r["report_id"] for r in listing["reports"]] == [message.report_id]
+
+
+async def test_reads_need_a_token_of_the_patient_s_hospital_and_each_leaves_one_audit_event(
+    report: ServiceProcess, reports: TopicReader, kafka: AIOKafkaProducer, report_settings: Settings
+) -> None:
+    """The issue's checks on the real stack: no token 401, another hospital's token 403, one AuditEvent per read on
+    the audit topic (and per refusal), a signed link a browser opens without a token."""
+    fused = fused_for(record_from("cleveland", 7), SITES)
+    await publish_fused(kafka, report_settings, fused, f"fused-{uuid.uuid4()}")
+    [record] = await reports.wait_for(of_record(fused.record_id), timeout=TIMEOUT)
+    message = ReportMessage.model_validate_json(record.value)
+    audit = await TopicReader(report_settings, Topic.AUDIT).open()
+    try:
+        assert httpx.get(message.url, timeout=10).status_code == 401
+        other = httpx.get(message.url, headers=local_identity().headers("hungary"), timeout=10)
+        assert other.status_code == 403 and "another hospital" in other.json()["error_description"]
+        operator = httpx.get(message.url, params={"format": "fhir"}, headers=local_identity().headers(), timeout=10)
+        assert operator.status_code == 403 and operator.json()["resourceType"] == "OperationOutcome"
+        own = local_identity().headers("cleveland")
+        for fmt in ("html", "pdf", "fhir"):
+            assert httpx.get(message.url, params={"format": fmt}, headers=own, timeout=10).status_code == 200
+        link = httpx.post(f"{message.url}/link", headers=own, timeout=10).json()["url"]
+        opened = httpx.get(link, headers={"accept": "text/html"}, timeout=10)
+        assert opened.status_code == 200 and fused.patient in opened.text
+
+        access = event_type("access", "audited")
+
+        def about_this_report(r: ConsumerRecord) -> bool:
+            return decode_headers(r.headers).get("ce_type") == access and message.report_id.encode() in r.value
+
+        events = await audit.wait_for(about_this_report, count=8, timeout=TIMEOUT)
+    finally:
+        await audit.close()
+    parsed = [AccessEvent.model_validate_json(r.value) for r in events]
+    for r in events:  # FHIR R4 AuditEvents, as FHIR validates them
+        FhirAuditEvent.model_validate_json(r.value)
+    outcomes = [
+        (e.outcome, e.action, (e.agent[0].who.identifier.value if e.agent[0].who.identifier else None)) for e in parsed
+    ]
+    assert outcomes == [
+        ("4", "R", "unauthenticated"),
+        ("4", "R", "hungary-backend"),  # a valid token of another hospital: refused, and named
+        ("4", "R", "ops-monitoring"),
+        ("0", "R", "cleveland-backend"),
+        ("0", "R", "cleveland-backend"),
+        ("0", "R", "cleveland-backend"),
+        ("0", "C", "cleveland-backend"),  # the signed link made
+        ("0", "R", "cleveland-backend"),  # and opened
+    ]
+    reads = [e for e in parsed if e.outcome == "0" and e.action == "R"]
+    assert all(fused.patient in (x.what.identifier.value for x in e.entity if x.what.identifier) for e in reads)
+    assert all(message.report_id in e.entity[0].what.reference for e in reads)
+    assert all(r.key == fused.patient.encode() for r in events[3:])  # keyed by the patient, as the contract asks
 
 
 async def test_a_redelivered_result_gives_the_same_report(
@@ -134,7 +191,7 @@ async def test_a_redelivered_result_gives_the_same_report(
     await publish_fused(kafka, report_settings, fused, event_id)
     found: list[ConsumerRecord] = await reports.wait_for(of_record(fused.record_id), count=2, timeout=TIMEOUT)
     assert len({decode_headers(r.headers)[CE_ID] for r in found}) == 1  # consumers de-duplicate on ce_id
-    listing = httpx.get(f"{report.url}/patients/{fused.patient}/reports", timeout=10).json()
+    listing = report.get(f"/patients/{fused.patient}/reports", hospital="hungary", timeout=10).json()
     assert len(listing["reports"]) == 1
 
 
@@ -184,7 +241,7 @@ async def test_a_burst_of_results_is_reported_whole_in_batches(
     finally:
         await deadletters.close()
     message = ReportMessage.model_validate_json(found[-1].value)
-    pdf = httpx.get(message.url, params={"format": "pdf"}, timeout=30)
-    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     fused = next(f for f in results if f.record_id == message.record_id)
+    pdf = httpx.get(message.url, params={"format": "pdf"}, headers=local_identity().headers(fused.hospital), timeout=30)
+    assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert f"{fused.probability * 100:.1f}%" in risk_in_pdf(pdf.content)

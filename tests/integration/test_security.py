@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaClient, AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -290,9 +289,9 @@ async def test_services_run_as_their_own_principals_and_never_reveal_secrets(sta
             await client.stop()
             await reader.close()
         for process in services.values():
-            ready = httpx.get(f"{process.url}/readyz", timeout=3)
+            ready = process.get("/readyz", timeout=3)
             assert ready.status_code == 200, ready.text
-            metrics = httpx.get(f"{process.url}/metrics", timeout=3).text
+            metrics = process.get("/metrics", timeout=3).text
             assert not any(secret in ready.text or secret in metrics for secret in secrets)
     finally:
         for process in services.values():

@@ -26,6 +26,7 @@ from shared.schemas.models import ModelCard
 from shared.settings import PROJECT_ROOT, Settings
 from shared.tasks import feature_vector, label_of, load_task
 from shared.topics import CE_ID, CONTENT_TYPE, DLQ_ERROR, DLQ_ORIGINAL_TOPIC, Topic, decode_headers, topic_name
+from tests.support.identity import local_identity
 from tests.support.kafka import TopicReader, producer, wait_until
 from tests.support.processes import ServiceProcess
 from tests.support.processes import test_settings as settings_for
@@ -121,7 +122,7 @@ def train_service(settings: Settings, tasks_dir: Path) -> Iterator[ServiceProces
 
 
 def stored_count(url: str, task: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=3).text
+    text = httpx.get(f"{url}/metrics", headers=local_identity().headers(), timeout=3).text
     return sum(
         float(v)
         for v in re.findall(rf'^aimass_train_store_records\{{[^}}]*task="{task}"[^}}]*\}} (\S+)$', text, re.MULTILINE)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import PROJECT_ROOT, SERVICE_NAMES, Settings
+from tests.support.identity import local_identity
 
 
 def free_port() -> int:
@@ -23,8 +24,15 @@ def free_port() -> int:
 
 
 def test_settings(var_dir: Path, prefix: str) -> Settings:
-    ports = {f"{name}_port": free_port() for name in ("ingest", "clean", "train", "infer", "fuse", "report")}
-    return Settings(topic_prefix=prefix, var_dir=var_dir, pseudonym_key="integration-test-key-0123456789", **ports)
+    """Free ports, the run's own prefix and var dir, and the test identity provider as the token issuer."""
+    ports = {f"{name}_port": free_port() for name in (*SERVICE_NAMES, "issuer")}
+    return Settings(
+        topic_prefix=prefix,
+        var_dir=var_dir,
+        pseudonym_key="integration-test-key-0123456789",
+        **ports,
+        **local_identity().settings(),
+    )
 
 
 def environment(settings: Settings, **overrides: str) -> dict[str, str]:
@@ -37,10 +45,13 @@ def environment(settings: Settings, **overrides: str) -> dict[str, str]:
             "AIMASS_VAR_DIR": str(settings.var_dir),
             "AIMASS_PSEUDONYM_KEY": settings.pseudonym_key.get_secret_value() if settings.pseudonym_key else "",
             "AIMASS_LOG_LEVEL": "INFO",
+            "AIMASS_AUTH_ISSUER": settings.auth_issuer,
+            "AIMASS_AUTH_JWKS_URL": settings.auth_jwks_url or "",
+            "AIMASS_AUTH_AUDIENCE": settings.auth_audience,
             "PYTHONUNBUFFERED": "1",
         }
     )
-    for name in ("ingest", "clean", "train", "infer", "fuse", "report"):
+    for name in (*SERVICE_NAMES, "issuer"):
         env[f"AIMASS_{name.upper()}_PORT"] = str(settings.port_for(name))
     env.update(overrides)
     return env
@@ -60,6 +71,10 @@ class ServiceProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str, hospital: str | None = None, timeout: float = 5.0) -> httpx.Response:
+        """``path`` with a real token: an operator's (``ops/metrics.read``), or ``hospital``'s backend client's."""
+        return httpx.get(f"{self.url}{path}", headers=local_identity().headers(hospital), timeout=timeout)
 
     def start(self) -> ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
