@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The six AI Mass services as background processes: pid files in var/run, logs in var/log.
+# The six AI Mass services and the local token issuer as background processes: pid files in var/run, logs in var/log.
 #   services.sh start [NAME...]   start those not running, wait until each answers /healthz
 #   services.sh stop [NAME...] | status [NAME...]
 # Replicas: <NAME>_REPLICAS=N (e.g. INFER_REPLICAS=2, `make up INFER_REPLICAS=2`) starts N processes of a service in
@@ -12,8 +12,9 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/lib/common.sh"
 
-ALL=(ingest clean train infer fuse report)
-declare -A DEFAULT_PORT=([ingest]=8101 [clean]=8102 [train]=8103 [infer]=8104 [fuse]=8105 [report]=8106)
+# The issuer first: the services verify tokens with its keys (docs/security.md; a deployment points them at its own).
+ALL=(issuer ingest clean train infer fuse report)
+declare -A DEFAULT_PORT=([issuer]=8107 [ingest]=8101 [clean]=8102 [train]=8103 [infer]=8104 [fuse]=8105 [report]=8106)
 AIMASS=$ROOT/.venv/bin/aimass
 
 REPLICA_PORT_STEP=10

@@ -30,7 +30,7 @@ case "${1:-}" in
     "$HERE/services.sh" status || rc=1
     exit $rc ;;
   logs)
-    for f in "$LOG_DIR"/{kafka,redis,ingest,clean,train,infer,fuse,report}.log; do
+    for f in "$LOG_DIR"/{kafka,redis,issuer,ingest,clean,train,infer,fuse,report}.log; do
       [ -f "$f" ] || continue
       echo "==> $f <=="; tail -n "${LINES_PER_LOG:-20}" "$f"; echo
     done ;;

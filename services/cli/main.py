@@ -1,4 +1,5 @@
-"""``aimass`` — the command line of the contract (run, publish, simulate, train, models, tail, replay)."""
+"""``aimass`` — the command line of the contract (run, publish, simulate, train, models, tail, replay), and of the
+trusted edge (token, link)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,18 @@ def _run(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(service.serve())
     return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from services.cli.token import print_token
+
+    return print_token(get_settings(), args.hospital, args.scope)
+
+
+def _link(args: argparse.Namespace) -> int:
+    from services.cli.token import print_link
+
+    return print_link(get_settings(), args.report_id, args.hospital)
 
 
 def _publish(args: argparse.Namespace) -> int:
@@ -80,9 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aimass", description="AI Mass: clinical events in, diagnostic results out.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run one service in the foreground")
-    run.add_argument("service", choices=SERVICE_NAMES)
+    run = commands.add_parser("run", help="run one service (or the local token issuer) in the foreground")
+    run.add_argument("service", choices=[*SERVICE_NAMES, "issuer"])
     run.set_defaults(func=_run)
+
+    token = commands.add_parser("token", help="an access token from the local issuer, as a hospital's backend")
+    token.add_argument("--hospital", required=True, help="the hospital whose backend client asks (deploy/hospitals)")
+    token.add_argument("--scope", help="e.g. system/DiagnosticReport.read (default: all the client may have)")
+    token.set_defaults(func=_token)
+
+    link = commands.add_parser("link", help="a signed link to a report, for a browser (valid for minutes)")
+    link.add_argument("report_id")
+    link.add_argument("--hospital", required=True, help="the patient's hospital, whose backend client asks")
+    link.set_defaults(func=_link)
 
     publish = commands.add_parser("publish", help="publish hospital documents to ingest.raw")
     publish.add_argument("files", nargs="+", help="files or folders; '-' reads one document from stdin")

@@ -33,6 +33,7 @@ from services.cli.kafka import kafka_unreachable, producer
 from services.cli.scenario import plan, summary
 from services.cli.scenario.heart import records_by_hospital
 from services.cli.scenario.observed import FOLLOWED, Observed
+from services.cli.token import TokenError, links_for, ops_token
 from services.cli.train_cli import publish_cards, train_sites
 from shared.broker import MAX_MESSAGE_BYTES
 from shared.schemas.models import ModelCard
@@ -120,9 +121,13 @@ async def _until(
         bar.update(total - bar.n)
 
 
-def _ready_detail(settings: Settings, service: str, detail: str) -> dict[str, list[str]]:
+def _ready_detail(settings: Settings, service: str, detail: str, token: str) -> dict[str, list[str]]:
+    """A detail of the service's ``/readyz``, which an operator's token (``ops/metrics.read``) sees."""
+    request = urllib.request.Request(
+        f"{settings.public_url(service)}/readyz", headers={"authorization": f"Bearer {token}"}
+    )
     try:
-        with urllib.request.urlopen(f"{settings.public_url(service)}/readyz", timeout=3) as response:
+        with urllib.request.urlopen(request, timeout=3) as response:
             body = json.loads(response.read())
     except OSError:
         return {}
@@ -133,9 +138,13 @@ async def _serving(settings: Settings, cards: list[ModelCard], seconds: float) -
     """Wait until infer and fuse both serve every released version; then infer's active (site, version)s."""
     wanted = {f"{c.site}/{c.version}" for c in cards if c.status == "active" and c.task == TASK}
     deadline = time.monotonic() + seconds
+    try:
+        token = await asyncio.to_thread(ops_token, settings)
+    except TokenError as failed:
+        raise Unfinished(f"no operator token to ask infer and fuse what they serve: {failed}") from None
     while True:
-        infer = set((await asyncio.to_thread(_ready_detail, settings, "infer", "models")).get(TASK, []))
-        fuse = set((await asyncio.to_thread(_ready_detail, settings, "fuse", "expected_models")).get(TASK, []))
+        infer = set((await asyncio.to_thread(_ready_detail, settings, "infer", "models", token)).get(TASK, []))
+        fuse = set((await asyncio.to_thread(_ready_detail, settings, "fuse", "expected_models", token)).get(TASK, []))
         fuse = {ref.split("/", 1)[1] if ref.startswith(f"{TASK}/") else ref for ref in fuse}
         if wanted <= infer and wanted <= fuse:
             return {tuple(ref.split("/", 1)) for ref in infer}  # type: ignore[misc]
@@ -268,9 +277,17 @@ async def simulate(settings: Settings, per_hospital: int | None, wait_seconds: f
     if run is None:
         return 1
     timings = summary.Timings(time.monotonic() - started, **run.timings)
+    shown = [(r.report_id, run.outcome.hospital_of(r)) for r in run.outcome.own_reports()[: summary.REPORT_LINKS]]
+    links = await asyncio.to_thread(links_for, settings, shown)
     print(
         summary.render(
-            run.outcome, run.cards, run.refused, timings, settings.public_url("report"), settings.public_url("infer")
+            run.outcome,
+            run.cards,
+            run.refused,
+            timings,
+            settings.public_url("report"),
+            settings.public_url("infer"),
+            links,
         )
     )
     if run.problem:

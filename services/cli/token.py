@@ -4,14 +4,22 @@ it, for a person to open in a browser."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterable
 
-from services.issuer.clients import hospital_client_id, hospital_key_path, issuer_folder
+from services.issuer.clients import (
+    MONITORING_CLIENT,
+    hospital_client_id,
+    hospital_key_path,
+    issuer_folder,
+    monitoring_secret_path,
+)
 from services.issuer.grants import ASSERTION_TYPE, client_assertion
 from services.issuer.keys import load
 from shared.settings import Settings
@@ -53,6 +61,28 @@ def token_for(settings: Settings, hospital: str, scope: str | None = None) -> st
         endpoint, urllib.parse.urlencode(form).encode(), {"content-type": "application/x-www-form-urlencoded"}
     )
     return str(answer["access_token"])
+
+
+def ops_token(settings: Settings) -> str:
+    """A token with ``ops/metrics.read``, as the local monitoring client gets one (its secret, client_secret_basic)."""
+    secret_path = monitoring_secret_path(issuer_folder(settings))
+    if not secret_path.exists():
+        raise TokenError(f"no monitoring client secret at {secret_path}: the local issuer makes it when it starts")
+    credentials = base64.b64encode(f"{MONITORING_CLIENT}:{secret_path.read_text().strip()}".encode()).decode()
+    endpoint = f"{settings.auth_issuer.rstrip('/')}/token"
+    headers = {"content-type": "application/x-www-form-urlencoded", "authorization": f"Basic {credentials}"}
+    return str(_post(endpoint, b"grant_type=client_credentials", headers)["access_token"])
+
+
+def links_for(settings: Settings, reports: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Signed links to ``(report id, hospital)`` reports; those that cannot be made now are left out."""
+    links = {}
+    for report_id, hospital in reports:
+        try:
+            links[report_id] = link_for(settings, report_id, hospital)
+        except TokenError:
+            continue
+    return links
 
 
 def link_for(settings: Settings, report_id: str, hospital: str) -> str:

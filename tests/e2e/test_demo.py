@@ -17,6 +17,7 @@ import pytest
 
 from services.cli.scenario import summary
 from services.cli.simulate import Run, play
+from services.cli.token import links_for, ops_token, token_for
 from services.ingest.dates import MAX_SHIFT_DAYS
 from shared.broker import ensure_topics
 from shared.settings import Settings
@@ -32,13 +33,15 @@ SERVICES = ["ingest", "clean", "train", "infer", "fuse", "report"]
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = settings_for(tmp_path_factory.mktemp("demo"), f"e2e-{uuid.uuid4().hex[:8]}.")
+    # As `make demo` runs: the local issuer as a process of its own, whose tokens the services accept.
+    settings = settings.model_copy(update={"auth_issuer": settings.public_url("issuer"), "auth_jwks_url": None})
     asyncio.run(ensure_topics(settings))
     return settings
 
 
 @pytest.fixture(scope="module")
 def platform(settings: Settings) -> Iterator[dict[str, ServiceProcess]]:
-    processes = start_all(SERVICES, settings)
+    processes = start_all(["issuer", *SERVICES], settings)
     yield processes
     for process in processes.values():
         process.stop()
@@ -64,9 +67,15 @@ def test_every_held_out_patient_gets_a_fused_result_and_a_readable_report(run: R
         sites = {c.model.site for c in outcome.fused[record_id].contributions}
         assert sites == trained, f"{record_id} fused from {sites}"
     some = outcome.reports[held_out[0]]
-    page = httpx.get(some.url, timeout=10)
+    hospital = outcome.hospital_of(some)
+    assert httpx.get(some.url, timeout=10).status_code == 401  # a report id alone opens nothing
+    token = token_for(settings, hospital)  # as `aimass token --hospital` gets one from the issuer process
+    page = httpx.get(some.url, headers={"authorization": f"Bearer {token}"}, timeout=10)
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert some.patient in page.text and outcome.clean[held_out[0]].patient == some.patient
+    other = next(h for h in ("cleveland", "hungary") if h != hospital)
+    refused = httpx.get(some.url, headers={"authorization": f"Bearer {token_for(settings, other)}"}, timeout=10)
+    assert refused.status_code == 403
 
 
 def test_the_four_formats_and_dicom_arrive_and_the_broken_messages_are_dead_lettered_with_reasons(run: Run) -> None:
@@ -95,8 +104,11 @@ def test_the_four_formats_and_dicom_arrive_and_the_broken_messages_are_dead_lett
 def test_the_summary_shows_every_section_with_this_runs_numbers(run: Run, settings: Settings) -> None:
     outcome = run.outcome
     timings = summary.Timings(sum(run.timings.values()), **run.timings)
+    shown = [(r.report_id, outcome.hospital_of(r)) for r in outcome.own_reports()[: summary.REPORT_LINKS]]
+    links = links_for(settings, shown)  # what `make demo` prints: links a person clicks, no token in hand
+    assert len(links) == len(shown)
     text = summary.render(
-        outcome, run.cards, run.refused, timings, settings.public_url("report"), settings.public_url("infer")
+        outcome, run.cards, run.refused, timings, settings.public_url("report"), settings.public_url("infer"), links
     )
     for heading in (
         "What the hospitals sent",
@@ -112,7 +124,10 @@ def test_the_summary_shows_every_section_with_this_runs_numbers(run: Run, settin
     fused = dict(rows)["fused"]["all"]
     assert fused is not None and 0.5 < fused <= 1.0, "fused AUC over the held-out patients"
     assert f"{fused:.3f}" in text
-    assert outcome.own_reports()[0].url in text
+    first = links[outcome.own_reports()[0].report_id]
+    assert first in text and "sig=" in first
+    opened = httpx.get(first, headers={"accept": "text/html"}, timeout=10)
+    assert opened.status_code == 200 and outcome.own_reports()[0].patient in opened.text
     assert counts["all n"] == len(outcome.scored())
 
 
@@ -129,5 +144,7 @@ def test_no_identifier_that_went_in_comes_out_anywhere(
     dates = date_identifiers(patients, MAX_SHIFT_DAYS, (COLLECTED_AT, datetime.now(UTC)))
     times = [t for d in scenario.dates.values() for t in d.care]
     assert len(times) >= 4 * PER_HOSPITAL and all(minute_forms(t) <= dates for t in times), "every time is scanned"
-    hits = scan_blocking(identifiers | dates, settings, metrics_urls=[f"{p.url}/metrics" for p in platform.values()])
+    operator = {"authorization": f"Bearer {ops_token(settings)}"}
+    metrics = [f"{p.url}/metrics" for p in platform.values()]
+    hits = scan_blocking(identifiers | dates, settings, metrics_urls=metrics, metrics_headers=operator)
     assert hits == [], describe(hits)

@@ -44,7 +44,7 @@ from shared.principals import (
 )
 from shared.security import kafka_client_options
 from shared.settings import PROJECT_ROOT, Settings
-from shared.topics import CE_ID, CE_SOURCE, Topic, derived_event_id, hospital_input_topic, topic_name
+from shared.topics import CE_ID, CE_SOURCE, DLQ_ERROR, Topic, derived_event_id, hospital_input_topic, topic_name
 from tests.support.kafka import TopicReader
 from tests.support.processes import ServiceProcess, environment
 from tests.support.stack import PrivateStack
@@ -285,6 +285,7 @@ async def test_services_run_as_their_own_principals_and_never_reveal_secrets(sta
             # Through ingest (svc-ingest), clean (svc-clean, whose de-duplication runs its Lua scripts in Redis as
             # its own ACL user) onto records.clean.
             await reader.wait_for(lambda r: json.loads(r.value)["record_id"] == expected, timeout=20)
+            await a_hospital_publishes_as_itself_and_cannot_pose_as_another(stack, reader)
         finally:
             await client.stop()
             await reader.close()
@@ -299,6 +300,28 @@ async def test_services_run_as_their_own_principals_and_never_reveal_secrets(sta
     for process in services.values():
         log = process.log_path.read_text()
         assert not any(secret in log for secret in secrets)
+
+
+async def a_hospital_publishes_as_itself_and_cannot_pose_as_another(stack: PrivateStack, clean: TopicReader) -> None:
+    """hungary on its own topic: its record flows; the same login claiming to be cleveland: dead-lettered by ingest."""
+    hungary = AIOKafkaProducer(**kafka_client_options(as_(stack, hospital_principal("hungary"))), acks="all")
+    letters = await TopicReader(as_(stack, OPERATOR), Topic.DEADLETTER).open()
+    await hungary.start()
+    try:
+        own, posing = f"own-{uuid.uuid4()}", f"posing-{uuid.uuid4()}"
+        for message_id, claimed in ((own, b"hungary"), (posing, b"cleveland")):
+            body = json.dumps({"patient_id": f"MRN-{message_id}", "age_years": 61, "sex": "male"}).encode()
+            headers = [(CE_SOURCE, claimed), (CE_ID, message_id.encode()), ("content-type", b"application/json")]
+            await hungary.send_and_wait(hospital_input_topic("hungary", PREFIX), body, headers=headers)
+        expected = derived_event_id("ingest", f"hungary/{own}", 0)
+        [record] = await clean.wait_for(lambda r: json.loads(r.value)["record_id"] == expected, timeout=20)
+        assert json.loads(record.value)["hospital"] == "hungary"
+        [letter] = await letters.wait_for(lambda r: dict(r.headers).get(CE_ID) == posing.encode(), timeout=20)
+        reason = dict(letter.headers)[DLQ_ERROR].decode()
+        assert "another hospital than the input topic of hungary" in reason
+    finally:
+        await hungary.stop()
+        await letters.close()
 
 
 def test_a_service_with_a_wrong_password_exits_without_logging_it(stack: PrivateStack) -> None:
@@ -350,8 +373,10 @@ async def test_the_command_line_logs_in_by_itself_as_the_operator_or_as_a_hospit
     tail = cli(stack, "tail", "ingest.raw", "--from-beginning", "--max", "1", "--timeout", "10")
     assert tail.returncode == 0, tail.stderr
     assert json.loads(tail.stdout.splitlines()[0])["topic"] == contract
-    replay = cli(stack, "replay", "--timeout", "3")  # its own consumer group, committed, as the operator
-    assert replay.returncode == 0 and "replayed 0, skipped" in replay.stdout, replay.stderr
+    # Its own consumer group, committed, as the operator: whatever earlier tests dead-lettered (ingest refuses a
+    # hospital posing as another on its topic) goes back where it came from, the operator may write every topic.
+    replay = cli(stack, "replay", "--timeout", "3")
+    assert replay.returncode == 0 and ", failed 0" in replay.stdout, replay.stdout + replay.stderr
     # A hospital's principal is refused beyond its topic, whatever the command line asks.
     foreign = cli(stack, "publish", str(document), "--hospital", "cleveland", "--as-hospital")
     assert foreign.returncode == 0  # cleveland's own topic, with cleveland's credentials

@@ -50,7 +50,7 @@ import io
 import json
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -132,9 +132,10 @@ def scan_metrics_text(matcher: PhiMatcher, text: str, source: str) -> list[Hit]:
     return hits
 
 
-async def scan_metrics(matcher: PhiMatcher, urls: Iterable[str]) -> list[Hit]:
+async def scan_metrics(matcher: PhiMatcher, urls: Iterable[str], headers: Mapping[str, str] | None = None) -> list[Hit]:
+    """``headers``: an operator's token, which ``/metrics`` asks for."""
     hits = []
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, headers=dict(headers or {})) as client:
         for url in urls:
             response = await client.get(url)
             response.raise_for_status()
@@ -209,12 +210,13 @@ async def scan(
     var_dir: Path | None = None,
     ignore_case: bool = True,
     inputs_too: bool = False,
+    metrics_headers: Mapping[str, str] | None = None,
 ) -> list[Hit]:
     """Every place an identifier was found in the run's topics, logs and metric labels (see the module docstring)."""
     matcher = PhiMatcher(identifiers, ignore_case)
     hits = await scan_topics(matcher, settings, inputs_too)
     hits += scan_logs(matcher, var_dir or settings.var_dir)
-    hits += await scan_metrics(matcher, metrics_urls)
+    hits += await scan_metrics(matcher, metrics_urls, metrics_headers)
     return sorted(hits)
 
 

@@ -161,6 +161,10 @@ class Observed:
         """Reports of this run's held-out records, by record id."""
         return [self.reports[r] for r in sorted(self.scored()) if r in self.reports and r in self.fused]
 
+    def hospital_of(self, report: ReportMessage) -> str:
+        """The hospital of a report's patient: whose token may read it."""
+        return self.fused[report.record_id].hospital
+
     def latencies(self) -> list[float]:
         """Seconds from sending a held-out message to the report of each of its records."""
         out = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from services.cli.quality import render as render_quality
@@ -146,18 +146,35 @@ def throughput(outcome: Observed, timings: Timings, models: int) -> str:
     return "\n".join(lines)
 
 
-def where_next(outcome: Observed, report_url: str, metrics_url: str) -> str:
+def where_next(outcome: Observed, report_url: str, metrics_url: str, links: Mapping[str, str]) -> str:
+    """Signed links to a few of the run's reports, a browser opens them for the next minutes without a token."""
     reports = outcome.own_reports()[:REPORT_LINKS]
     lines = ["Where to look next"]
-    lines += [
-        f"  {r.url if r.url.startswith('http') else report_url + r.url}   report ({r.summary[:60]})" for r in reports
-    ]
+    for r in reports:
+        link = links.get(r.report_id)
+        if link:
+            lines.append(f"  {link}")
+            lines.append(
+                f"      report ({r.summary[:60]}); the link is valid for minutes: `aimass link {r.report_id} "
+                f"--hospital {outcome.hospital_of(r)}` makes a new one"
+            )
+        else:
+            lines.append(
+                f"  {r.url}   report ({r.summary[:60]}); needs a token of {outcome.hospital_of(r)} "
+                f"(`aimass token --hospital {outcome.hospital_of(r)}`)"
+            )
     if reports:
-        lines.append(f"  {report_url}/patients/{reports[0].patient}/reports   every report of one patient (JSON)")
+        first = reports[0]
+        lines.append(
+            f"  {report_url}/patients/{first.patient}/reports   every report of one patient (JSON; "
+            f'curl -H "Authorization: Bearer $(.venv/bin/aimass token --hospital {outcome.hospital_of(first)})")'
+        )
     lines += [
-        f"  {metrics_url}/metrics   Prometheus metrics (each service: ports 8101-8106)",
+        f"  {metrics_url}/metrics   Prometheus metrics (each service: ports 8101-8106; an operator's token, "
+        "ops/metrics.read: deploy/prometheus/prometheus.yml fetches one)",
         "  deploy/grafana/dashboards/   the Grafana dashboard (import it; Prometheus config in deploy/prometheus/)",
         "  .venv/bin/aimass tail predictions.fused --from-beginning --max 1",
+        "  .venv/bin/aimass tail audit --from-beginning              who read which report, every refusal",
         "  .venv/bin/aimass tail deadletter --from-beginning        .venv/bin/aimass quality",
         "  .venv/bin/aimass models list                             make status · make logs · make down",
     ]
@@ -171,6 +188,7 @@ def render(
     timings: Timings,
     report_url: str,
     metrics_url: str,
+    links: Mapping[str, str] | None = None,
 ) -> str:
     sections = [
         "AI Mass demo — four hospitals, real UCI heart-disease records, end to end",
@@ -180,6 +198,6 @@ def render(
         models(cards, refused),
         fused_vs_single(outcome),
         throughput(outcome, timings, sum(c.status == "active" for c in cards)),
-        where_next(outcome, report_url, metrics_url),
+        where_next(outcome, report_url, metrics_url, links or {}),
     ]
     return "\n\n".join(sections) + "\n"
