@@ -26,15 +26,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    from services.cli.token import print_token
+    from services.cli.token import printed, token_for
 
-    return print_token(get_settings(), args.hospital, args.scope)
+    return printed("token", lambda: token_for(get_settings(), args.hospital, args.scope))
 
 
 def _link(args: argparse.Namespace) -> int:
-    from services.cli.token import print_link
+    from services.cli.token import link_for, printed
 
-    return print_link(get_settings(), args.report_id, args.hospital)
+    return printed("link", lambda: link_for(get_settings(), args.report_id, args.hospital))
 
 
 def _publish(args: argparse.Namespace) -> int:

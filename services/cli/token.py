@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from services.issuer.clients import (
     MONITORING_CLIENT,
@@ -93,19 +93,11 @@ def link_for(settings: Settings, report_id: str, hospital: str) -> str:
     return str(answer["url"])
 
 
-def print_token(settings: Settings, hospital: str, scope: str | None) -> int:
+def printed(command: str, make: Callable[[], str]) -> int:
+    """``aimass token`` / ``aimass link``: what ``make`` returns on stdout, or why not on stderr."""
     try:
-        print(token_for(settings, hospital, scope))
+        print(make())
     except TokenError as failed:
-        print(f"aimass token: {failed}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def print_link(settings: Settings, report_id: str, hospital: str) -> int:
-    try:
-        print(link_for(settings, report_id, hospital))
-    except TokenError as failed:
-        print(f"aimass link: {failed}", file=sys.stderr)
+        print(f"aimass {command}: {failed}", file=sys.stderr)
         return 1
     return 0

@@ -14,13 +14,17 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from aiokafka import ConsumerRecord
 
 from services.cli.scenario import summary
 from services.cli.simulate import Run, play
 from services.cli.token import links_for, ops_token, token_for
 from services.ingest.dates import MAX_SHIFT_DAYS
 from shared.broker import ensure_topics
+from shared.schemas.audit import AccessEvent
 from shared.settings import Settings
+from shared.topics import CE_TYPE, Topic, decode_headers, event_type
+from tests.support.kafka import TopicReader
 from tests.support.phi import date_identifiers, describe, dicom_dates, minute_forms, scan_blocking
 from tests.support.processes import ServiceProcess, log_tails, start_all
 from tests.support.processes import test_settings as settings_for
@@ -148,3 +152,30 @@ def test_no_identifier_that_went_in_comes_out_anywhere(
     metrics = [f"{p.url}/metrics" for p in platform.values()]
     hits = scan_blocking(identifiers | dates, settings, metrics_urls=metrics, metrics_headers=operator)
     assert hits == [], describe(hits)
+
+
+def test_every_token_the_issuer_granted_and_every_report_read_is_audited(run: Run, settings: Settings) -> None:
+    """The issuer process and report, as `make demo` runs them: each grant and each read one FHIR AuditEvent."""
+    hospital = run.outcome.hospital_of(run.outcome.own_reports()[0])
+    token_for(settings, hospital)
+    access = event_type("access", "audited")
+
+    def is_access(record: ConsumerRecord) -> bool:
+        return decode_headers(record.headers).get(CE_TYPE) == access
+
+    async def access_events() -> list[AccessEvent]:
+        reader = await TopicReader(settings, Topic.AUDIT).open()
+        try:
+            await reader.wait_for(lambda r: is_access(r) and b'"aimass/issuer"' in r.value, timeout=20)
+            await reader.wait_for(lambda r: is_access(r) and b'"aimass/report"' in r.value, timeout=20)
+            return [AccessEvent.model_validate_json(r.value) for r in reader.records if is_access(r)]
+        finally:
+            await reader.close()
+
+    events = asyncio.run(access_events())
+    grants = [e for e in events if e.type.code == "110114" and e.outcome == "0"]
+    clients = {e.agent[0].who.identifier.value for e in grants}
+    assert f"{hospital}-backend" in clients and "ops-monitoring" in clients  # the demo's operator token too
+    assert all(e.source.observer.display == "aimass/issuer" for e in grants)
+    reads = [e for e in events if e.type.code == "rest" and e.outcome == "0" and e.action == "R"]
+    assert reads and all(e.source.observer.display == "aimass/report" for e in reads)
