@@ -1,5 +1,5 @@
 """Secrets a service needs that the deployment may leave to the platform: the configured value when set, else one
-made once under ``var/secrets/`` (mode 600) and shared by every process on the machine."""
+made once in a file under ``var/`` (mode 600) and shared by every process on the machine."""
 
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ from shared.settings import Settings
 log = logging.getLogger("aimass.secrets")
 
 
-def secrets_dir(settings: Settings) -> Path:
-    return settings.var_dir / "secrets"
+def secret_path(settings: Settings, name: str) -> Path:
+    """Where the local secret ``name`` lives: ``var/secrets/<name>``."""
+    return settings.var_dir / "secrets" / name
 
 
-def local_secret(settings: Settings, configured: SecretStr | None, name: str) -> bytes:
-    """``configured``, else the contents of ``var/secrets/<name>``, made now with 32 random bytes if absent."""
+def local_secret(configured: SecretStr | None, path: Path, setting: str) -> bytes:
+    """``configured``, else the contents of ``path``, made now with 32 random bytes (hex) if absent. ``setting``
+    names the variable that should carry it in production, for the warning."""
     if configured is not None:
         return configured.get_secret_value().encode()
-    path = secrets_dir(settings) / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         try:
@@ -32,5 +33,9 @@ def local_secret(settings: Settings, configured: SecretStr | None, name: str) ->
             return path.read_text().strip().encode()
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32))
-        log.warning("generated a local secret; set it in the environment in production", extra={"secret": name})
+        log.warning(
+            "generated a local secret; set %s in production",
+            setting,
+            extra={"event": "key_generated", "path": str(path)},
+        )
     return path.read_text().strip().encode()

@@ -11,7 +11,7 @@ from shared.auth import SCOPE_REPORTS
 from shared.links import LinkSigner
 from shared.schemas.predictions import FusedPrediction
 from shared.schemas.reports import ReportMessage
-from shared.secrets import local_secret
+from shared.secrets import local_secret, secret_path
 from shared.service import Service
 from shared.settings import Settings
 from shared.tasks import load_tasks
@@ -50,7 +50,8 @@ def create_service(settings: Settings | None = None) -> Service:
     )
 
     links = LinkSigner(
-        local_secret(service.settings, service.settings.link_key, "link.key"), service.settings.link_ttl_seconds
+        local_secret(service.settings.link_key, secret_path(service.settings, "link.key"), "AIMASS_LINK_KEY"),
+        service.settings.link_ttl_seconds,
     )
     service.gate.links = links
     routes = ReportRoutes(store, reporter.pdf, service.audit, links, service.settings.public_url("report"))
