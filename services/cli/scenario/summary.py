@@ -152,17 +152,15 @@ def where_next(outcome: Observed, report_url: str, metrics_url: str, links: Mapp
     lines = ["Where to look next"]
     for r in reports:
         link = links.get(r.report_id)
+        summary = r.summary if len(r.summary) <= 70 else r.summary[:69] + "…"
+        hospital = outcome.hospital_of(r)
         if link:
             lines.append(f"  {link}")
             lines.append(
-                f"      report ({r.summary[:60]}); the link is valid for minutes: `aimass link {r.report_id} "
-                f"--hospital {outcome.hospital_of(r)}` makes a new one"
+                f"      {summary} · valid for minutes; another: aimass link {r.report_id} --hospital {hospital}"
             )
         else:
-            lines.append(
-                f"  {r.url}   report ({r.summary[:60]}); needs a token of {outcome.hospital_of(r)} "
-                f"(`aimass token --hospital {outcome.hospital_of(r)}`)"
-            )
+            lines.append(f"  {r.url}   {summary} · needs a token: aimass token --hospital {hospital}")
     if reports:
         first = reports[0]
         lines.append(
