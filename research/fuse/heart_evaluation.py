@@ -13,24 +13,21 @@ every other fusion rule tried, on this and other training seeds. ``tests/unit/fu
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 
-from services.cli.scenario.heart import records_by_hospital
 from services.fuse.directory import ModelDirectory
 from services.fuse.fusion import logit, validation_auc
 from services.fuse.join import fuse
-from services.ingest.documents import envelope_of, read_document
-from services.ingest.pseudonym import Pseudonymizer
-from services.train.dataset import Dataset, Row, assemble, split
+from services.train.dataset import Dataset, split
 from services.train.evaluate import roc_auc
 from services.train.training import TrainedModel, train_model
 from shared.schemas.models import ModelCard, ModelRef
 from shared.schemas.predictions import FusedPrediction, Prediction
-from shared.tasks import FusionSpec, TaskSpec, feature_vector, label_of, load_tasks
+from shared.tasks import FusionSpec, TaskSpec, load_tasks
+from tests.support.factories.heart import heart_dataset as labelled_rows
 
 HOSPITALS = ("cleveland", "hungary", "va-long-beach", "switzerland")
 METHODS = ("weighted_average", "logit_average", "majority_vote")
@@ -38,20 +35,8 @@ BOOTSTRAP = 2000
 
 
 def heart_dataset(task: TaskSpec) -> Dataset:
-    """The 920 real rows through ingest's reader and the task's feature and label definitions."""
-    pseudonymize = Pseudonymizer(b"evaluation-key-0123456789abcdef")
-    when = datetime(2026, 1, 5, tzinfo=UTC)
-    rows = []
-    for hospital, documents in records_by_hospital().items():
-        for index, document in enumerate(documents):
-            headers = {"ce_source": hospital, "content-type": "application/json", "ce_id": f"{hospital}-{index}"}
-            for record in read_document(
-                json.dumps(document).encode(), headers, envelope_of(headers, "-", when), pseudonymize, 10**6
-            ):
-                label = label_of(record, task)
-                if label is not None:
-                    rows.append(Row(record.record_id, record.hospital, feature_vector(record, task), label))
-    return assemble(task.feature_names, rows)
+    """The 920 real rows through ingest's reader and the task's feature and label definitions, labelled ones only."""
+    return labelled_rows(task, labelled_only=True)
 
 
 def card_of(model: TrainedModel) -> ModelCard:

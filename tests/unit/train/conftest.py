@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-
 import pytest
 
-from services.cli.scenario.heart import records_by_hospital
 from services.cli.scenario.records import dataset_records
-from services.ingest.documents import envelope_of, read_document
-from services.ingest.pseudonym import Pseudonymizer
 from services.train.dataset import Dataset, Row, assemble
 from shared.tasks import TaskSpec, feature_vector, label_of, load_tasks
+from tests.support.factories.heart import heart_dataset
 
 
 @pytest.fixture(scope="session")
@@ -22,20 +17,7 @@ def tasks() -> dict[str, TaskSpec]:
 
 @pytest.fixture(scope="session")
 def heart_data(tasks: dict[str, TaskSpec]) -> Dataset:
-    task = tasks["heart_disease"]
-    pseudonymize = Pseudonymizer(b"unit-test-key-0123456789abcdef")
-    when = datetime(2026, 1, 5, tzinfo=UTC)
-    rows = []
-    for hospital, documents in records_by_hospital().items():
-        for index, document in enumerate(documents):
-            headers = {"ce_source": hospital, "content-type": "application/json", "ce_id": f"{hospital}-{index}"}
-            for record in read_document(
-                json.dumps(document).encode(), headers, envelope_of(headers, "unused", when), pseudonymize, 10**6
-            ):
-                rows.append(
-                    Row(record.record_id, record.hospital, feature_vector(record, task), label_of(record, task))
-                )
-    return assemble(task.feature_names, rows)
+    return heart_dataset(tasks["heart_disease"])
 
 
 @pytest.fixture(scope="session")
