@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 SCOPE_REPORTS = "system/DiagnosticReport.read"
 SCOPE_PATIENTS = "system/Patient.read"
+SCOPE_SUBMIT = "system/Bundle.write"  # FHIR REST intake: a hospital's documents, as its own
+SCOPE_PREDICT = "system/RiskAssessment.read"  # synchronous predictions and CDS Hooks cards
+SCOPE_SUBSCRIBE = "system/Subscription.write"  # rest-hook subscriptions to a hospital's results
 SCOPE_OPS = "ops/metrics.read"
 HOSPITAL_CLAIM = "hospital"
 ALGORITHMS = ("ES256", "RS256", "PS256")

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from services.issuer.keys import load_or_create
-from shared.auth import SCOPE_OPS, SCOPE_PATIENTS, SCOPE_REPORTS
+from shared.auth import SCOPE_OPS, SCOPE_PATIENTS, SCOPE_PREDICT, SCOPE_REPORTS, SCOPE_SUBMIT, SCOPE_SUBSCRIBE
 from shared.settings import Settings
 
-HOSPITAL_SCOPES = (SCOPE_REPORTS, SCOPE_PATIENTS)
+HOSPITAL_SCOPES = (SCOPE_REPORTS, SCOPE_PATIENTS, SCOPE_SUBMIT, SCOPE_PREDICT, SCOPE_SUBSCRIBE)
 MONITORING_CLIENT = "ops-monitoring"
 
 

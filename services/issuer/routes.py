@@ -9,10 +9,11 @@ import binascii
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote_plus
 
+from services.issuer.clients import HOSPITAL_SCOPES
 from services.issuer.grants import ASSERTION_ALGORITHMS, GrantRefused, TokenService
 from services.issuer.keys import ALGORITHM
 from shared.access import token_event
-from shared.auth import SCOPE_OPS, SCOPE_PATIENTS, SCOPE_REPORTS
+from shared.auth import SCOPE_OPS
 from shared.http import Request, Response
 from shared.schemas.audit import AccessEvent
 
@@ -40,7 +41,7 @@ class IssuerRoutes:
                 "grant_types_supported": ["client_credentials"],
                 "token_endpoint_auth_methods_supported": AUTH_METHODS,
                 "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
-                "scopes_supported": [SCOPE_REPORTS, SCOPE_PATIENTS, SCOPE_OPS],
+                "scopes_supported": [*HOSPITAL_SCOPES, SCOPE_OPS],
                 "capabilities": ["client-confidential-asymmetric"],
                 "access_token_signing_alg": ALGORITHM,
             }

@@ -10,11 +10,11 @@ import jwt
 import pytest
 from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 
-from services.issuer.clients import MONITORING_CLIENT, hospital_key_path, register_local_clients
+from services.issuer.clients import HOSPITAL_SCOPES, MONITORING_CLIENT, hospital_key_path, register_local_clients
 from services.issuer.grants import ASSERTION_TYPE, GrantRefused, TokenService, client_assertion
 from services.issuer.keys import generate, load_or_create
 from shared.access import refusal_event, rest_event, token_event
-from shared.auth import HOSPITAL_CLAIM, SCOPE_OPS, SCOPE_PATIENTS, SCOPE_REPORTS, Principal, TokenVerifier
+from shared.auth import HOSPITAL_CLAIM, SCOPE_OPS, SCOPE_REPORTS, Principal, TokenVerifier
 from shared.http import Refused, Request
 
 ISSUER = "http://127.0.0.1:8107"
@@ -58,7 +58,7 @@ async def test_a_hospital_client_gets_a_token_for_its_hospital_that_the_services
     principal = await TokenVerifier(ISSUER, "aimass", StaticKeys(service)).principal(grant.access_token)
     assert principal.hospital == "hungary" and principal.allows(SCOPE_REPORTS) and principal.token_id == grant.token_id
     everything = service.grant(asserted(service, folder, "cleveland"))  # no scope asked: what it is registered for
-    assert set(everything.scopes) == {SCOPE_REPORTS, SCOPE_PATIENTS}
+    assert set(everything.scopes) == set(HOSPITAL_SCOPES) and SCOPE_OPS not in everything.scopes
 
 
 def test_the_monitoring_client_authenticates_with_its_secret_and_gets_only_the_ops_scope(issuer) -> None:
