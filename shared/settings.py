@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         description="ingest stores DICOM pixel data larger than "
         "this under the data dir and references it (claim check)",
     )
+    ingest_mllp_host: str = Field("127.0.0.1", description="interface ingest's MLLP listeners bind")
+    ingest_mllp_ports: dict[str, int] = Field(
+        default_factory=dict,
+        description="hospital -> MLLP port, e.g. '{\"cleveland\": 2575}'; empty: each hospitals_dir file's mllp_port",
+    )
     hospitals_dir: Path = Field(
         PROJECT_ROOT / "deploy" / "hospitals", description="per-hospital files (<id>.yaml): CSV/XLSX column mappings"
     )
@@ -77,6 +82,11 @@ class Settings(BaseSettings):
     link_ttl_seconds: int = Field(900, ge=1, description="how long a signed report link stays valid")
     issuer_port: int = 8107
     issuer_token_ttl_seconds: int = Field(300, ge=1, description="lifetime of the local issuer's access tokens")
+
+    report_delivery_retry_seconds: int = Field(
+        600, ge=1, description="how long report retries a rest-hook delivery before dead-lettering it"
+    )
+    report_delivery_timeout_seconds: float = Field(5.0, gt=0, description="one rest-hook POST's time limit")
 
     infer_batch_max_records: int = Field(2000, ge=1, description="records infer takes from Kafka per batch")
     infer_batch_timeout_ms: int = Field(20, ge=0, description="how long infer waits to fill a batch")

@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import date
 
 from services.ingest.dates import shift_days
+from shared.pseudonyms import MIN_KEY_BYTES, pseudonym
 
 OLDEST_REPORTED_AGE = 90  # Safe Harbor: every age over 89 is reported as 90
 
 
 class Pseudonymizer:
-    """Keyed HMAC-SHA-256: the same patient at the same hospital always maps to the same pseudonym; the hospital is
-    part of the input, so equal MRNs at two hospitals never collide."""
+    """The deployment's key bound: pseudonyms (``shared.pseudonyms``) and each patient's date offset."""
 
     def __init__(self, key: bytes) -> None:
-        if len(key) < 16:
-            raise ValueError("the pseudonym key must be at least 16 bytes")
+        if len(key) < MIN_KEY_BYTES:
+            raise ValueError(f"the pseudonym key must be at least {MIN_KEY_BYTES} bytes")
         self._key = key
 
     def __call__(self, hospital: str, identifier: str, kind: str = "patient") -> str:
-        message = "\x1f".join((kind, hospital, identifier.strip())).encode()
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+        return pseudonym(self._key, hospital, identifier, kind)
 
     def date_shift_days(self, pseudonym: str) -> int:
         """The patient's date offset (``dates.shift_days``): the same key, another domain."""
