@@ -89,7 +89,10 @@ class Route:
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern) + "$")
+    """``/reports/{report_id}`` as a regex; the rest of the pattern is literal (FHIR's ``$operations`` included)."""
+    parts = re.split(r"\{(\w+)\}", pattern)  # literal, name, literal, name, ...
+    regex = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts))
+    return re.compile(f"^{regex}$")
 
 
 class HttpApp:

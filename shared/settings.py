@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     fuse_port: int = 8105
     report_port: int = 8106
     http_host: str = "127.0.0.1"
+    service_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="service -> base URL the others call it at, e.g. '{\"clean\": \"http://clean:8102\"}' "
+        "(synchronous predictions); default http://<http_host>:<port>",
+    )
 
     pseudonym_key: SecretStr | None = None
     max_message_bytes: int = Field(2_000_000, ge=1, description="ingest dead-letters larger documents")
@@ -103,6 +108,11 @@ class Settings(BaseSettings):
 
     def public_url(self, service: str) -> str:
         return f"http://{self.http_host}:{self.port_for(service)}"
+
+    def service_url(self, service: str) -> str:
+        """Where another service reaches ``service``'s HTTP routes: ``AIMASS_SERVICE_URLS`` (a container's DNS name),
+        else its public URL on this host."""
+        return self.service_urls.get(service) or self.public_url(service)
 
 
 @lru_cache(maxsize=1)

@@ -7,6 +7,8 @@ from services.clean.cleaning import Cleaner
 from services.clean.code_files import load_code_book
 from services.clean.handlers import CleanIngested
 from services.clean.metrics import CleanMetrics
+from services.clean.routes import CleanRoutes
+from shared.auth import SCOPE_PREDICT
 from shared.schemas import CanonicalRecord, CleanRecord
 from shared.service import Service
 from shared.settings import Settings
@@ -32,6 +34,8 @@ def create_service(settings: Settings | None = None) -> Service:
     cleaner = Cleaner(load_tasks(service.settings.tasks_dir), code_book)
     seen = RedisSeenEvents(service.redis, service.settings.topic_prefix, service.settings.dedup_ttl_seconds)
     handle = CleanIngested(out, seen, cleaner, CleanMetrics(service.metrics.registry))
+    synchronous = CleanRoutes(cleaner)  # for synchronous predictions: one record, nothing published
+    service.http.post("/records/$clean", synchronous.clean, guard=service.gate.scoped(SCOPE_PREDICT))
     service.details["code_tables"] = code_book.versions
     service.details["tasks"] = lambda: sorted(cleaner.tasks)
 

@@ -12,7 +12,9 @@ from services.fuse.adapters.redis_joins import RedisJoinStore
 from services.fuse.directory import ModelDirectory
 from services.fuse.handlers import Fuser
 from services.fuse.metrics import FuseMetrics
+from services.fuse.routes import FuseRoutes
 from services.fuse.sweeper import DeadlineSweeper
+from shared.auth import SCOPE_PREDICT
 from shared.registry import list_cards
 from shared.schemas.models import ModelCard
 from shared.schemas.predictions import FusedPrediction, Prediction
@@ -38,7 +40,10 @@ def create_service(settings: Settings | None = None) -> Service:
     )
     directory = ModelDirectory()
     store = RedisJoinStore(service.redis, service.settings.topic_prefix, ttl_seconds=service.settings.dedup_ttl_seconds)
-    fuser = Fuser(load_tasks(service.settings.tasks_dir), directory, store, out, FuseMetrics(service.metrics))
+    tasks = load_tasks(service.settings.tasks_dir)
+    fuser = Fuser(tasks, directory, store, out, FuseMetrics(service.metrics))
+    routes = FuseRoutes(tasks, directory)
+    service.http.post("/predictions/$fuse", routes.fuse, guard=service.gate.scoped(SCOPE_PREDICT))
     sweeper = DeadlineSweeper(store, fuser)
     service.details["expected_models"] = directory.summary
 

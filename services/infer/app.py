@@ -21,7 +21,9 @@ from services.infer.catalog import ModelCatalog
 from services.infer.handlers import ApplyModelCard, ScoreCleanBatch
 from services.infer.metrics import InferMetrics
 from services.infer.ports import Scorer
+from services.infer.routes import ScoreRoutes
 from services.infer.scoring import ScoringInput
+from shared.auth import SCOPE_PREDICT
 from shared.errors import RejectedInput
 from shared.schemas.models import ModelCard
 from shared.schemas.predictions import Prediction
@@ -54,6 +56,8 @@ def create_service(settings: Settings | None = None) -> Service:
     cache = RedisPredictionCache(service.redis, settings.infer_cache_ttl_seconds)
     score = ScoreCleanBatch(catalog, cache, sender, metrics)
     apply_card = ApplyModelCard(catalog, loader, registry, metrics)
+    scores = ScoreRoutes(catalog)
+    service.http.post("/records/$score", scores.score, guard=service.gate.scoped(SCOPE_PREDICT))
     service.details["execution_provider"] = lambda: loader.providers[0]
     service.details["models"] = catalog.summary
     service.details["cache"] = cache.state
