@@ -1,0 +1,91 @@
+"""The synchronous prediction's orchestration on a recording stand-in for the three services: the document read as
+the stream reads it, each step given the caller's token in order, and the answer as FHIR RiskAssessments."""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+
+from services.cli.scenario import formats
+from services.cli.scenario.heart import records_by_hospital
+from services.ingest.documents import ReadOptions, read_document
+from services.ingest.predict import Predictor, StepFailed, risk_assessments
+from shared.errors import RejectedInput
+from tests.support.factories.ingest import TABLES, pseudonymize
+
+TASK = "heart_disease"
+FHIR = "application/fhir+json"
+
+
+class Services:
+    """What clean, infer and fuse would answer, and what each was asked, in order."""
+
+    def __init__(self, models: int = 2) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+        self.models = models
+
+    async def post(self, service: str, path: str, body: bytes, token: str) -> dict[str, Any]:
+        self.calls.append((service, path, token))
+        sent = json.loads(body)
+        if service == "clean":
+            return {**sent, "features": {TASK: {"names": ["age"], "values": [63.0]}}}
+        if service == "infer":
+            model = {"task": TASK, "version": "v1"}
+            return {
+                "predictions": [
+                    {"task": TASK, "record_id": sent["record_id"], "model": {**model, "site": s}}
+                    for s in ("cleveland", "hungary")[: self.models]
+                ]
+            }
+        return {
+            "fused": {
+                "record_id": sent["predictions"][0]["record_id"],
+                "patient": "p" * 32,
+                "probability": 0.7,
+                "label": 1,
+                "method": "weighted_average",
+                "needs_review": False,
+                "review_reasons": [],
+            },
+            "answered": [p["model"] for p in sent["predictions"]],
+            "missing": [],
+        }
+
+
+def reader() -> partial:
+    return partial(read_document, pseudonymize=pseudonymize, max_bytes=2_000_000, options=ReadOptions(tables=TABLES))
+
+
+def bundle() -> bytes:
+    return json.dumps(formats.fhir_bundle(records_by_hospital(2)["cleveland"][0])).encode()
+
+
+async def test_a_document_is_read_then_cleaned_scored_and_fused_in_order_with_the_callers_token() -> None:
+    services = Services()
+    answer = await Predictor(reader(), services.post).predict(bundle(), FHIR, "cleveland", TASK, "tok-1")
+    assert [(s, p) for s, p, _ in services.calls] == [
+        ("clean", "/records/$clean"),
+        ("infer", "/records/$score"),
+        ("fuse", "/predictions/$fuse"),
+    ]
+    assert {t for _, _, t in services.calls} == {"tok-1"}
+    [result] = answer["results"]
+    assert result["probability"] == 0.7 and [m["site"] for m in result["answered"]] == ["cleveland", "hungary"]
+    assert answer["elapsed_ms"] >= 0
+    fhir = Bundle.model_validate(risk_assessments(answer, "coronary artery disease"))
+    [entry] = fhir.entry
+    assert float(entry.resource.prediction[0].probabilityDecimal) == 0.7 and entry.resource.status == "preliminary"
+
+
+async def test_what_cannot_be_read_or_scored_says_why() -> None:
+    with pytest.raises(RejectedInput, match="FHIR: Expecting property name"):
+        await Predictor(reader(), Services().post).predict(b"{not json", FHIR, "cleveland", TASK, "t")
+    with pytest.raises(RejectedInput, match="no features for task 'breast_cancer'"):
+        await Predictor(reader(), Services().post).predict(bundle(), FHIR, "cleveland", "breast_cancer", "t")
+    with pytest.raises(StepFailed, match="no model of task") as failed:
+        await Predictor(reader(), Services(models=0).post).predict(bundle(), FHIR, "cleveland", TASK, "t")
+    assert failed.value.status == 503
