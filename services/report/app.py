@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from services.report.adapters.fhir_patients import FhirPatients
 from services.report.adapters.file_store import FileReportStore
 from services.report.adapters.registry_models import RegistryModels
+from services.report.cds_routes import CdsRoutes
 from services.report.handlers import Reporter, ReportFusedBatch
 from services.report.metrics import ReportMetrics
 from services.report.routes import ReportRoutes
-from shared.auth import SCOPE_REPORTS
+from shared.auth import SCOPE_PREDICT, SCOPE_REPORTS
 from shared.links import LinkSigner
 from shared.schemas.predictions import FusedPrediction
 from shared.schemas.reports import ReportMessage
@@ -59,4 +61,20 @@ def create_service(settings: Settings | None = None) -> Service:
     service.http.get("/reports/{report_id}", routes.report, guard=service.gate.scoped_or_link(SCOPE_REPORTS))
     service.http.post("/reports/{report_id}/link", routes.link, guard=reports)
     service.http.get("/patients/{pseudonym}/reports", routes.patient_reports, guard=reports)
+
+    # CDS Hooks: the EHR names its patient by its own id, so report needs the pseudonym key ingest uses.
+    pseudonym_key = local_secret(
+        service.settings.pseudonym_key, service.settings.var_dir / "pseudonym.key", "AIMASS_PSEUDONYM_KEY"
+    )
+    cds = CdsRoutes(
+        reporter.tasks,
+        store,
+        pseudonym_key,
+        links,
+        service.audit,
+        service.settings.public_url("report"),
+        FhirPatients(),
+    )
+    service.http.get("/cds-services", cds.discovery, guard=None)  # discovery carries no patient data (the spec's way)
+    service.http.post("/cds-services/{service_id}", cds.call, guard=service.gate.scoped(SCOPE_PREDICT))
     return service

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -52,3 +52,17 @@ class ReportStore(Protocol):
 class ModelSource(Protocol):
     def card(self, ref: ModelRef) -> ModelCard | None: ...
     def scorer(self, ref: ModelRef) -> Scorer | None: ...
+
+
+class PatientUnavailable(Exception):
+    """The EHR's FHIR server did not give the Patient: ``reason`` says why (never a value it carried)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PatientSource(Protocol):
+    async def patient(self, fhir_server: str, patient_id: str, access_token: str | None) -> dict[str, Any]:
+        """``GET {fhir_server}/Patient/{patient_id}`` on the EHR's FHIR server; ``PatientUnavailable`` otherwise."""
+        ...

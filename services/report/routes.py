@@ -107,22 +107,36 @@ class ReportRoutes:
         description: str | None = None,
         details: dict[str, str] | None = None,
     ) -> None:
-        principal: Principal | None = request.principal
-        event = rest_event(
-            "report",
-            request,
-            principal,
-            interaction,
-            resource=resource,
-            patient=patient,
-            outcome=outcome,  # type: ignore[arg-type]
-            description=description,
-            details=details,
-        )
-        try:
-            await self.audit(event)
-        except Exception:
-            raise Refused(503, "temporarily_unavailable", "the access cannot be audited now; try again") from None
+        await audited(self.audit, request, interaction, resource, patient, outcome, description, details)
+
+
+async def audited(
+    audit: Audit,
+    request: Request,
+    interaction: Interaction,
+    resource: str,
+    patient: str | None,
+    outcome: str = "0",
+    description: str | None = None,
+    details: dict[str, str] | None = None,
+) -> None:
+    """Audit the access and wait for the broker; ``Refused`` (503) when it cannot be: no access goes unaudited."""
+    principal: Principal | None = request.principal
+    event = rest_event(
+        "report",
+        request,
+        principal,
+        interaction,
+        resource=resource,
+        patient=patient,
+        outcome=outcome,  # type: ignore[arg-type]
+        description=description,
+        details=details,
+    )
+    try:
+        await audit(event)
+    except Exception:
+        raise Refused(503, "temporarily_unavailable", "the access cannot be audited now; try again") from None
 
 
 def _links_keep_signature(html: bytes, request: Request) -> bytes:
