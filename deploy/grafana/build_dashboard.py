@@ -170,6 +170,31 @@ def rows() -> list[Row]:
                     ],
                     "ops",
                 ),
+                Panel(
+                    "MLLP messages by hospital and ACK",
+                    [("sum by (hospital, ack) (rate(aimass_ingest_mllp_messages_total[5m]))", "{{hospital}} {{ack}}")],
+                    "ops",
+                    description="AA/CA written to ingest.raw; AE content refused and dead-lettered; AR/CR unsupported "
+                    "(dead-lettered) or not stored (the sender re-sends); CE not stored",
+                ),
+                Panel(
+                    "MLLP connections and listeners",
+                    [
+                        ("sum by (hospital) (aimass_ingest_mllp_connections)", "{{hospital}} connections"),
+                        ("min by (hospital) (aimass_ingest_mllp_listening)", "{{hospital}} listening"),
+                    ],
+                    description="listening 0: the hospital's port could not be bound (ingest's log says why)",
+                ),
+                Panel(
+                    "FHIR REST documents",
+                    [
+                        (
+                            "sum by (hospital, outcome) (rate(aimass_ingest_fhir_documents_total[5m]))",
+                            "{{hospital}} {{outcome}}",
+                        )
+                    ],
+                    "ops",
+                ),
             ],
         ),
         Row(

@@ -57,3 +57,6 @@ class HospitalConfig(_Model):
     description: str = ""
     sends: list[str] = Field(default_factory=list, description="formats this hospital publishes (documentation)")
     table: TableMapping | None = None
+    mllp_port: int | None = Field(
+        None, ge=1, le=65535, description="the TCP port of this hospital's MLLP listener (a connection there is it)"
+    )
