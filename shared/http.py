@@ -25,7 +25,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY_BYTES = 1024 * 1024
-"""Larger request bodies are answered 413 before they are read whole."""
+"""Larger request bodies are answered 413 before they are read whole (a route may set its own limit)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ class Route:
     methods: frozenset[str]
     handler: Handler
     guard: Guard | None
+    max_body: int = MAX_BODY_BYTES
 
 
 def _compile(pattern: str) -> re.Pattern[str]:
@@ -104,14 +105,22 @@ class HttpApp:
         self._routes: list[Route] = []
         self.refused: Callable[[Request, Refused], Awaitable[Response]] | None = None
 
-    def route(self, methods: Iterable[str], pattern: str, handler: Handler, *, guard: Guard | None) -> None:
-        self._routes.append(Route(_compile(pattern), frozenset(methods), handler, guard))
+    def route(
+        self,
+        methods: Iterable[str],
+        pattern: str,
+        handler: Handler,
+        *,
+        guard: Guard | None,
+        max_body: int = MAX_BODY_BYTES,
+    ) -> None:
+        self._routes.append(Route(_compile(pattern), frozenset(methods), handler, guard, max_body))
 
     def get(self, pattern: str, handler: Handler, *, guard: Guard | None) -> None:
         self.route(("GET", "HEAD"), pattern, handler, guard=guard)
 
-    def post(self, pattern: str, handler: Handler, *, guard: Guard | None) -> None:
-        self.route(("POST",), pattern, handler, guard=guard)
+    def post(self, pattern: str, handler: Handler, *, guard: Guard | None, max_body: int = MAX_BODY_BYTES) -> None:
+        self.route(("POST",), pattern, handler, guard=guard, max_body=max_body)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -130,10 +139,10 @@ class HttpApp:
             return
         route, match = chosen
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if int(headers.get("content-length") or 0) > MAX_BODY_BYTES:
+        if int(headers.get("content-length") or 0) > route.max_body:
             await Response(b"request body too large", 413).send(send)
             return
-        body = await _body(receive) if method == "POST" else b""
+        body = await _body(receive, route.max_body) if method == "POST" else b""
         if body is None:
             await Response(b"request body too large", 413).send(send)
             return
@@ -156,13 +165,13 @@ class HttpApp:
             return await self.refused(request, refusal)
 
 
-async def _body(receive: Receive) -> bytes | None:
+async def _body(receive: Receive, limit: int) -> bytes | None:
     chunks, size = [], 0
     while True:
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
+        if size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):

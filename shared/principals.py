@@ -90,7 +90,8 @@ class ServiceAccess:
 
 # Every service also writes deadletter (shared/events.DeadLetters) and audit (access auditing): added below.
 SERVICE_ACCESS: dict[str, ServiceAccess] = {
-    "ingest": ServiceAccess((Topic.INGEST_RAW,), (Topic.RECORDS_INGESTED,), hospital_inputs=True),
+    # ingest writes ingest.raw too: its front doors (MLLP, FHIR REST) put a hospital's document there for the stream.
+    "ingest": ServiceAccess((Topic.INGEST_RAW,), (Topic.RECORDS_INGESTED, Topic.INGEST_RAW), hospital_inputs=True),
     "clean": ServiceAccess((Topic.RECORDS_INGESTED,), (Topic.RECORDS_CLEAN,)),
     "train": ServiceAccess((Topic.RECORDS_CLEAN, Topic.TRAIN_REQUESTS), (Topic.MODELS_RELEASED, Topic.TRAIN_REQUESTS)),
     "infer": ServiceAccess((Topic.RECORDS_CLEAN, Topic.MODELS_RELEASED), (Topic.PREDICTIONS,)),

@@ -1,4 +1,5 @@
-"""ingest wiring: ``ingest.raw`` (in batches) → ``records.ingested`` + ``audit`` (+ ``deadletter``)."""
+"""ingest wiring: ``ingest.raw`` (in batches) → ``records.ingested`` + ``audit`` (+ ``deadletter``); the hospitals'
+front doors (MLLP listeners, FHIR REST intake) → ``ingest.raw``."""
 
 from __future__ import annotations
 
@@ -6,15 +7,23 @@ from collections.abc import Mapping
 from functools import partial
 
 from services.ingest.adapters.claim_check_files import FileClaimChecks
+from services.ingest.adapters.fhir_routes import FhirRoutes
+from services.ingest.adapters.mllp_listener import MllpListeners
+from services.ingest.adapters.raw_topic import RawTopic
 from services.ingest.documents import Ingested, ReadOptions, read_document
+from services.ingest.doors import Door
+from services.ingest.fhir_rest import FhirIntake
 from services.ingest.handlers import IngestRaw, raw_document
-from services.ingest.hospitals import load_tables
+from services.ingest.hospitals import load_tables, mllp_ports
 from services.ingest.keys import load_pseudonym_key
 from services.ingest.libraries import quiet_parser_libraries
-from services.ingest.metrics import IngestMetrics
+from services.ingest.metrics import DoorMetrics, IngestMetrics
+from services.ingest.mllp_intake import MllpIntake
+from services.ingest.ports import DocumentReader
 from services.ingest.pseudonym import Pseudonymizer
 from services.ingest.records import Envelope
 from shared.broker import ensure_topics
+from shared.events import EventPublisher
 from shared.principals import hospital_ids
 from shared.schemas import CanonicalRecord
 from shared.schemas.audit import AuditEvent
@@ -61,14 +70,9 @@ def create_service(settings: Settings | None = None) -> Service:
         max_bytes=settings.max_message_bytes,
         options=options,
     )
-    handle = IngestRaw(
-        records,
-        audit,
-        FileClaimChecks(settings.data_path),
-        read,
-        IngestMetrics(service.metrics.registry),
-        settings.topic_prefix,
-    )
+    metrics = IngestMetrics(service.metrics.registry)
+    handle = IngestRaw(records, audit, FileClaimChecks(settings.data_path), read, metrics, settings.topic_prefix)
+    _open_doors(service, read, audit, metrics)
     hospitals = hospital_ids(settings.hospitals_dir)
     inputs = [hospital_input_topic(hospital, settings.topic_prefix) for hospital in hospitals]
 
@@ -90,6 +94,23 @@ def create_service(settings: Settings | None = None) -> Service:
         "principals to ingest.raw.",
     )
     return service
+
+
+def _open_doors(service: Service, read: DocumentReader, audit: EventPublisher, metrics: IngestMetrics) -> None:
+    """The MLLP listeners (one port per hospital, started once the broker is connected, closed before it is) and the
+    FHIR REST routes; both check with the stream's reader and write to ``ingest.raw``."""
+    settings = service.settings
+    raw = RawTopic(service.broker, service.topic(Topic.INGEST_RAW))
+    door = Door(read, raw, service.deadletters, audit, metrics, raw.topic)
+    doors = DoorMetrics(service.metrics.registry)
+    ports = mllp_ports(settings.ingest_mllp_ports, settings.hospitals_dir)
+    listeners = MllpListeners(
+        MllpIntake(door, doors), ports, settings.ingest_mllp_host, settings.max_message_bytes, doors
+    )
+    service.app.after_startup(listeners.start)
+    service.app.on_shutdown(listeners.stop)
+    service.details["mllp_ports"] = listeners.listening
+    FhirRoutes(FhirIntake(door, doors)).install(service.http, service.gate, settings.max_message_bytes)
 
 
 def _read(

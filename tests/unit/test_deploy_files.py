@@ -266,7 +266,9 @@ def test_nothing_new_can_be_created_and_a_hospital_only_writes_its_own_topic() -
         assert [(a.resource, a.name, a.operation) for a in own] == [
             (Resource.TOPIC, f"aimass.ingest.raw.{hospital}", Operation.WRITE)
         ]
-    assert [a.principal for a in acls if a.name == "aimass.ingest.raw" and a.operation is Operation.WRITE] == []
+    # The shared ingest.raw: no hospital; ingest itself (its MLLP and FHIR REST doors set ce_source themselves).
+    writers = [a.principal for a in acls if a.name == "aimass.ingest.raw" and a.operation is Operation.WRITE]
+    assert writers == ["svc-ingest"]
 
 
 def test_docs_security_shows_the_tables_of_the_code() -> None:
