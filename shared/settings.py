@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     service_urls: dict[str, str] = Field(
         default_factory=dict,
-        description="service -> base URL the others call it at, e.g. '{\"clean\": \"http://clean:8102\"}' "
+        description='service -> base URL the others call it at, e.g. \'{"clean": "http://clean:8102"}\' '
         "(synchronous predictions); default http://<http_host>:<port>",
     )
 
