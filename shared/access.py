@@ -33,7 +33,7 @@ from shared.schemas.audit import (
     Reference,
 )
 
-Interaction = Literal["read", "search-type", "create"]
+Interaction = Literal["read", "search-type", "create", "operation"]
 REST = Coding(system=EVENT_TYPES, code="rest", display="Restful Operation")
 AUTHENTICATION = Coding(system=DCM, code="110114", display="User Authentication")
 LOGIN = Coding(system=DCM, code="110122", display="Login")
@@ -47,7 +47,7 @@ SYSTEM_OBJECT = Coding(system=ENTITY_TYPES, code="2", display="System Object")
 PATIENT_ROLE = Coding(system=OBJECT_ROLES, code="1", display="Patient")
 RESOURCE_ROLE = Coding(system=OBJECT_ROLES, code="4", display="Domain Resource")
 QUERY_ROLE = Coding(system=OBJECT_ROLES, code="24", display="Query")
-ACTIONS = {"read": "R", "search-type": "E", "create": "C"}
+ACTIONS = {"read": "R", "search-type": "E", "create": "C", "operation": "E"}
 OUTCOME_OF_STATUS = {401: "4", 403: "4", 429: "4", 503: "8"}
 
 

@@ -9,7 +9,9 @@ from functools import partial
 from services.ingest.adapters.claim_check_files import FileClaimChecks
 from services.ingest.adapters.fhir_routes import FhirRoutes
 from services.ingest.adapters.mllp_listener import MllpListeners
+from services.ingest.adapters.predict_routes import PredictRoutes
 from services.ingest.adapters.raw_topic import RawTopic
+from services.ingest.adapters.service_calls import ServiceCalls
 from services.ingest.documents import Ingested, ReadOptions, read_document
 from services.ingest.doors import Door
 from services.ingest.fhir_rest import FhirIntake
@@ -20,6 +22,7 @@ from services.ingest.libraries import quiet_parser_libraries
 from services.ingest.metrics import DoorMetrics, IngestMetrics
 from services.ingest.mllp_intake import MllpIntake
 from services.ingest.ports import DocumentReader
+from services.ingest.predict import Predictor
 from services.ingest.pseudonym import Pseudonymizer
 from services.ingest.records import Envelope
 from shared.broker import ensure_topics
@@ -73,6 +76,11 @@ def create_service(settings: Settings | None = None) -> Service:
     metrics = IngestMetrics(service.metrics.registry)
     handle = IngestRaw(records, audit, FileClaimChecks(settings.data_path), read, metrics, settings.topic_prefix)
     _open_doors(service, read, audit, metrics)
+    calls = ServiceCalls(settings)
+    PredictRoutes(Predictor(read, calls.post), load_tasks(settings.tasks_dir), service.audit).install(
+        service.http, service.gate, settings.max_message_bytes
+    )
+    service.on_shutdown(calls.close)
     hospitals = hospital_ids(settings.hospitals_dir)
     inputs = [hospital_input_topic(hospital, settings.topic_prefix) for hospital in hospitals]
 
