@@ -255,6 +255,8 @@ def build_ack(
     else:
         message = header.msh
         ack = message.create_ack(code, message_id=own_id)
+        # create_ack stamps MSH-7 from its own clock; the ACK is dated by ours, like the one without a header
+        ack.segment("MSH").assign_field(f"{now:%Y%m%d%H%M%S}", 7)
         msh = str(ack.segment("MSH"))
         msa = str(ack.segment("MSA"))
     separator, repetition, component, subcomponent = (message.separators[1:] + "~^&")[:4]
@@ -264,7 +266,10 @@ def build_ack(
     for error in errors:
         name = ERROR_NAMES.get(error.code, "")
         location = component.join(error.location)
-        legacy = component.join([*error.location[:3], subcomponent.join((error.code, name, "HL70357"))])
+        # ERR-1 (ELD) is segment ^ sequence ^ field ^ code: the code is its fourth component even when the place
+        # is only a segment, or unknown, so the location is padded to three components
+        place = [*error.location[:3], "", "", ""][:3]
+        legacy = component.join([*place, subcomponent.join((error.code, name, "HL70357"))])
         err = [
             "ERR",
             legacy,
