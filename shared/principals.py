@@ -86,6 +86,9 @@ class ServiceAccess:
     produces: tuple[Topic, ...]
     hospital_inputs: bool = False
     """Reads every hospital's input topic too (``<prefix>ingest.raw.*``): ingest."""
+    groups: tuple[str, ...] = ()
+    """Consumer groups beside its own, named as ``group_id`` names them: report's rest-hook delivery reads
+    ``reports`` in ``<prefix>-report-delivery``."""
 
 
 # Every service also writes deadletter (shared/events.DeadLetters) and audit (access auditing): added below.
@@ -96,7 +99,8 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
     "train": ServiceAccess((Topic.RECORDS_CLEAN, Topic.TRAIN_REQUESTS), (Topic.MODELS_RELEASED, Topic.TRAIN_REQUESTS)),
     "infer": ServiceAccess((Topic.RECORDS_CLEAN, Topic.MODELS_RELEASED), (Topic.PREDICTIONS,)),
     "fuse": ServiceAccess((Topic.PREDICTIONS, Topic.MODELS_RELEASED), (Topic.PREDICTIONS_FUSED,)),
-    "report": ServiceAccess((Topic.PREDICTIONS_FUSED,), (Topic.REPORTS,)),
+    # report reads its own reports too: the rest-hook delivery to the hospitals' subscribers, in a group of its own.
+    "report": ServiceAccess((Topic.PREDICTIONS_FUSED, Topic.REPORTS), (Topic.REPORTS,), groups=("report-delivery",)),
 }
 EVERY_SERVICE_WRITES = (Topic.DEADLETTER, Topic.AUDIT)
 ISSUER_WRITES = (Topic.AUDIT,)
@@ -137,7 +141,8 @@ def kafka_acls(prefix: str, hospitals: Iterable[str]) -> list[KafkaAcl]:
             for hospital in hospitals:
                 name = hospital_input_topic(hospital, prefix)
                 acls.add(KafkaAcl(principal, Resource.TOPIC, name, Pattern.LITERAL, Operation.CREATE))
-        acls.add(KafkaAcl(principal, Resource.GROUP, group_id(service, prefix), Pattern.LITERAL, Operation.READ))
+        for group in (service, *access.groups):
+            acls.add(KafkaAcl(principal, Resource.GROUP, group_id(group, prefix), Pattern.LITERAL, Operation.READ))
     for t in ISSUER_WRITES:
         topic(ISSUER, t, Operation.WRITE)
     # The operator acts for the platform (replay re-publishes to whatever topic a dead letter came from); an empty

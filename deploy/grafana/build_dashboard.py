@@ -316,6 +316,30 @@ def rows() -> list[Row]:
                 *common("report"),
                 Panel("reports rendered/s", [("aimass:reports:rate5m", "{{task}} {{format}}")], "ops"),
                 quantiles("aimass_report_render_seconds", "format", title="render time"),
+                Panel(
+                    "rest-hook deliveries",
+                    [
+                        (
+                            "sum by (hospital, outcome) (rate(aimass_report_deliveries_total[5m]))",
+                            "{{hospital}} {{outcome}}",
+                        ),
+                        ("sum by (result) (rate(aimass_report_delivery_attempts_total[5m]))", "POST {{result}}"),
+                    ],
+                    "ops",
+                    description="deadlettered: a delivery gave up after AIMASS_REPORT_DELIVERY_RETRY_SECONDS; "
+                    "fix the endpoint, then aimass replay --service report --reason delivery",
+                ),
+                Panel(
+                    "rest-hook deliveries pending",
+                    [("sum(aimass_report_deliveries_pending)", "pending")],
+                    description="grows while a subscriber's endpoint is down; falls when it is back",
+                ),
+                quantiles("aimass_report_delivery_seconds", None, title="rest-hook POST time"),
+                Panel(
+                    "CDS Hooks calls",
+                    [("sum by (hook, outcome) (rate(aimass_report_cds_calls_total[5m]))", "{{hook}} {{outcome}}")],
+                    "ops",
+                ),
             ],
         ),
     ]

@@ -1,15 +1,21 @@
-"""report wiring: ``predictions.fused`` in (in batches), ``reports`` out; reports served over HTTP from the data dir."""
+"""report wiring: ``predictions.fused`` in (in batches), ``reports`` out; reports served over HTTP from the data dir;
+the EHRs' doors: CDS Hooks cards and rest-hook subscriptions, whose deliveries read ``reports`` in their own group."""
 
 from __future__ import annotations
 
 from services.report.adapters.fhir_patients import FhirPatients
+from services.report.adapters.file_deliveries import FileDeliveryQueue
 from services.report.adapters.file_store import FileReportStore
+from services.report.adapters.file_subscriptions import FileSubscriptionStore
 from services.report.adapters.registry_models import RegistryModels
+from services.report.adapters.rest_hook import RestHookSender
 from services.report.cds_routes import CdsRoutes
+from services.report.delivery import DeliverySweeper, ScheduleDeliveries
 from services.report.handlers import Reporter, ReportFusedBatch
 from services.report.metrics import ReportMetrics
 from services.report.routes import ReportRoutes
-from shared.auth import SCOPE_PREDICT, SCOPE_REPORTS
+from services.report.subscription_routes import SubscriptionRoutes
+from shared.auth import SCOPE_PREDICT, SCOPE_REPORTS, SCOPE_SUBSCRIBE
 from shared.links import LinkSigner
 from shared.schemas.predictions import FusedPrediction
 from shared.schemas.reports import ReportMessage
@@ -17,16 +23,21 @@ from shared.secrets import local_secret, secret_path
 from shared.service import Service
 from shared.settings import Settings
 from shared.tasks import load_tasks
-from shared.topics import Topic
+from shared.topics import Topic, group_id
 
 # A report takes ~10-25 ms of CPU: 50 results are at most about a second of work between commits, and a small
 # batch keeps the first result of a batch from waiting long for the last.
 BATCH_MAX_RECORDS = 50
 BATCH_TIMEOUT_MS = 10
+DELIVERY_GROUP = "report-delivery"
+"""The delivery consumer's group (``<prefix>-report-delivery``): it reads ``reports`` apart from any other reader."""
+DELIVERY_BATCH_MAX_RECORDS = 200  # scheduling is a file write per subscription: cheap
 
 
 def create_service(settings: Settings | None = None) -> Service:
     service = Service("report", settings)
+    settings = service.settings
+    base_url = settings.public_url("report")
     out = service.publisher(
         Topic.REPORTS,
         entity="report",
@@ -34,14 +45,10 @@ def create_service(settings: Settings | None = None) -> Service:
         schema=ReportMessage,
         description="A report per fused result, with its FHIR RiskAssessment and URL.",
     )
-    store = FileReportStore.under(service.settings)
-    reporter = Reporter(
-        load_tasks(service.settings.tasks_dir),
-        RegistryModels(service.settings),
-        store,
-        ReportMetrics(service.metrics.registry),
-        service.settings.public_url("report"),
-    )
+    store = FileReportStore.under(settings)
+    metrics = ReportMetrics(service.metrics.registry)
+    tasks = load_tasks(settings.tasks_dir)
+    reporter = Reporter(tasks, RegistryModels(settings), store, metrics, base_url)
     service.consume(
         Topic.PREDICTIONS_FUSED,
         read=FusedPrediction,
@@ -52,29 +59,53 @@ def create_service(settings: Settings | None = None) -> Service:
     )
 
     links = LinkSigner(
-        local_secret(service.settings.link_key, secret_path(service.settings, "link.key"), "AIMASS_LINK_KEY"),
-        service.settings.link_ttl_seconds,
+        local_secret(settings.link_key, secret_path(settings, "link.key"), "AIMASS_LINK_KEY"),
+        settings.link_ttl_seconds,
     )
     service.gate.links = links
-    routes = ReportRoutes(store, reporter.pdf, service.audit, links, service.settings.public_url("report"))
+    routes = ReportRoutes(store, reporter.pdf, service.audit, links, base_url)
     reports = service.gate.scoped(SCOPE_REPORTS)
     service.http.get("/reports/{report_id}", routes.report, guard=service.gate.scoped_or_link(SCOPE_REPORTS))
     service.http.post("/reports/{report_id}/link", routes.link, guard=reports)
     service.http.get("/patients/{pseudonym}/reports", routes.patient_reports, guard=reports)
+    predict = service.gate.scoped(SCOPE_PREDICT)
+    service.http.get("/fhir/RiskAssessment/{report_id}", routes.risk_assessment, guard=predict)
 
     # CDS Hooks: the EHR names its patient by its own id, so report needs the pseudonym key ingest uses.
-    pseudonym_key = local_secret(
-        service.settings.pseudonym_key, service.settings.var_dir / "pseudonym.key", "AIMASS_PSEUDONYM_KEY"
-    )
-    cds = CdsRoutes(
-        reporter.tasks,
-        store,
-        pseudonym_key,
-        links,
-        service.audit,
-        service.settings.public_url("report"),
-        FhirPatients(),
-    )
+    pseudonym_key = local_secret(settings.pseudonym_key, settings.var_dir / "pseudonym.key", "AIMASS_PSEUDONYM_KEY")
+    cds = CdsRoutes(tasks, store, pseudonym_key, links, service.audit, base_url, FhirPatients(), metrics=metrics)
     service.http.get("/cds-services", cds.discovery, guard=None)  # discovery carries no patient data (the spec's way)
-    service.http.post("/cds-services/{service_id}", cds.call, guard=service.gate.scoped(SCOPE_PREDICT))
+    service.http.post("/cds-services/{service_id}", cds.call, guard=predict)
+
+    # Rest-hook subscriptions: stored and scheduled on the report volume, delivered by a sweeper in every replica.
+    subscriptions = FileSubscriptionStore.under(settings)
+    queue = FileDeliveryQueue.under(settings)
+    sender = RestHookSender(settings.report_delivery_timeout_seconds)
+    sweeper = DeliverySweeper(
+        queue,
+        subscriptions,
+        sender,
+        service.deadletters,
+        metrics,
+        base_url,
+        budget_seconds=settings.report_delivery_retry_seconds,
+        timeout_seconds=settings.report_delivery_timeout_seconds,
+    )
+    service.consume(
+        Topic.REPORTS,
+        read=ReportMessage,
+        handle=ScheduleDeliveries(subscriptions, queue, store, sweeper.wake),
+        group_id=group_id(DELIVERY_GROUP, settings.topic_prefix),
+        max_records=DELIVERY_BATCH_MAX_RECORDS,
+        description="Reports, to deliver each to the hospital's rest-hook subscribers (its own consumer group).",
+    )
+    service.on_startup(sweeper.start)
+    service.on_shutdown(sender.close)
+    service.on_shutdown(sweeper.stop)  # on_shutdown puts each first: the sweeper stops before the sender closes
+    subscribe = service.gate.scoped(SCOPE_SUBSCRIBE)
+    hooks = SubscriptionRoutes(tasks, subscriptions, service.audit, base_url)
+    service.http.post("/fhir/Subscription", hooks.create, guard=subscribe)
+    service.http.get("/fhir/Subscription", hooks.search, guard=subscribe)
+    service.http.get("/fhir/Subscription/{subscription_id}", hooks.read, guard=subscribe)
+    service.http.route(("DELETE",), "/fhir/Subscription/{subscription_id}", hooks.delete, guard=subscribe)
     return service

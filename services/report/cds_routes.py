@@ -31,6 +31,7 @@ from services.report.cds import (
     read_request,
     selected_codes,
 )
+from services.report.metrics import ReportMetrics
 from services.report.ports import PatientSource, PatientUnavailable, ReportStore
 from services.report.routes import Audit, audited
 from services.report.view import ReportView
@@ -51,6 +52,7 @@ class CdsRoutes:
         base_url: str,
         patients: PatientSource,
         clock: Callable[[], float] = time.time,
+        metrics: ReportMetrics | None = None,
     ) -> None:
         self.tasks = tasks
         self.store = store
@@ -60,21 +62,30 @@ class CdsRoutes:
         self.base_url = base_url.rstrip("/")
         self.patients = patients
         self.clock = clock
+        self.metrics = metrics
         self._discovery = discovery(tasks).model_dump(mode="json", exclude_none=True)
 
     async def discovery(self, _: Request) -> Response:
         return Response.json(self._discovery)
 
     async def call(self, request: Request) -> Response:
+        response, hook, outcome = await self._call(request)
+        if self.metrics is not None:
+            self.metrics.cds_calls.labels(hook, outcome).inc()
+        return response
+
+    async def _call(self, request: Request) -> tuple[Response, str, str]:
+        """The answer, the hook and the outcome class (``cards``, ``no_result``, ``invalid``)."""
         found = hook_of(request.params["service_id"], self.tasks)
         if found is None:
-            return _error(404, "not_found", f"no CDS service {request.params['service_id']!r}; see GET /cds-services")
+            missing = f"no CDS service {request.params['service_id']!r}; see GET /cds-services"
+            return _error(404, "not_found", missing), "unknown", "invalid"
         hook, task = found
         try:
             call, context = read_request(request.body, hook)
             patient = prefetched_patient(call, context)
         except CdsRequestError as bad:
-            return _error(400, "invalid_request", bad.reason)
+            return _error(400, "invalid_request", bad.reason), hook, "invalid"
         principal = request.principal
         assert principal is not None  # the route has a guard
         if principal.hospital is None:
@@ -84,10 +95,11 @@ class CdsRoutes:
             try:
                 patient = await self.patients.patient(call.fhirServer, context.patientId, token)
             except PatientUnavailable as missing:
-                return _error(412, "precondition_failed", f"no Patient in prefetch, and {missing.reason}")
+                reason = f"no Patient in prefetch, and {missing.reason}"
+                return _error(412, "precondition_failed", reason), hook, "invalid"
         identifier = patient_identifier(patient) if patient is not None else context.patientId
         if not identifier:
-            return _error(400, "invalid_request", "the Patient has neither an identifier nor an id")
+            return _error(400, "invalid_request", "the Patient has neither an identifier nor an id"), hook, "invalid"
         patient_pseudonym = pseudonym(self._key, principal.hospital, identifier)
         view = await asyncio.to_thread(self._newest, patient_pseudonym, task.name, principal.hospital)
         patient_reference = f"Patient/{context.patientId}"
@@ -122,7 +134,11 @@ class CdsRoutes:
                 details=details,
             )
         answer = CdsResponse(cards=cards)
-        return Response.json(answer.model_dump(mode="json", exclude_none=True))
+        return (
+            Response.json(answer.model_dump(mode="json", exclude_none=True)),
+            hook,
+            "no_result" if view is None else "cards",
+        )
 
     def _newest(self, patient_pseudonym: str, task: str, hospital: str) -> ReportView | None:
         entries = [e for e in self.store.for_patient(patient_pseudonym) if e.task == task and e.hospital == hospital]

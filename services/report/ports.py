@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -9,6 +10,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from services.report.attribution import Scorer
+from services.report.subscriptions import PendingDelivery, StoredSubscription
 from services.report.view import ReportView
 from shared.schemas.models import ModelCard, ModelRef
 from shared.schemas.reports import ReportMessage
@@ -66,3 +68,56 @@ class PatientSource(Protocol):
     async def patient(self, fhir_server: str, patient_id: str, access_token: str | None) -> dict[str, Any]:
         """``GET {fhir_server}/Patient/{patient_id}`` on the EHR's FHIR server; ``PatientUnavailable`` otherwise."""
         ...
+
+
+@dataclass(frozen=True)
+class DueEntry:
+    """A delivery due for a try, as the queue lists it (without reading it)."""
+
+    name: str
+    due_at: float
+    first_at: float
+    subscription_id: str
+    report_id: str
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this process is trying now; ``token`` is the queue's handle on the claim."""
+
+    token: object
+    delivery: PendingDelivery
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One rest-hook POST: whether the endpoint took it, the result class (``ok``, ``refused``, ``timeout``,
+    ``status``, ``error``) and a short reason a person can act on."""
+
+    ok: bool
+    result: str
+    detail: str
+    seconds: float = 0.0
+
+
+class RestHook(Protocol):
+    async def post(self, endpoint: str, headers: Sequence[str], body: bytes) -> Attempt: ...
+
+
+class SubscriptionStore(Protocol):
+    def save(self, subscription: StoredSubscription) -> None: ...
+    def get(self, hospital: str, subscription_id: str) -> StoredSubscription | None: ...
+    def of_hospital(self, hospital: str) -> list[StoredSubscription]: ...
+    def delete(self, hospital: str, subscription_id: str) -> bool: ...
+    def next_event(self, hospital: str, subscription_id: str) -> int: ...
+    def set_status(self, hospital: str, subscription_id: str, status: str, error: str | None) -> None: ...
+
+
+class DeliveryQueue(Protocol):
+    def schedule(self, deliveries: list[PendingDelivery]) -> None: ...
+    def due(self, now: float) -> list[DueEntry]: ...
+    def claim(self, entry: DueEntry, lease_until: float) -> Claimed | None: ...
+    def done(self, claimed: Claimed) -> None: ...
+    def retry(self, claimed: Claimed, delivery: PendingDelivery) -> None: ...
+    def release_expired(self, now: float) -> int: ...
+    def pending(self) -> int: ...

@@ -3,7 +3,9 @@
 - ``GET /reports/{report_id}`` (HTML, ``?format=pdf``, ``?format=fhir``): a token of the patient's hospital with
   ``system/DiagnosticReport.read``, or a signed link made for that report;
 - ``POST /reports/{report_id}/link``: a signed link for browsers (``shared.links``), with the same token;
-- ``GET /patients/{pseudonym}/reports``: the patient's reports, newest first, with the same token.
+- ``GET /patients/{pseudonym}/reports``: the patient's reports, newest first, with the same token;
+- ``GET /fhir/RiskAssessment/{report_id}``: the report's RiskAssessment (what a rest-hook notification's ``focus``
+  names), with a token of the patient's hospital granting ``system/RiskAssessment.read``.
 
 The PDF is rendered on first request (``pdf``: report id -> bytes, ``Reporter.pdf``), off the event loop like every
 file read. A read is answered only after its audit event was acknowledged by the broker.
@@ -12,6 +14,7 @@ file read. A read is answered only after its audit event was acknowledged by the
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
@@ -83,6 +86,23 @@ class ReportRoutes:
         )
         return Response.json({"url": f"{self.base_url}{path}", "expires_at": expires}, 201)
 
+    async def risk_assessment(self, request: Request) -> Response:
+        """``GET /fhir/RiskAssessment/{id}``: the RiskAssessment a notification's ``focus`` names (its id is the
+        report id), with a token of the patient's hospital granting ``system/RiskAssessment.read``."""
+        report_id = request.params["report_id"]
+        view = await asyncio.to_thread(self.store.view, report_id)
+        bundle = await asyncio.to_thread(self.store.read, report_id, "fhir") if view is not None else None
+        if view is None or bundle is None:
+            return Response.json(_not_found(report_id), 404, CONTENT_TYPES["fhir"])
+        self._authorize(request, view.hospital)
+        [resource] = [
+            e["resource"] for e in json.loads(bundle)["entry"] if e["resource"]["resourceType"] == "RiskAssessment"
+        ]
+        await self._audited(request, "read", f"RiskAssessment/{report_id}", view.patient)
+        response = Response.json(resource, 200, CONTENT_TYPES["fhir"])
+        response.headers["cache-control"] = "private, no-store"
+        return response
+
     async def patient_reports(self, request: Request) -> Response:
         pseudonym = request.params["pseudonym"]
         entries = await asyncio.to_thread(self.store.for_patient, pseudonym)
@@ -137,6 +157,13 @@ async def audited(
         await audit(event)
     except Exception:
         raise Refused(503, "temporarily_unavailable", "the access cannot be audited now; try again") from None
+
+
+def _not_found(report_id: str) -> dict[str, object]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "not-found", "diagnostics": f"no RiskAssessment {report_id!r}"}],
+    }
 
 
 def _links_keep_signature(html: bytes, request: Request) -> bytes:
