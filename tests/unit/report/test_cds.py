@@ -4,6 +4,7 @@ makes of the EHR's MRN, and every call audited by pseudonym."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from shared.auth import SCOPE_PREDICT, Gate, refusal_response
 from shared.http import HttpApp, Refused, Request, Response
 from shared.links import LinkSigner
 from shared.metrics import ServiceMetrics
+from shared.pseudonyms import pseudonym
 from shared.schemas.audit import AccessEvent
 from shared.schemas.records import LOINC
 from shared.settings import Settings
@@ -79,8 +81,10 @@ class Edge:
         )
         self.links = LinkSigner(LINK_KEY, 600)
         self.patients = patients or FakePatients({})
+        self.metrics = ReportMetrics(ServiceMetrics("report").registry)
+        self.audit_gate: asyncio.Event | None = None  # set: the audit waits for it, as a slow broker would
         gate = Gate(local_identity().verifier(), self.links)
-        cds = CdsRoutes(tasks, self.store, KEY, self.links, self.record, BASE, self.patients)
+        cds = CdsRoutes(tasks, self.store, KEY, self.links, self.record, BASE, self.patients, metrics=self.metrics)
         self.http = HttpApp(None)  # type: ignore[arg-type]  # no lifespan: no broker in a unit test
         self.http.refused = self.refused
         self.http.get("/cds-services", cds.discovery, guard=None)
@@ -91,6 +95,11 @@ class Edge:
         if self.audit_fails:
             raise ConnectionError("broker unavailable")
         self.events.append(event)
+        if self.audit_gate is not None:
+            await self.audit_gate.wait()
+
+    def calls(self, hook: str, outcome: str) -> float:
+        return self.metrics.cds_calls.labels(hook, outcome)._value.get()
 
     async def refused(self, request: Request, refused: Refused) -> Response:
         if not self.audit_fails:  # as the service does: a refusal stands whether or not it could be audited
@@ -403,3 +412,89 @@ async def test_the_fhir_server_adapter_reads_one_patient_with_the_ehr_s_token() 
     assert found["id"] == "p/1" and seen[0].headers["authorization"] == "Bearer tok"
     with pytest.raises(PatientUnavailable, match="404"):
         await patients.patient("https://ehr.example/fhir", "other", None)
+
+
+async def test_a_result_that_needs_review_is_a_warning_card_listing_each_reason(edge: Edge) -> None:
+    record = record_from("cleveland", 3)
+    reasons = ["models disagree: spread 0.41 > 0.30", "model heart_disease/switzerland missing (deadline)"]
+    fused = fused_for(record, SITES).model_copy(
+        update={"probability": 0.22, "label": 0, "needs_review": True, "review_reasons": reasons}
+    )
+    made = edge.reporter.report(fused, WHEN)
+    answer = await edge.client.post(
+        PATIENT_VIEW, json=call("patient-view", ehr_patient(record)), headers=as_("cleveland")
+    )
+    [card] = CdsResponse.model_validate(answer.json()).cards
+    # A low risk still warns: the result is not to be relied on until a person looked at it.
+    assert card.indicator == "warning" and "22%" in card.summary
+    assert card.detail is not None
+    flags = card.detail.split("**Needs review**", 1)[1].split("**What drove it**", 1)[0]
+    unescaped = flags.replace("\\", "")
+    assert [line.removeprefix("- ") for line in unescaped.strip().splitlines()] == reasons
+    assert [link.url.split("?")[0] for link in card.links or []] == [f"{BASE}/reports/{made.report_id}"]
+    # The drivers are the report's own, each with its signed effect in points.
+    view = edge.store.view(made.report_id)
+    assert view is not None and view.drivers
+    drivers = card.detail.split("**What drove it**", 1)[1].split("\n\n", 1)[0]
+    for driver in view.drivers:
+        assert f"{driver.delta * 100:+.1f}" in drivers
+
+
+async def test_an_unknown_patient_gets_one_info_card_without_link_or_suggestion_and_the_lookup_is_audited(
+    edge: Edge,
+) -> None:
+    edge.reporter.report(fused_for(record_from("hungary", 1), SITES), WHEN)  # someone else has a result
+    stranger = {
+        "resourceType": "Patient",
+        "id": "ehr-9",
+        "identifier": [{"type": {"coding": [{"code": "MR"}]}, "value": "MRN-NEVER-SEEN"}],
+    }
+    answer = await edge.client.post(PATIENT_VIEW, json=call("patient-view", stranger, "ehr-9"), headers=as_("hungary"))
+    assert answer.status_code == 200
+    [card] = CdsResponse.model_validate(answer.json()).cards
+    assert card.indicator == "info" and "no coronary artery disease result" in card.summary
+    assert card.links is None and card.suggestions is None and "%" not in card.summary
+    [event] = edge.events
+    expected = pseudonym(KEY, "hungary", "MRN-NEVER-SEEN")  # the pseudonym ingest would have made of the MRN
+    assert event.outcome == "0" and event.entity[1].what.identifier.value == expected
+    assert "MRN-NEVER-SEEN" not in event.model_dump_json()
+    # order-select has nothing to say about an order for a patient without a result: no card at all.
+    body = call("order-select", stranger, "ehr-9", selections=["ServiceRequest/draft-1"], draftOrders=order("2093-3"))
+    none = await edge.client.post(ORDER_SELECT, json=body, headers=as_("hungary"))
+    assert none.status_code == 200 and none.json() == {"cards": []}
+    assert edge.calls("patient-view", "no_result") == 1 and edge.calls("order-select", "no_result") == 1
+
+
+async def test_the_call_is_answered_only_after_its_audit_event_was_taken(edge: Edge) -> None:
+    record = record_from("hungary", 1)
+    edge.reporter.report(fused_for(record, SITES), WHEN)
+    edge.audit_gate = asyncio.Event()
+    body = call("patient-view", ehr_patient(record))
+    pending = asyncio.create_task(edge.client.post(PATIENT_VIEW, json=body, headers=as_("hungary")))
+    for _ in range(200):  # until the audit event is handed over (the report is read off the event loop first)
+        if edge.events:
+            break
+        await asyncio.sleep(0.01)
+    assert len(edge.events) == 1
+    await asyncio.sleep(0.1)
+    assert not pending.done()  # the audit has not been acknowledged: no card has gone out
+    edge.audit_gate.set()
+    answer = await pending
+    assert answer.status_code == 200 and "risk of" in answer.json()["cards"][0]["summary"]
+    assert edge.calls("patient-view", "cards") == 1
+
+
+async def test_malformed_calls_are_400_with_the_reason_and_counted_invalid(edge: Edge) -> None:
+    cases = [
+        (b"[]", "should be an object"),
+        (b"not json", "JSON"),
+        (json.dumps({"hook": "patient-view", "hookInstance": "x"}).encode(), "context"),
+    ]
+    for body, reason in cases:
+        answer = await edge.client.post(
+            PATIENT_VIEW, content=body, headers={**as_("hungary"), "content-type": "application/json"}
+        )
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"] == "invalid_request" and reason in answer.json()["error_description"]
+    assert edge.calls("patient-view", "invalid") == len(cases)
+    assert edge.events == []  # nothing was read: nothing to audit
