@@ -5,6 +5,7 @@ nothing is stored or published. The caller's token travels with each step, and e
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -21,6 +22,12 @@ from shared.topics import CE_ID, CE_SOURCE
 
 Post = Callable[[str, str, bytes, str], Awaitable[dict[str, Any]]]
 """``(service, path, body, token)`` → the JSON answer; raises ``StepFailed``."""
+Audit = Callable[[list[str]], Awaitable[None]]
+"""Records that the caller asked for a prediction of these patients (pseudonyms); raises when it cannot."""
+
+
+async def _nothing_to_audit(_: list[str]) -> None:
+    return None
 
 
 class StepFailed(Exception):
@@ -39,14 +46,29 @@ class Predictor:
         self.post = post
         self.clock = clock
 
-    async def predict(self, document: bytes, content_type: str, hospital: str, task: str, token: str) -> dict[str, Any]:
-        """Every record of the document, fused for ``task``; ``RejectedInput`` when the document cannot be read."""
+    async def predict(
+        self,
+        document: bytes,
+        content_type: str,
+        hospital: str,
+        task: str,
+        token: str,
+        audit: Audit = _nothing_to_audit,
+    ) -> dict[str, Any]:
+        """Every record of the document, fused for ``task``; ``RejectedInput`` when the document cannot be read.
+
+        ``audit`` runs once the patients are known, alongside the steps (its broker round trip would otherwise add
+        to every answer), and the answer waits for it: no result leaves unaudited."""
         started = self.clock()
         headers = {CE_SOURCE: hospital, CE_ID: f"predict/{uuid.uuid4()}", "content-type": content_type}
         ingested = self.read(document, headers, envelope_of(headers, headers[CE_ID], datetime.now(UTC)))
         if not ingested.records:
             raise RejectedInput("the document holds no record to predict from", "empty")
-        results = [await self._one(record.model_dump_json().encode(), task, token) for record in ingested.records]
+        audited = asyncio.ensure_future(audit(sorted({record.patient for record in ingested.records})))
+        try:
+            results = [await self._one(record.model_dump_json().encode(), task, token) for record in ingested.records]
+        finally:
+            await audited  # also when a step failed: the patients' data was asked about either way
         return {"task": task, "results": results, "elapsed_ms": round((self.clock() - started) * 1000, 2)}
 
     async def _one(self, record: bytes, task: str, token: str) -> dict[str, Any]:

@@ -58,31 +58,38 @@ class PredictRoutes:
             known = ", ".join(sorted(self.tasks))
             return _outcome(404, "not-found", f"no task {task!r}; the tasks are: {known} (?task= on $predict)", fhir)
         token = request.headers.get("authorization", "").partition(" ")[2]
+
+        async def audit(patients: list[str]) -> None:
+            for patient in patients:
+                event = rest_event(
+                    "ingest",
+                    request,
+                    principal,
+                    "operation",
+                    resource=f"RiskAssessment/$predict?task={task}",
+                    patient=patient,
+                    description="a synchronous prediction asked for",
+                )
+                try:
+                    await self.audit(event)
+                except Exception as failed:
+                    raise _Unaudited from failed
+
         try:
-            answer = await self.predictor.predict(
-                request.body, request.headers.get("content-type", ""), principal.hospital, task, token
+            return await self.predictor.predict(
+                request.body, request.headers.get("content-type", ""), principal.hospital, task, token, audit
             )
         except RejectedInput as rejected:
             return _outcome(422, "invalid", str(rejected), fhir)
         except StepFailed as failed:
             status = failed.status if failed.status in (400, 403, 422, 503) else 502
             return _outcome(status, "transient" if status >= 500 else "processing", str(failed), fhir)
-        try:
-            for result in answer["results"]:
-                await self.audit(
-                    rest_event(
-                        "ingest",
-                        request,
-                        principal,
-                        "operation",
-                        resource=f"RiskAssessment/$predict?task={task}",
-                        patient=result["patient"],
-                        description=f"{len(result['answered'])} models answered",
-                    )
-                )
-        except Exception:  # a result that cannot be audited is not given
+        except _Unaudited:  # a prediction that cannot be audited is not given
             raise Refused(503, "temporarily_unavailable", "the prediction cannot be audited now; try again") from None
-        return answer
+
+
+class _Unaudited(Exception):
+    """The broker did not take the audit event."""
 
 
 def _outcome(status: int, code: str, reason: str, fhir: bool) -> Response:

@@ -3,6 +3,7 @@ the stream reads it, each step given the caller's token in order, and the answer
 
 from __future__ import annotations
 
+import asyncio
 import json
 from functools import partial
 from typing import Any
@@ -89,3 +90,32 @@ async def test_what_cannot_be_read_or_scored_says_why() -> None:
     with pytest.raises(StepFailed, match="no model of task") as failed:
         await Predictor(reader(), Services(models=0).post).predict(bundle(), FHIR, "cleveland", TASK, "t")
     assert failed.value.status == 503
+
+
+async def test_the_patients_are_audited_once_and_the_answer_waits_for_the_audit() -> None:
+    services, audited = Services(), asyncio.Event()
+    seen: list[list[str]] = []
+
+    async def audit(patients: list[str]) -> None:
+        seen.append(patients)
+        await asyncio.sleep(0.05)  # longer than the steps: the answer must still wait for it
+        audited.set()
+
+    answer = await Predictor(reader(), services.post).predict(bundle(), FHIR, "cleveland", TASK, "t", audit)
+    assert audited.is_set() and len(seen) == 1 and len(seen[0][0]) == 32 and answer["results"]
+
+
+async def test_an_audit_the_broker_refuses_fails_the_prediction_and_a_failed_step_is_still_audited() -> None:
+    async def refused(_: list[str]) -> None:
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        await Predictor(reader(), Services().post).predict(bundle(), FHIR, "cleveland", TASK, "t", refused)
+    seen: list[list[str]] = []
+
+    async def audit(patients: list[str]) -> None:
+        seen.append(patients)
+
+    with pytest.raises(StepFailed):
+        await Predictor(reader(), Services(models=0).post).predict(bundle(), FHIR, "cleveland", TASK, "t", audit)
+    assert len(seen) == 1
