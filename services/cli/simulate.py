@@ -7,6 +7,8 @@
    fuse serve them.
 3. The held-out patients go in; every model scores them, fuse combines, report writes; the run waits for every
    report and prints the summary.
+4. Each front door is used once (``services/cli/doors.py``): MLLP, FHIR REST, synchronous predict, rest-hook
+   subscriptions, CDS Hooks.
 
 Every message gets a fresh ``ce_id`` and ingest's audit event names the records each became, so the run counts
 exactly its own results, whatever else is on the topics.
@@ -24,11 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 from tqdm import tqdm
 
+from services.cli.doors import DoorFailed, DoorsSeen, use_doors
 from services.cli.kafka import kafka_unreachable, producer
 from services.cli.scenario import plan, summary
 from services.cli.scenario.heart import records_by_hospital
@@ -121,7 +125,7 @@ async def _until(
         bar.update(total - bar.n)
 
 
-def _ready_detail(settings: Settings, service: str, detail: str, token: str) -> dict[str, list[str]]:
+def _ready_detail(settings: Settings, service: str, detail: str, token: str) -> dict[str, Any]:
     """A detail of the service's ``/readyz``, which an operator's token (``ops/metrics.read``) sees."""
     request = urllib.request.Request(
         f"{settings.public_url(service)}/readyz", headers={"authorization": f"Bearer {token}"}
@@ -183,6 +187,7 @@ class Run:
     timings: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("training_phase", "training_models", "held_out_phase"), 0.0)
     )
+    doors: DoorsSeen | None = None
     problem: str = ""
 
 
@@ -260,6 +265,11 @@ async def play(settings: Settings, per_hospital: int | None, wait_seconds: float
             outcome.stages,
         )
         run.timings["held_out_phase"] = time.monotonic() - phase
+        token = await asyncio.to_thread(ops_token, settings)
+        ports = await asyncio.to_thread(_ready_detail, settings, "ingest", "mllp_ports", token)
+        run.doors = await use_doors(settings, {h: int(p) for h, p in ports.items()}, wait_seconds)
+    except DoorFailed as failed:
+        run.problem = f"a front door: {failed}"
     except Unfinished as unfinished:
         run.problem = str(unfinished)
     finally:
@@ -290,6 +300,8 @@ async def simulate(settings: Settings, per_hospital: int | None, wait_seconds: f
             links,
         )
     )
+    if run.doors is not None:
+        print(run.doors.render())
     if run.problem:
         print(
             f"aimass simulate: not finished: {run.problem}; `make status` and `make logs` show what each service "

@@ -179,3 +179,17 @@ def test_every_token_the_issuer_granted_and_every_report_read_is_audited(run: Ru
     assert all(e.source.observer.display == "aimass/issuer" for e in grants)
     reads = [e for e in events if e.type.code == "rest" and e.outcome == "0" and e.action == "R"]
     assert reads and all(e.source.observer.display == "aimass/report" for e in reads)
+
+
+def test_each_front_door_was_used_and_answered(run: Run) -> None:
+    """The demo's last act (services/cli/doors.py): a failing door fails the run above; here, what each answered."""
+    assert run.doors is not None
+    lines = dict(
+        line.split(maxsplit=1) for line in (ln.strip().replace("FHIR REST", "FHIR-REST") for ln in run.doors.lines)
+    )
+    assert set(lines) == {"MLLP", "FHIR-REST", "predict", "rest-hook", "CDS"}
+    assert "ORU^R01" in lines["MLLP"] and "→ AA" in lines["MLLP"]
+    assert "→ 202, event fhir/" in lines["FHIR-REST"]
+    assert "5 models answered" in lines["predict"]
+    assert lines["rest-hook"].startswith("2 RiskAssessments")
+    assert "patient-view" in lines["CDS"] and "risk of" in lines["CDS"]

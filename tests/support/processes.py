@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from shared.principals import hospital_ids
 from shared.settings import PROJECT_ROOT, SERVICE_NAMES, Settings
 from tests.support.identity import local_identity
 
@@ -53,6 +55,10 @@ def environment(settings: Settings, **overrides: str) -> dict[str, str]:
     )
     for name in (*SERVICE_NAMES, "issuer"):
         env[f"AIMASS_{name.upper()}_PORT"] = str(settings.port_for(name))
+    # Free MLLP ports, not the hospital files' 2575-2578: those belong to a `make up` stack, and two ingest
+    # processes of one test run would contend for them.
+    mllp = {hospital: free_port() for hospital in hospital_ids(settings.hospitals_dir)}
+    env["AIMASS_INGEST_MLLP_PORTS"] = json.dumps(mllp)
     env.update(overrides)
     return env
 
