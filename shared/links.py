@@ -2,9 +2,10 @@
 
 A client with a token asks for a link (``POST /reports/{id}/link``); the link carries its expiry, the client and the
 hospital it acts for, and an HMAC-SHA-256 over those and the path under the deployment's link key
-(``AIMASS_LINK_KEY``, else ``var/secrets/link.key``). Opening it acts as that client, for that path only: the read is
-audited under the client's name, and a changed path, expiry or client breaks the signature. The report id alone,
-guessed or seen in a log, opens nothing.
+(``AIMASS_LINK_KEY``, else ``var/secrets/link.key``). Opening it acts as that client, for that page and the pages
+below it (a link to ``/patients/{p}`` also opens ``/patients/{p}/questions/{task}``; one to ``/reports/{id}`` opens
+``/reports/{id}/questions``): the read is audited under the client's name, and a changed path, expiry or client
+breaks the signature. The report id alone, guessed or seen in a log, opens nothing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from shared.auth import SCOPE_REPORTS, Principal
 from shared.http import Refused, Request
 
 LINK_PARAMS = ("exp", "by", "for", "sig")
+MIN_LINK_SEGMENTS = 2
+"""A link is made for a resource (``/reports/{id}``, ``/patients/{p}``), never for a collection above one."""
+
+
+def signed_paths(path: str) -> list[str]:
+    """The paths a link opening ``path`` may have been made for: the path itself, then each parent down to two
+    segments (``/patients/p/questions/t`` -> ``…/questions/t``, ``…/questions``, ``/patients/p``)."""
+    segments = [s for s in path.split("/") if s]
+    return ["/" + "/".join(segments[:n]) for n in range(len(segments), MIN_LINK_SEGMENTS - 1, -1)]
 
 
 class LinkSigner:
@@ -41,14 +51,23 @@ class LinkSigner:
         return f"{path}?{urlencode(query)}", expires
 
     def verify(self, request: Request, now: float) -> Principal:
-        """The client the link was made for, allowed ``request.path`` only; ``Refused`` (401) otherwise."""
+        """The client the link was made for, allowed the path it was made for and the paths below it; ``Refused``
+        (401) otherwise. ``Principal.resource`` is the path the link was made for."""
         try:
             expires = int(request.query.get("exp", ""))
         except ValueError:
             raise Refused(401, "invalid_link", "the link has no valid expiry; ask for a new link") from None
         client, hospital = request.query.get("by", ""), request.query.get("for", "")
-        expected = self._signature(request.path, expires, client, hospital)
-        if not client or not hmac.compare_digest(expected, request.query.get("sig", "")):
+        given = request.query.get("sig", "")
+        made_for = next(
+            (
+                p
+                for p in signed_paths(request.path)
+                if hmac.compare_digest(self._signature(p, expires, client, hospital), given)
+            ),
+            None,
+        )
+        if not client or made_for is None:
             raise Refused(401, "invalid_link", "the link's signature does not match; ask for a new link")
         if expires < now:
             raise Refused(401, "expired_link", "the link has expired; ask for a new one")
@@ -58,8 +77,14 @@ class LinkSigner:
             scopes=frozenset({SCOPE_REPORTS}),
             token_id=request.query["sig"][:16],
             via="link",
-            resource=request.path,
+            resource=made_for,
         )
+
+
+def signed_query(request: Request) -> str:
+    """The signed link's parameters of ``request`` as a query string (empty without a link): what a page opened
+    from a link puts on its links to the pages below it."""
+    return urlencode({name: request.query[name] for name in LINK_PARAMS if name in request.query})
 
 
 def is_signed(request: Request) -> bool:

@@ -6,11 +6,16 @@ from __future__ import annotations
 from shared.auth import Principal
 
 
+def under(path: str, resource: str | None) -> bool:
+    """Whether ``path`` is the page a link was made for or a page below it."""
+    return resource is not None and (path == resource or path.startswith(resource.rstrip("/") + "/"))
+
+
 def refusal(principal: Principal, hospital: str, path: str) -> str | None:
     """Why ``principal`` may not read what lies at ``path`` (a report or a list of ``hospital``'s patient); ``None``
-    when it may."""
+    when it may. A signed link opens the page it was made for and the pages below it."""
     if principal.via == "link":
-        if principal.resource != path or principal.hospital != hospital:
+        if not under(path, principal.resource) or principal.hospital != hospital:
             return "this link was made for another page; ask for a link to this one"
         return None
     if principal.hospital is None:

@@ -22,7 +22,7 @@ from shared.auth import (
     scope_allows,
 )
 from shared.http import Refused, Request
-from shared.links import LinkSigner
+from shared.links import LinkSigner, signed_paths
 from tests.support.identity import AUDIENCE, local_identity
 
 
@@ -162,3 +162,22 @@ def test_a_signed_link_opens_its_path_until_it_expires_and_nothing_else() -> Non
     other_key = LinkSigner(b"x" * 32, ttl_seconds=600)
     with pytest.raises(Refused):
         other_key.verify(request(path="/reports/r-1", **query), now=1500.0)
+
+
+def test_a_signed_link_opens_the_pages_below_its_own_and_never_the_one_above() -> None:
+    signer = LinkSigner(b"k" * 32, ttl_seconds=600)
+    client = Principal("cleveland-backend", "cleveland", frozenset({SCOPE_REPORTS}))
+    url, _ = signer.sign("/patients/p-1", client, now=1000.0)
+    query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
+    below = signer.verify(request(path="/patients/p-1/questions/heart_disease", **query), now=1100.0)
+    assert below.resource == "/patients/p-1"
+    assert signer.verify(request(path="/patients/p-1", **query), now=1100.0).resource == "/patients/p-1"
+    for elsewhere in ("/patients", "/patients/p-10", "/patients/p-2/questions", "/reports/p-1"):
+        with pytest.raises(Refused) as refused:
+            signer.verify(request(path=elsewhere, **query), now=1100.0)
+        assert refused.value.error == "invalid_link"
+    assert signed_paths("/patients/p-1/questions/t") == [
+        "/patients/p-1/questions/t",
+        "/patients/p-1/questions",
+        "/patients/p-1",
+    ]
