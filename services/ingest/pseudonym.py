@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from services.ingest.dates import shift_days
-from shared.pseudonyms import MIN_KEY_BYTES, pseudonym
+from shared.errors import RejectedInput
+from shared.pseudonyms import MIN_KEY_BYTES, pseudonym, referenced_patient
 
 OLDEST_REPORTED_AGE = 90  # Safe Harbor: every age over 89 is reported as 90
 
@@ -20,6 +21,19 @@ class Pseudonymizer:
 
     def __call__(self, hospital: str, identifier: str, kind: str = "patient") -> str:
         return pseudonym(self._key, hospital, identifier, kind)
+
+    def patient(self, hospital: str, patient_id: str) -> str:
+        """The pseudonym of a document's patient: made from the hospital's MRN, or taken from a platform patient
+        reference (``shared.pseudonyms.patient_reference``) that was sealed for this hospital."""
+        try:
+            known = referenced_patient(self._key, hospital, patient_id)
+        except ValueError:
+            raise RejectedInput(
+                "patient_id: a platform patient reference (aimass-patient:...) that was not made for this hospital; "
+                "send the hospital's own patient id, or the reference the platform's page gave for this hospital",
+                "wrong_source",
+            ) from None
+        return known if known is not None else self(hospital, patient_id)
 
     def date_shift_days(self, pseudonym: str) -> int:
         """The patient's date offset (``dates.shift_days``): the same key, another domain."""

@@ -40,7 +40,7 @@ def to_canonical(
         age = age_in_years(incoming.birth_date, when.date())
     else:
         age = generalized_age(incoming.age_years)
-    patient = pseudonymize(envelope.hospital, incoming.patient_id)
+    patient = pseudonymize.patient(envelope.hospital, incoming.patient_id)
     record = CanonicalRecord(
         record_id=derived_event_id("ingest", f"{envelope.hospital}/{envelope.message_id}", index),
         patient=patient,

@@ -7,6 +7,7 @@ from services.ingest.documents import envelope_of, read_document
 from services.ingest.pseudonym import Pseudonymizer, age_in_years
 from services.ingest.records import Envelope
 from shared.errors import RejectedInput
+from shared.pseudonyms import patient_reference
 
 KEY = b"k" * 32
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -129,3 +130,19 @@ def test_the_cyclic_collector_is_paused_while_a_document_is_read_and_back_after(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_platform_patient_reference_keeps_the_patient_for_its_hospital_only() -> None:
+    """What the questioning page writes back names the patient by a sealed pseudonym: the same patient, no MRN."""
+    known = Pseudonymizer(KEY)("cleveland", "MRN-0042")
+    reference = patient_reference(KEY, "cleveland", known)
+    [record] = read(document(patient_id=reference, birth_date=None, age_years=63))
+    assert record.patient == known and record.demographics.age_years == 63
+    assert Pseudonymizer(KEY).date_shift_days(known) == Pseudonymizer(KEY).date_shift_days(record.patient)
+    as_hungary = {**JSON_HEADERS, "ce_source": "hungary"}
+    forged = reference[:-1] + ("0" if reference[-1] != "0" else "1")
+    for body, headers in ((document(patient_id=reference), as_hungary), (document(patient_id=forged), JSON_HEADERS)):
+        with pytest.raises(RejectedInput) as rejected:
+            read(body, headers)
+        assert rejected.value.reason_class == "wrong_source" and "not made for this hospital" in rejected.value.reason
+        assert known not in rejected.value.reason
