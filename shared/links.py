@@ -15,10 +15,13 @@ import hashlib
 import hmac
 from urllib.parse import urlencode
 
-from shared.auth import SCOPE_REPORTS, Principal
+from shared.auth import SCOPE_REPORTS, SCOPE_SUBMIT, Principal
 from shared.http import Refused, Request
 
-LINK_PARAMS = ("exp", "by", "for", "sig")
+LINK_PARAMS = ("exp", "by", "for", "can", "sig")
+ANSWER = "answer"
+"""``can=answer``: the link also lets its holder answer the questioning page's questions (``system/Bundle.write``, as
+the hospital); only a client holding that scope can have such a link made."""
 MIN_LINK_SEGMENTS = 2
 """A link is made for a resource (``/reports/{id}``, ``/patients/{p}``), never for a collection above one."""
 
@@ -37,17 +40,23 @@ class LinkSigner:
         self._key = key
         self.ttl_seconds = ttl_seconds
 
-    def _signature(self, path: str, expires: int, client: str, hospital: str) -> str:
-        message = "\n".join(("aimass-link-v1", path, str(expires), client, hospital)).encode()
+    def _signature(self, path: str, expires: int, client: str, hospital: str, can: str = "") -> str:
+        parts = ("aimass-link-v1", path, str(expires), client, hospital, *((can,) if can else ()))
+        message = "\n".join(parts).encode()
         digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    def sign(self, path: str, principal: Principal, now: float) -> tuple[str, int]:
-        """``path?exp=…&by=…&for=…&sig=…`` and its expiry (epoch seconds)."""
+    def sign(self, path: str, principal: Principal, now: float, answer: bool = False) -> tuple[str, int]:
+        """``path?exp=…&by=…&for=…[&can=answer]&sig=…`` and its expiry (epoch seconds). ``answer`` only for a
+        principal that may write the hospital's documents itself."""
+        if answer and not principal.allows(SCOPE_SUBMIT):
+            raise ValueError(f"a link that answers questions needs a client granted {SCOPE_SUBMIT}")
         expires = int(now) + self.ttl_seconds
         hospital = principal.hospital or ""
         query = {"exp": str(expires), "by": principal.client_id, "for": hospital}
-        query["sig"] = self._signature(path, expires, principal.client_id, hospital)
+        if answer:
+            query["can"] = ANSWER
+        query["sig"] = self._signature(path, expires, principal.client_id, hospital, query.get("can", ""))
         return f"{path}?{urlencode(query)}", expires
 
     def verify(self, request: Request, now: float) -> Principal:
@@ -58,12 +67,12 @@ class LinkSigner:
         except ValueError:
             raise Refused(401, "invalid_link", "the link has no valid expiry; ask for a new link") from None
         client, hospital = request.query.get("by", ""), request.query.get("for", "")
-        given = request.query.get("sig", "")
+        given, can = request.query.get("sig", ""), request.query.get("can", "")
         made_for = next(
             (
                 p
                 for p in signed_paths(request.path)
-                if hmac.compare_digest(self._signature(p, expires, client, hospital), given)
+                if hmac.compare_digest(self._signature(p, expires, client, hospital, can), given)
             ),
             None,
         )
@@ -74,7 +83,7 @@ class LinkSigner:
         return Principal(
             client_id=client,
             hospital=hospital or None,
-            scopes=frozenset({SCOPE_REPORTS}),
+            scopes=frozenset({SCOPE_REPORTS, *((SCOPE_SUBMIT,) if can == ANSWER else ())}),
             token_id=request.query["sig"][:16],
             via="link",
             resource=made_for,

@@ -6,7 +6,7 @@ fakes of ``tests/support/fakes.py``. Each service keeps its own ports (stores, c
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Protocol
 
 from aiokafka import ConsumerRecord
@@ -28,6 +28,12 @@ class Publisher(Protocol):
 
     async def publish_many(self, events: Sequence[tuple[BaseModel, str, str | None]]) -> None:
         """``(event, event_id, key)`` in order, then wait for every acknowledgement."""
+        ...
+
+
+class RawDocuments(Protocol):
+    async def enqueue(self, document: bytes, headers: Mapping[str, str], key: str) -> Pending:
+        """Hand a hospital's document to the producer for ``ingest.raw``; await the result for the broker's ack."""
         ...
 
 

@@ -43,10 +43,11 @@ from shared.broker import MAX_MESSAGE_BYTES
 from shared.schemas.models import ModelCard
 from shared.security import kafka_client_options
 from shared.settings import Settings
+from shared.submissions import SUBMITTED as SUBMITTED_TYPE
 from shared.topics import CE_ID, CE_SOURCE, CE_SPECVERSION, CE_TYPE, CONTENT_TYPE, Topic, decode_headers, topic_name
 
 TASK = "heart_disease"
-SUBMITTED = b"org.aimass.document.submitted.v1"
+SUBMITTED = SUBMITTED_TYPE.encode()
 
 
 class Unfinished(Exception):

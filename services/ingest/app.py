@@ -10,7 +10,6 @@ from services.ingest.adapters.claim_check_files import FileClaimChecks
 from services.ingest.adapters.fhir_routes import FhirRoutes
 from services.ingest.adapters.mllp_listener import MllpListeners
 from services.ingest.adapters.predict_routes import PredictRoutes
-from services.ingest.adapters.raw_topic import RawTopic
 from services.ingest.adapters.service_calls import ServiceCalls
 from services.ingest.documents import Ingested, ReadOptions, read_document
 from services.ingest.doors import Door
@@ -32,6 +31,7 @@ from shared.schemas import CanonicalRecord
 from shared.schemas.audit import AuditEvent
 from shared.service import Service
 from shared.settings import Settings
+from shared.submissions import RawTopic
 from shared.tasks import free_text_codes, load_tasks
 from shared.topics import Topic, hospital_input_topic
 

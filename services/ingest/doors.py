@@ -10,10 +10,9 @@ stream uses before it is acknowledged, and acknowledged only after the broker ac
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from aiokafka import ConsumerRecord
 
@@ -24,17 +23,11 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.ports import DocumentReader
 from shared.errors import RejectedInput
 from shared.events import confirmed
-from shared.ports import DeadLetterSink, Pending, Publisher
-from shared.topics import CE_ID, CE_SOURCE, CE_SPECVERSION, CE_TIME, CE_TYPE, CONTENT_TYPE
+from shared.ports import DeadLetterSink, Publisher
+from shared.submissions import RawDocuments, submission_headers
+from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE
 
-SUBMITTED = "org.aimass.document.submitted.v1"  # what ``aimass publish`` stamps on a hospital's document too
 NO_POSITION = -1  # a door's document was never on a partition: Kafka's "none" for its dead letter's position
-
-
-class RawDocuments(Protocol):
-    async def enqueue(self, document: bytes, headers: Mapping[str, str], key: str) -> Pending:
-        """Hand a hospital's document to the producer for ``ingest.raw``; await the result for the broker's ack."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -54,15 +47,7 @@ class Submission:
 
 
 def submission(document: bytes, hospital: str, event_id: str, content_type: str, now: datetime) -> Submission:
-    headers = {
-        CE_SPECVERSION: "1.0",
-        CE_ID: event_id,
-        CE_SOURCE: hospital,
-        CE_TYPE: SUBMITTED,
-        CE_TIME: now.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        CONTENT_TYPE: content_type,
-    }
-    return Submission(document, headers)
+    return Submission(document, submission_headers(hospital, event_id, content_type, now))
 
 
 def as_record(item: Submission, topic: str) -> ConsumerRecord:

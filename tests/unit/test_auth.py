@@ -14,6 +14,7 @@ from shared.auth import (
     HOSPITAL_CLAIM,
     SCOPE_OPS,
     SCOPE_REPORTS,
+    SCOPE_SUBMIT,
     Gate,
     JwksKeys,
     Principal,
@@ -181,3 +182,21 @@ def test_a_signed_link_opens_the_pages_below_its_own_and_never_the_one_above() -
         "/patients/p-1/questions",
         "/patients/p-1",
     ]
+
+
+def test_a_link_answers_questions_only_when_made_so_by_a_client_that_may_write() -> None:
+    signer = LinkSigner(b"k" * 32, ttl_seconds=600)
+    reader = Principal("cleveland-backend", "cleveland", frozenset({SCOPE_REPORTS}))
+    writer = Principal("cleveland-backend", "cleveland", frozenset({SCOPE_REPORTS, SCOPE_SUBMIT}))
+    with pytest.raises(ValueError, match=r"Bundle\.write"):
+        signer.sign("/patients/p-1", reader, now=1000.0, answer=True)
+    url, _ = signer.sign("/patients/p-1", writer, now=1000.0, answer=True)
+    query = dict(part.split("=", 1) for part in url.split("?", 1)[1].split("&"))
+    assert query["can"] == "answer"
+    opened = signer.verify(request(path="/patients/p-1/questions/heart_disease", **query), now=1100.0)
+    assert opened.allows(SCOPE_SUBMIT) and opened.allows(SCOPE_REPORTS)
+    read_only, _ = signer.sign("/patients/p-1", writer, now=1000.0)
+    plain = dict(part.split("=", 1) for part in read_only.split("?", 1)[1].split("&"))
+    assert not signer.verify(request(path="/patients/p-1", **plain), now=1100.0).allows(SCOPE_SUBMIT)
+    with pytest.raises(Refused):  # can=answer added to a read-only link breaks its signature
+        signer.verify(request(path="/patients/p-1", **{**plain, "can": "answer"}), now=1100.0)
