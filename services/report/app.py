@@ -68,6 +68,7 @@ def create_service(settings: Settings | None = None) -> Service:
     service.http.get("/reports/{report_id}", routes.report, guard=service.gate.scoped_or_link(SCOPE_REPORTS))
     service.http.post("/reports/{report_id}/link", routes.link, guard=reports)
     service.http.get("/patients/{pseudonym}/reports", routes.patient_reports, guard=reports)
+    service.http.post("/patients/{pseudonym}/link", routes.patient_link, guard=reports)
     predict = service.gate.scoped(SCOPE_PREDICT)
     service.http.get("/fhir/RiskAssessment/{report_id}", routes.risk_assessment, guard=predict)
 

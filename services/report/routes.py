@@ -4,6 +4,8 @@
   ``system/DiagnosticReport.read``, or a signed link made for that report;
 - ``POST /reports/{report_id}/link``: a signed link for browsers (``shared.links``), with the same token;
 - ``GET /patients/{pseudonym}/reports``: the patient's reports, newest first, with the same token;
+- ``POST /patients/{pseudonym}/link``: a signed link to the patient's pages (``?answer=true``: one that may answer
+  the questioning page, for a client granted ``system/Bundle.write``);
 - ``GET /fhir/RiskAssessment/{report_id}``: the report's RiskAssessment (what a rest-hook notification's ``focus``
   names), with a token of the patient's hospital granting ``system/RiskAssessment.read``.
 
@@ -84,6 +86,25 @@ class ReportRoutes:
         await self._audited(
             request, "create", f"DiagnosticReport/{report_id}", view.patient, description="signed link issued"
         )
+        return Response.json({"url": f"{self.base_url}{path}", "expires_at": expires}, 201)
+
+    async def patient_link(self, request: Request) -> Response:
+        """A link to the patient's timeline and the pages below it (questioning, questions), for a browser;
+        ``?answer=true`` also lets it answer the questioning page's questions, for a client that may write the
+        hospital's documents (``system/Bundle.write``)."""
+        pseudonym = request.params["pseudonym"]
+        entries = await asyncio.to_thread(self.store.for_patient, pseudonym)
+        if not entries:
+            return Response.json({"error": f"no reports of patient {pseudonym!r}"}, 404)
+        for hospital in {entry.hospital for entry in entries}:
+            self._authorize(request, hospital)
+        assert request.principal is not None
+        answer = request.query.get("answer", "false").lower() in ("1", "true", "yes")
+        try:
+            path, expires = self.links.sign(f"/patients/{pseudonym}", request.principal, self.clock(), answer)
+        except ValueError as why:
+            raise Refused(403, "insufficient_scope", str(why)) from None
+        await self._audited(request, "create", f"Patient/{pseudonym}", pseudonym, description="signed link issued")
         return Response.json({"url": f"{self.base_url}{path}", "expires_at": expires}, 201)
 
     async def risk_assessment(self, request: Request) -> Response:

@@ -16,7 +16,7 @@ from services.report.handlers import Reporter
 from services.report.metrics import ReportMetrics
 from services.report.routes import ReportRoutes
 from shared.access import refusal_event
-from shared.auth import SCOPE_REPORTS, Gate, refusal_response
+from shared.auth import SCOPE_REPORTS, SCOPE_SUBMIT, Gate, refusal_response
 from shared.http import HttpApp, Refused, Request, Response
 from shared.links import LinkSigner
 from shared.metrics import ServiceMetrics
@@ -52,6 +52,8 @@ class Edge:
         self.http.get("/reports/{report_id}", routes.report, guard=gate.scoped_or_link(SCOPE_REPORTS))
         self.http.post("/reports/{report_id}/link", routes.link, guard=gate.scoped(SCOPE_REPORTS))
         self.http.get("/patients/{pseudonym}/reports", routes.patient_reports, guard=gate.scoped(SCOPE_REPORTS))
+        self.http.post("/patients/{pseudonym}/link", routes.patient_link, guard=gate.scoped(SCOPE_REPORTS))
+        self.gate = gate
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(self.http, client=("10.9.8.7", 5000)), base_url=BASE
         )
@@ -71,8 +73,8 @@ async def edge(fresh_settings: Settings):
     await made.client.aclose()
 
 
-def as_(hospital: str | None) -> dict[str, str]:
-    return local_identity().headers(hospital)
+def as_(hospital: str | None, scope: str | None = None) -> dict[str, str]:
+    return local_identity().headers(hospital, scope)
 
 
 async def test_each_format_to_the_patient_s_hospital_and_one_audit_event_per_read(
@@ -153,3 +155,28 @@ async def test_a_patient_s_reports_newest_first_to_its_hospital_only(edge: Edge,
     assert (await edge.client.get(f"/patients/{patient}/reports")).status_code == 401
     empty = await edge.client.get("/patients/nobody/reports", headers=as_("switzerland"))
     assert json.loads(empty.content)["reports"] == []
+
+
+async def test_a_patient_link_opens_the_patients_pages_and_answers_only_when_asked_by_a_client_that_may_write(
+    edge: Edge, swiss_fused: FusedPrediction
+) -> None:
+    edge.reporter.report(swiss_fused, WHEN)
+    patient = swiss_fused.patient
+    made = await edge.client.post(f"/patients/{patient}/link", headers=as_("switzerland"))
+    assert made.status_code == 201
+    link = urlsplit(made.json()["url"])
+    assert link.path == f"/patients/{patient}" and "can=" not in link.query
+    below = Request(
+        f"/patients/{patient}/questions/heart_disease", {}, dict(p.split("=") for p in link.query.split("&"))
+    )
+    assert edge.gate.links is not None and edge.gate.links.verify(below, WHEN.timestamp()).resource == link.path
+    reader = as_("switzerland", f"{SCOPE_REPORTS}")
+    refused = await edge.client.post(f"/patients/{patient}/link?answer=true", headers=reader)
+    assert refused.status_code == 403 and "Bundle.write" in refused.json()["error_description"]
+    writer = as_("switzerland", f"{SCOPE_REPORTS} {SCOPE_SUBMIT}")
+    answering = await edge.client.post(f"/patients/{patient}/link?answer=true", headers=writer)
+    assert answering.status_code == 201 and "can=answer" in answering.json()["url"]
+    assert (await edge.client.post(f"/patients/{patient}/link", headers=as_("hungary"))).status_code == 403
+    assert (await edge.client.post("/patients/nobody/link", headers=as_("switzerland"))).status_code == 404
+    issued = [e for e in edge.events if e.outcomeDesc == "signed link issued"]
+    assert len(issued) == 2 and all(e.action == "C" and patient in e.model_dump_json() for e in issued)
