@@ -8,55 +8,22 @@ way in may appear on any topic, in any log or in any metric label.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
-import pytest
 from aiokafka import ConsumerRecord
 
 from services.cli.scenario import summary
-from services.cli.simulate import Run, play
+from services.cli.simulate import Run
 from services.cli.token import links_for, ops_token, token_for
 from services.ingest.dates import MAX_SHIFT_DAYS
-from shared.broker import ensure_topics
 from shared.schemas.audit import AccessEvent
 from shared.settings import Settings
 from shared.topics import CE_TYPE, Topic, decode_headers, event_type
+from tests.e2e.conftest import COLLECTED_AT, PER_HOSPITAL
 from tests.support.kafka import TopicReader
 from tests.support.phi import date_identifiers, describe, dicom_dates, minute_forms, scan_blocking
-from tests.support.processes import ServiceProcess, log_tails, start_all
-from tests.support.processes import test_settings as settings_for
-
-PER_HOSPITAL = 60
-COLLECTED_AT = datetime.now(UTC)  # before the platform starts: its own clock (received_at, ce_time, logs) is later
-SERVICES = ["ingest", "clean", "train", "infer", "fuse", "report"]
-
-
-@pytest.fixture(scope="module")
-def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    settings = settings_for(tmp_path_factory.mktemp("demo"), f"e2e-{uuid.uuid4().hex[:8]}.")
-    # As `make demo` runs: the local issuer as a process of its own, whose tokens the services accept.
-    settings = settings.model_copy(update={"auth_issuer": settings.public_url("issuer"), "auth_jwks_url": None})
-    asyncio.run(ensure_topics(settings))
-    return settings
-
-
-@pytest.fixture(scope="module")
-def platform(settings: Settings) -> Iterator[dict[str, ServiceProcess]]:
-    processes = start_all(["issuer", *SERVICES], settings)
-    yield processes
-    for process in processes.values():
-        process.stop()
-
-
-@pytest.fixture(scope="module")
-def run(settings: Settings, platform: dict[str, ServiceProcess]) -> Run:
-    played = asyncio.run(play(settings, PER_HOSPITAL, wait_seconds=240))
-    assert played is not None, "Kafka unreachable"
-    assert not played.problem, f"{played.problem}\n{log_tails(platform.values())}"
-    return played
+from tests.support.processes import ServiceProcess
 
 
 def test_every_held_out_patient_gets_a_fused_result_and_a_readable_report(run: Run, settings: Settings) -> None:
