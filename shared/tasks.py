@@ -38,11 +38,29 @@ class FeatureSpec(_Spec):
     unit: str | None = None
     equals: str | None = None
     plausible: tuple[float, float] | None = Field(None, description="outside this range: implausible, missing")
+    reference: tuple[float | None, float | None] | None = Field(
+        None,
+        description=(
+            "the published normal range [low, high) a clinician reads the value against, in ``unit``; either end may "
+            "be null (open); shown on the patient's timeline, never used by a model"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> FeatureSpec:
         if (self.demographic is None) == (self.code is None):
             raise ValueError(f"feature {self.name}: give exactly one of 'demographic' or 'code'")
+        return self
+
+    @model_validator(mode="after")
+    def _reference_is_a_range(self) -> FeatureSpec:
+        if self.reference is None:
+            return self
+        low, high = self.reference
+        empty = low is None and high is None
+        inverted = low is not None and high is not None and low >= high
+        if self.equals is not None or empty or inverted:
+            raise ValueError(f"feature {self.name}: a reference is [low, high) of a numeric input, low < high")
         return self
 
 
