@@ -15,6 +15,7 @@ from services.report.handlers import Reporter, ReportFusedBatch
 from services.report.metrics import ReportMetrics
 from services.report.routes import ReportRoutes
 from services.report.subscription_routes import SubscriptionRoutes
+from services.report.timeline_routes import TimelineRoutes
 from shared.auth import SCOPE_PREDICT, SCOPE_REPORTS, SCOPE_SUBSCRIBE
 from shared.links import LinkSigner
 from shared.schemas.predictions import FusedPrediction
@@ -71,6 +72,15 @@ def create_service(settings: Settings | None = None) -> Service:
     service.http.post("/patients/{pseudonym}/link", routes.patient_link, guard=reports)
     predict = service.gate.scoped(SCOPE_PREDICT)
     service.http.get("/fhir/RiskAssessment/{report_id}", routes.risk_assessment, guard=predict)
+
+    # Timeline (issue 20, item 1): a patient's results over time, the search across patients, the history's export.
+    # No pattern shadows another: ``{pseudonym}`` matches one path segment, so ``/patients/{pseudonym}/reports`` and
+    # the pages below a patient never reach the timeline. The search needs a token (no link is made for a list).
+    timeline = TimelineRoutes(store, tasks, service.audit)
+    patient_pages = service.gate.scoped_or_link(SCOPE_REPORTS)
+    service.http.get("/patients", timeline.search, guard=reports)
+    service.http.get("/patients/{pseudonym}", timeline.timeline, guard=patient_pages)
+    service.http.get("/patients/{pseudonym}/export", timeline.export, guard=patient_pages)
 
     # CDS Hooks: the EHR names its patient by its own id, so report needs the pseudonym key ingest uses.
     pseudonym_key = local_secret(settings.pseudonym_key, settings.var_dir / "pseudonym.key", "AIMASS_PSEUDONYM_KEY")

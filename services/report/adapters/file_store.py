@@ -92,3 +92,16 @@ class FileReportStore:
             ReportEntry.model_validate_json(p.read_bytes()) for p in (self.root / "by-patient" / patient).glob("*.json")
         ]
         return sorted(entries, key=lambda e: (e.created_at, e.report_id), reverse=True)
+
+    def patients(self, hospital: str | None = None) -> dict[str, list[ReportEntry]]:
+        # One small index file per report, no view read: a search costs a directory walk and a parse per report.
+        found: dict[str, list[ReportEntry]] = {}
+        index = self.root / "by-patient"
+        for path in index.glob("*/*.json") if index.is_dir() else ():
+            entry = ReportEntry.model_validate_json(path.read_bytes())
+            if hospital is None or entry.hospital == hospital:
+                found.setdefault(path.parent.name, []).append(entry)
+        return {
+            patient: sorted(entries, key=lambda e: (e.created_at, e.report_id), reverse=True)
+            for patient, entries in sorted(found.items())
+        }
