@@ -313,3 +313,17 @@ class RefusingWorker:
     async def train(self, task: str, site: str | None) -> list[ModelCard]:
         self.requests.append((task, site))
         raise NotTrainable(f"task {task}: nothing to train in this test")
+
+
+class RecordingAudit:
+    """An ``Audit`` (``services.report.routes``): ``events`` holds every access event, in order; with ``failing``
+    set the broker does not take them (the route must answer 503, not the data)."""
+
+    def __init__(self, failing: bool = False) -> None:
+        self.events: list[Any] = []
+        self.failing = failing
+
+    async def __call__(self, event: Any) -> None:
+        if self.failing:
+            raise ConnectionError("broker unavailable")
+        self.events.append(event)
