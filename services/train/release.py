@@ -32,5 +32,6 @@ def release(
         plots=sorted(trained.plots),
         hyperparameters=trained.hyperparameters,
         data=trained.data,
+        distributions=trained.distributions,
     )
     return writer.release(directory, card)

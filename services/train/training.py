@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from services.train.dataset import POOLED, Dataset, fingerprint, folds, split
+from services.train.distributions import feature_distributions
 from services.train.evaluate import evaluate, roc_auc
 from services.train.failures import NotTrainable
 from services.train.network import Scorer
@@ -20,6 +21,7 @@ from services.train.onnx_export import OPSET, check_parity, export_onnx
 from services.train.plots import calibration_png, roc_png
 from services.train.preprocess import fit_preprocessing
 from services.train.search import candidates, random_search, refit
+from shared.schemas.models import FeatureDistribution
 from shared.tasks import TaskSpec
 
 MIN_TRAINING_ROWS = 10
@@ -44,6 +46,7 @@ class TrainedModel:
     plots: dict[str, bytes] = field(repr=False)
     test_y: np.ndarray = field(repr=False)
     test_p: np.ndarray = field(repr=False)
+    distributions: dict[str, FeatureDistribution] = field(default_factory=dict, repr=False)
 
 
 def _require_trainable(task: str, site: str, data: Dataset, train: Dataset) -> None:
@@ -114,6 +117,10 @@ def train_model(task: TaskSpec, data: Dataset, site: str = POOLED, progress: Pro
 
     onnx = export_onnx(scorer, len(data.feature_names))
     metrics["onnx_parity_max_abs_diff"] = check_parity(scorer, onnx, test.x)
+    indicator = {f.name: f.equals is not None for f in task.features}
+    distributions = feature_distributions(
+        data.feature_names, train.x, [indicator.get(name, False) for name in data.feature_names]
+    )
     title = f"{task.name} · {site} · held-out n={len(test)}"
     return TrainedModel(
         task=task.name,
@@ -136,4 +143,5 @@ def train_model(task: TaskSpec, data: Dataset, site: str = POOLED, progress: Pro
         plots={"roc.png": roc_png(test.y, test_p, title), "calibration.png": calibration_png(test.y, test_p, title)},
         test_y=test.y,
         test_p=test_p,
+        distributions=distributions,
     )

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 ModelStatus = Literal["candidate", "active", "retired"]
+DISTRIBUTION_MIN_ROWS = 10
+"""A feature recorded by fewer training rows gets no distribution on the card: aggregates of few rows identify."""
 
 
 class ModelRef(BaseModel):
@@ -15,6 +17,21 @@ class ModelRef(BaseModel):
     task: str
     site: str = Field(description="hospital id, or 'pooled'")
     version: str
+
+
+class FeatureDistribution(BaseModel):
+    """One feature on the model's training split, over the rows that recorded it.
+
+    ``numeric``: ``quantiles`` holds the 5th, 15th, ..., 95th percentiles (ten equally likely values);
+    ``rate``: a 0/1 (one-hot or flag) feature, ``rate`` the share of recorded rows where it is 1.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["numeric", "rate"]
+    n: int = Field(ge=DISTRIBUTION_MIN_ROWS, description="training rows that recorded the feature")
+    quantiles: list[float] = Field(default_factory=list, description="numeric: the 5th, 15th, ..., 95th percentile")
+    rate: float | None = Field(None, ge=0.0, le=1.0, description="rate: share of recorded rows where it is 1")
 
 
 class ModelCard(BaseModel):
@@ -36,6 +53,14 @@ class ModelCard(BaseModel):
     plots: list[str] = Field(default_factory=list, description="evaluation plots beside the card (file names)")
     hyperparameters: dict[str, float] = Field(default_factory=dict, description="the selected search point")
     data: dict[str, int] = Field(default_factory=dict, description="rows per split and positives")
+    distributions: dict[str, FeatureDistribution] = Field(
+        default_factory=dict,
+        description=(
+            "feature name -> its distribution on the training split (what questioning weighs a missing input's "
+            f"plausible values by); a feature recorded by fewer than {DISTRIBUTION_MIN_ROWS} training rows has "
+            "none: a card is shared across institutions, and aggregates of few rows identify patients"
+        ),
+    )
 
     @property
     def ref(self) -> ModelRef:
