@@ -38,6 +38,18 @@ class FeatureSpec(_Spec):
     unit: str | None = None
     equals: str | None = None
     plausible: tuple[float, float] | None = Field(None, description="outside this range: implausible, missing")
+    question: dict[str, str] | None = Field(
+        None,
+        description=(
+            "the plain-language question that asks for this input, per language code ({en: ..., zh: ...}); on a "
+            "category input the first of its features that has one; without one, questioning builds one from the "
+            "input's label and unit"
+        ),
+    )
+    option: dict[str, str] | None = Field(
+        None,
+        description="an ``equals`` feature: how its value reads as an answer option, per language (default: the name)",
+    )
     reference: tuple[float | None, float | None] | None = Field(
         None,
         description=(
