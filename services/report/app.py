@@ -49,7 +49,8 @@ def create_service(settings: Settings | None = None) -> Service:
     store = FileReportStore.under(settings)
     metrics = ReportMetrics(service.metrics.registry)
     tasks = load_tasks(settings.tasks_dir)
-    reporter = Reporter(tasks, RegistryModels(settings), store, metrics, base_url)
+    models = RegistryModels(settings)
+    reporter = Reporter(tasks, models, store, metrics, base_url)
     service.consume(
         Topic.PREDICTIONS_FUSED,
         read=FusedPrediction,
@@ -66,10 +67,12 @@ def create_service(settings: Settings | None = None) -> Service:
     service.gate.links = links
     routes = ReportRoutes(store, reporter.pdf, service.audit, links, base_url)
     reports = service.gate.scoped(SCOPE_REPORTS)
-    service.http.get("/reports/{report_id}", routes.report, guard=service.gate.scoped_or_link(SCOPE_REPORTS))
+    report_or_link = service.gate.scoped_or_link(SCOPE_REPORTS)
+    service.http.get("/reports/{report_id}", routes.report, guard=report_or_link)
     service.http.post("/reports/{report_id}/link", routes.link, guard=reports)
     service.http.get("/patients/{pseudonym}/reports", routes.patient_reports, guard=reports)
     service.http.post("/patients/{pseudonym}/link", routes.patient_link, guard=reports)
+    service.http.get("/patients/{pseudonym}/reports/{report_id}", routes.report, guard=report_or_link)
     predict = service.gate.scoped(SCOPE_PREDICT)
     service.http.get("/fhir/RiskAssessment/{report_id}", routes.risk_assessment, guard=predict)
 
@@ -119,4 +122,5 @@ def create_service(settings: Settings | None = None) -> Service:
     service.http.get("/fhir/Subscription", hooks.search, guard=subscribe)
     service.http.get("/fhir/Subscription/{subscription_id}", hooks.read, guard=subscribe)
     service.http.route(("DELETE",), "/fhir/Subscription/{subscription_id}", hooks.delete, guard=subscribe)
+
     return service

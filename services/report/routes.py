@@ -2,6 +2,8 @@
 
 - ``GET /reports/{report_id}`` (HTML, ``?format=pdf``, ``?format=fhir``): a token of the patient's hospital with
   ``system/DiagnosticReport.read``, or a signed link made for that report;
+- ``GET /patients/{pseudonym}/reports/{report_id}``: the same report as a page of its patient's, which the patient's
+  signed link opens (the timeline links to its reports so);
 - ``POST /reports/{report_id}/link``: a signed link for browsers (``shared.links``), with the same token;
 - ``GET /patients/{pseudonym}/reports``: the patient's reports, newest first, with the same token;
 - ``POST /patients/{pseudonym}/link``: a signed link to the patient's pages (``?answer=true``: one that may answer
@@ -57,7 +59,8 @@ class ReportRoutes:
             return Response.json({"error": f"unknown format {fmt!r}; use html, pdf or fhir"}, 400)
         resource = f"DiagnosticReport/{report_id}"
         view = await asyncio.to_thread(self.store.view, report_id)
-        if view is None:
+        of_patient = request.params.get("pseudonym")
+        if view is None or (of_patient is not None and view.patient != of_patient):
             await self._audited(request, "read", resource, None, "4", "no such report")
             return Response.json({"error": f"no report {report_id!r}"}, 404)
         self._authorize(request, view.hospital)

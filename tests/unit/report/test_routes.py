@@ -53,6 +53,9 @@ class Edge:
         self.http.post("/reports/{report_id}/link", routes.link, guard=gate.scoped(SCOPE_REPORTS))
         self.http.get("/patients/{pseudonym}/reports", routes.patient_reports, guard=gate.scoped(SCOPE_REPORTS))
         self.http.post("/patients/{pseudonym}/link", routes.patient_link, guard=gate.scoped(SCOPE_REPORTS))
+        self.http.get(
+            "/patients/{pseudonym}/reports/{report_id}", routes.report, guard=gate.scoped_or_link(SCOPE_REPORTS)
+        )
         self.gate = gate
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(self.http, client=("10.9.8.7", 5000)), base_url=BASE
@@ -160,11 +163,16 @@ async def test_a_patient_s_reports_newest_first_to_its_hospital_only(edge: Edge,
 async def test_a_patient_link_opens_the_patients_pages_and_answers_only_when_asked_by_a_client_that_may_write(
     edge: Edge, swiss_fused: FusedPrediction
 ) -> None:
-    edge.reporter.report(swiss_fused, WHEN)
+    own = edge.reporter.report(swiss_fused, WHEN)
+    other = edge.reporter.report(fused_for(record_from("switzerland", 7), SITES), WHEN)
     patient = swiss_fused.patient
     made = await edge.client.post(f"/patients/{patient}/link", headers=as_("switzerland"))
     assert made.status_code == 201
     link = urlsplit(made.json()["url"])
+    page = await edge.client.get(f"{link.path}/reports/{own.report_id}?{link.query}", headers={"accept": "text/html"})
+    assert page.status_code == 200 and patient in page.text  # the timeline's links to the patient's reports
+    beside = await edge.client.get(f"{link.path}/reports/{other.report_id}?{link.query}")
+    assert beside.status_code == 404  # another patient's report is no page of this patient's
     assert link.path == f"/patients/{patient}" and "can=" not in link.query
     below = Request(
         f"/patients/{patient}/questions/heart_disease", {}, dict(p.split("=") for p in link.query.split("&"))

@@ -72,7 +72,7 @@ async def test_the_timeline_page_to_the_patient_s_hospital_audited_once(edge: Ed
     html = page.text
     assert 'id="risk-trend-heart_disease"' in html and 'id="latest-risk-heart_disease"' in html
     assert [html.count(f'class="result" data-report-id="{i}"') for i in ids] == [1, 1, 1]
-    assert all(f'href="/reports/{i}"' in html for i in ids)
+    assert all(f'href="/patients/{patient}/reports/{i}"' in html for i in ids)
     assert '<section id="questioning">' in html
     [read] = edge.audit.events
     assert read.outcome == "0" and read.subtype[0].code == "read" and read.entity[1].what.identifier.value == patient
@@ -114,7 +114,7 @@ async def test_a_signed_patient_link_opens_the_timeline_and_its_links_keep_the_s
     query = urlsplit(path).query
     page = await edge.client.get(path, headers={"accept": "text/html"})
     assert page.status_code == 200
-    assert f'href="/reports/{edge.history.report_ids[0]}?{query.replace("&", "&amp;")}"' in page.text
+    assert f'href="/patients/{patient}/reports/{edge.history.report_ids[0]}?{query.replace("&", "&amp;")}"' in page.text
     assert f"/patients/{patient}/export?{query.replace('&', '&amp;')}&amp;format=pdf" in page.text
     pdf = await edge.client.get(f"/patients/{patient}/export?{query}&format=pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
