@@ -13,6 +13,7 @@ from services.report.cds_routes import CdsRoutes
 from services.report.delivery import DeliverySweeper, ScheduleDeliveries
 from services.report.handlers import Reporter, ReportFusedBatch
 from services.report.metrics import ReportMetrics
+from services.report.question_routes import QuestionRoutes
 from services.report.routes import ReportRoutes
 from services.report.subscription_routes import SubscriptionRoutes
 from services.report.timeline_routes import TimelineRoutes
@@ -84,6 +85,15 @@ def create_service(settings: Settings | None = None) -> Service:
     service.http.get("/patients", timeline.search, guard=reports)
     service.http.get("/patients/{pseudonym}", timeline.timeline, guard=patient_pages)
     service.http.get("/patients/{pseudonym}/export", timeline.export, guard=patient_pages)
+
+    # Questions about a result (issue 20, item 3): answered from the report's own data (and the patient's previous
+    # report of the task), every answer audited with its intent, never the question's text. The page hangs under the
+    # report, as the report's own page and as its patient's, so a report's or a patient's signed link opens it.
+    questions = QuestionRoutes(store, service.audit)
+    service.http.get("/reports/{report_id}/questions", questions.page, guard=report_or_link)
+    service.http.post("/reports/{report_id}/questions", questions.ask, guard=reports)
+    service.http.get("/patients/{pseudonym}/reports/{report_id}/questions", questions.page, guard=report_or_link)
+    service.http.post("/patients/{pseudonym}/reports/{report_id}/questions", questions.ask, guard=reports)
 
     # CDS Hooks: the EHR names its patient by its own id, so report needs the pseudonym key ingest uses.
     pseudonym_key = local_secret(settings.pseudonym_key, settings.var_dir / "pseudonym.key", "AIMASS_PSEUDONYM_KEY")

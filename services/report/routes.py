@@ -191,7 +191,11 @@ def _not_found(report_id: str) -> dict[str, object]:
 
 
 def _links_keep_signature(html: bytes, request: Request) -> bytes:
-    """The report's own links to its PDF and FHIR forms carry the signed link's parameters, so a browser that
-    opened the report from a link can follow them."""
+    """The report's own links to its PDF and FHIR forms and to its questions page carry the signed link's
+    parameters, so a browser that opened the report from a link can follow them (a link opens the pages below the
+    one it was made for: ``/reports/{id}/questions``)."""
     signed = urlencode({name: request.query[name] for name in LINK_PARAMS if name in request.query})
-    return html.replace(b'href="?format=', f'href="?{signed.replace("&", "&amp;")}&amp;format='.encode())
+    escaped = signed.replace("&", "&amp;")
+    questions = f'href="{request.params["report_id"]}/questions"'
+    html = html.replace(questions.encode(), f'{questions[:-1]}?{escaped}"'.encode())
+    return html.replace(b'href="?format=', f'href="?{escaped}&amp;format='.encode())
