@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from services.report.inputs import InputGroup, category_name, input_groups
+from services.report.questioning import answer_observation, apply_answer
 from services.report.view import InputLine, ReportView
 from shared.schemas.records import Code, IncomingRecord, Observation
 from shared.tasks import TaskSpec
@@ -71,19 +72,13 @@ def parse_answer(group: InputGroup, text: str) -> Answer:
     return text
 
 
-def _observation(group: InputGroup, answer: Answer) -> Observation | None:
+def _observation(task: TaskSpec, group: InputGroup, answer: Answer) -> Observation | None:
+    """``questioning.answer_observation``, and "none of the listed" for a category (a code no feature equals)."""
     spec = group.specs[0]
-    if spec.code is None:  # a demographic: carried on the record itself
-        return None
-    code = Code(system=spec.code.system, code=spec.code.code)
-    if group.kind == "numeric":
-        return Observation(code=code, value=float(answer), unit=spec.unit)
-    if group.kind == "flag":
-        equals = spec.equals or f"{spec.code.code}:true"
-        coded = equals if answer else f"{equals.split(':', 1)[0]}:not-{category_name(equals)}"
-        return Observation(code=code, value_code=Code(system=spec.code.system, code=coded))
-    coded = str(answer) if answer != OTHER else f"{spec.code.code}:{OTHER}"
-    return Observation(code=code, value_code=Code(system=spec.code.system, code=coded))
+    if group.kind == "category" and answer == OTHER and spec.code is not None:
+        other = Code(system=spec.code.system, code=f"{spec.code.code}:{OTHER}")
+        return Observation(code=Code(system=spec.code.system, code=spec.code.code), value_code=other)
+    return answer_observation(task, spec.name, answer)
 
 
 def answered_record(
@@ -105,7 +100,7 @@ def answered_record(
             named = group.specs[0].equals or "male"
             sex = named if merged[key] else ("female" if named == "male" else "male")
         else:
-            observation = _observation(group, merged[key])
+            observation = _observation(task, group, merged[key])
             if observation is not None:
                 observations.append(observation)
     return IncomingRecord.model_validate(
@@ -122,15 +117,12 @@ def answered_record(
 def features_of(task: TaskSpec, answers: Mapping[str, Answer]) -> list[float | None]:
     """The feature vector clean would make of ``answers`` (what the page scores before the pipeline answers)."""
     values: list[float | None] = [None] * len(task.features)
-    for group in input_groups(task):
-        answer = answers.get(group_key(group))
-        if answer is None:
+    for key, answer in answers.items():
+        group = group_of(task, key)
+        if group is None:
             continue
-        for spec, index in zip(group.specs, group.indices, strict=True):
-            if group.kind == "numeric":
-                values[index] = float(answer)
-            elif group.kind == "flag":
-                values[index] = float(bool(answer))
-            else:
-                values[index] = float(answer == spec.equals)
+        if group.kind == "category" and answer == OTHER:
+            values = [0.0 if i in group.indices else v for i, v in enumerate(values)]
+        else:
+            values = apply_answer(task, values, group.specs[0].name, answer)
     return values
