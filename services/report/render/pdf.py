@@ -184,7 +184,8 @@ def _sections(v: ReportView) -> list[Flowable]:
     return story
 
 
-def render_pdf(view: ReportView) -> bytes:
+def build_pdf(story: list[Flowable], title: str, subject: str | None = None) -> bytes:
+    """A4 with the report's margins; ``invariant``: the same story gives the same bytes."""
     buffer = io.BytesIO()
     document = SimpleDocTemplate(
         buffer,
@@ -193,10 +194,14 @@ def render_pdf(view: ReportView) -> bytes:
         rightMargin=15 * mm,
         topMargin=14 * mm,
         bottomMargin=14 * mm,
-        title=f"{view.task_title} — report {view.report_id}",
+        title=title,
         author="AI Mass report service",
-        subject=view.summary,
+        subject=subject,
         invariant=True,
     )
-    document.build(_sections(view))
+    document.build(story)
     return buffer.getvalue()
+
+
+def render_pdf(view: ReportView) -> bytes:
+    return build_pdf(_sections(view), f"{view.task_title} — report {view.report_id}", view.summary)

@@ -3,16 +3,14 @@ results, the key inputs against their reference ranges and what changed; the rep
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 
 from reportlab.graphics.shapes import Circle, Drawing, Line, PolyLine, Rect, String
 from reportlab.lib import colors
-from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
-from reportlab.platypus import Flowable, SimpleDocTemplate
+from reportlab.platypus import Flowable
 
-from services.report.render.pdf import BOX, H1, H2, NOTE, _p, _table
+from services.report.render.pdf import BOX, H1, H2, NOTE, _p, _table, build_pdf
 from services.report.render.pictures import RISK_HIGH, RISK_LOW, TRACK, points
 from services.report.render.timeline_html import REVIEW, day, moment, reference_text
 from services.report.timeline import THRESHOLD, ResultPoint, TaskTimeline, Timeline
@@ -120,18 +118,6 @@ def _task_sections(task: TaskTimeline) -> list[Flowable]:
 
 
 def render_timeline_pdf(timeline: Timeline, now: datetime | None = None) -> bytes:
-    buffer = io.BytesIO()
-    document = SimpleDocTemplate(
-        buffer,
-        pagesize=A4,
-        leftMargin=15 * mm,
-        rightMargin=15 * mm,
-        topMargin=14 * mm,
-        bottomMargin=14 * mm,
-        title=f"Health timeline — patient {timeline.patient}",
-        author="AI Mass report service",
-        invariant=True,
-    )
     made = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M")
     story: list[Flowable] = [
         _p(f"AI MASS · HEALTH TIMELINE · exported {made} UTC", NOTE),
@@ -141,5 +127,4 @@ def render_timeline_pdf(timeline: Timeline, now: datetime | None = None) -> byte
     for task in timeline.tasks:
         story += _task_sections(task)
     story.append(_p(DISCLAIMER, BOX))
-    document.build(story)
-    return buffer.getvalue()
+    return build_pdf(story, f"Health timeline — patient {timeline.patient}")
