@@ -4,6 +4,7 @@ one report it was made for; operators and clients acting for no hospital read no
 from __future__ import annotations
 
 from shared.auth import Principal
+from shared.http import Refused, Request
 
 
 def under(path: str, resource: str | None) -> bool:
@@ -23,3 +24,12 @@ def refusal(principal: Principal, hospital: str, path: str) -> str | None:
     if principal.hospital != hospital:
         return "this report is about a patient of another hospital"
     return None
+
+
+def authorize(request: Request, hospital: str) -> None:
+    """``Refused`` (403, with ``refusal``'s reason) unless the request's principal may read ``hospital``'s page at
+    the request's path."""
+    assert request.principal is not None  # every route has a guard
+    reason = refusal(request.principal, hospital, request.path)
+    if reason is not None:
+        raise Refused(403, "access_denied", reason)

@@ -18,13 +18,13 @@ import json
 from typing import Any, cast
 from urllib.parse import urlencode
 
-from services.report.access import refusal, under
+from services.report.access import authorize, refusal, under
 from services.report.ports import ReportStore
 from services.report.render.questions_html import EXAMPLES, render_questions_html
 from services.report.result_questions import LANGUAGES, MAX_QUESTION, Answer, Fact, Language, answer, language_of
 from services.report.routes import Audit, audited
 from services.report.view import ReportView
-from shared.http import Refused, Request, Response
+from shared.http import Request, Response
 from shared.links import LINK_PARAMS, signed_query
 
 HTML = "text/html; charset=utf-8"
@@ -104,11 +104,9 @@ class QuestionRoutes:
         if view is None or (of_patient is not None and view.patient != of_patient):
             await audited(self.audit, request, "read", f"DiagnosticReport/{report_id}", None, "4", "no such report")
             return Response.json({"error": f"no report {report_id!r}"}, 404)
+        authorize(request, view.hospital)
         principal = request.principal
-        assert principal is not None  # every route has a guard
-        reason = refusal(principal, view.hospital, request.path)
-        if reason is not None:
-            raise Refused(403, "access_denied", reason)
+        assert principal is not None
         entries = await asyncio.to_thread(self.store.for_patient, view.patient)
         earlier = next(
             (

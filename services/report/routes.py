@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
-from services.report.access import refusal
+from services.report.access import authorize
 from services.report.ports import ReportStore
 from shared.access import Interaction, rest_event
 from shared.auth import Principal
@@ -63,7 +63,7 @@ class ReportRoutes:
         if view is None or (of_patient is not None and view.patient != of_patient):
             await self._audited(request, "read", resource, None, "4", "no such report")
             return Response.json({"error": f"no report {report_id!r}"}, 404)
-        self._authorize(request, view.hospital)
+        authorize(request, view.hospital)
         if fmt == "pdf":
             body = await asyncio.to_thread(self.pdf, report_id)
         else:
@@ -83,7 +83,7 @@ class ReportRoutes:
         view = await asyncio.to_thread(self.store.view, report_id)
         if view is None:
             return Response.json({"error": f"no report {report_id!r}"}, 404)
-        self._authorize(request, view.hospital)
+        authorize(request, view.hospital)
         assert request.principal is not None
         path, expires = self.links.sign(f"/reports/{report_id}", request.principal, self.clock())
         await self._audited(
@@ -100,7 +100,7 @@ class ReportRoutes:
         if not entries:
             return Response.json({"error": f"no reports of patient {pseudonym!r}"}, 404)
         for hospital in {entry.hospital for entry in entries}:
-            self._authorize(request, hospital)
+            authorize(request, hospital)
         assert request.principal is not None
         answer = request.query.get("answer", "false").lower() in ("1", "true", "yes")
         try:
@@ -118,7 +118,7 @@ class ReportRoutes:
         bundle = await asyncio.to_thread(self.store.read, report_id, "fhir") if view is not None else None
         if view is None or bundle is None:
             return Response.json(_not_found(report_id), 404, CONTENT_TYPES["fhir"])
-        self._authorize(request, view.hospital)
+        authorize(request, view.hospital)
         [resource] = [
             e["resource"] for e in json.loads(bundle)["entry"] if e["resource"]["resourceType"] == "RiskAssessment"
         ]
@@ -131,15 +131,9 @@ class ReportRoutes:
         pseudonym = request.params["pseudonym"]
         entries = await asyncio.to_thread(self.store.for_patient, pseudonym)
         for hospital in {entry.hospital for entry in entries}:
-            self._authorize(request, hospital)
+            authorize(request, hospital)
         await self._audited(request, "search-type", f"Patient/{pseudonym}/reports", pseudonym)
         return Response.json({"patient": pseudonym, "reports": [e.model_dump(mode="json") for e in entries]})
-
-    def _authorize(self, request: Request, hospital: str) -> None:
-        assert request.principal is not None  # every route has a guard
-        reason = refusal(request.principal, hospital, request.path)
-        if reason is not None:
-            raise Refused(403, "access_denied", reason)
 
     async def _audited(
         self,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from services.report.access import refusal
+from services.report.access import authorize
 from services.report.ports import ReportEntry, ReportStore
 from services.report.render.history import history_bundle
 from services.report.render.timeline_html import render_search_html, render_timeline_html
@@ -34,7 +34,7 @@ from services.report.timeline import (
     search_patients,
 )
 from services.report.view import ReportView
-from shared.http import Refused, Request, Response
+from shared.http import Request, Response
 from shared.links import signed_query
 from shared.tasks import TaskSpec
 
@@ -64,7 +64,7 @@ class TimelineRoutes:
         assert request.principal is not None  # every route has a guard
         # A hospital's token searches its own patients only: naming another hospital is refused, not emptied.
         search = replace(search, hospital=search.hospital or request.principal.hospital or "")
-        self._authorize(request, search.hospital or "")
+        authorize(request, search.hospital or "")
         patients = await asyncio.to_thread(self.store.patients, search.hospital)
         hits = search_patients(patients, search)
         page = _wants_html(request)
@@ -131,7 +131,7 @@ class TimelineRoutes:
             await audited(self.audit, request, "read", f"Patient/{pseudonym}", None, "4", "no such patient")
             return Response.json({"error": f"no reports of patient {pseudonym!r}"}, 404)
         for hospital in sorted({entry.hospital for entry in entries}):
-            self._authorize(request, hospital)
+            authorize(request, hospital)
         views = await asyncio.to_thread(self._views, entries)
         return build_timeline(pseudonym, views, self.references), views
 
@@ -142,12 +142,6 @@ class TimelineRoutes:
     def _bundle(self, pseudonym: str, views: list[ReportView], now: datetime) -> bytes:
         stored = [body for view in views if (body := self.store.read(view.report_id, "fhir")) is not None]
         return json.dumps(history_bundle(pseudonym, stored, now.isoformat())).encode()
-
-    def _authorize(self, request: Request, hospital: str) -> None:
-        assert request.principal is not None  # every route has a guard
-        reason = refusal(request.principal, hospital, request.path)
-        if reason is not None:
-            raise Refused(403, "access_denied", reason)
 
 
 def _entry(entry: ReportEntry) -> dict[str, object]:
