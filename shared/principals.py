@@ -99,8 +99,11 @@ SERVICE_ACCESS: dict[str, ServiceAccess] = {
     "train": ServiceAccess((Topic.RECORDS_CLEAN, Topic.TRAIN_REQUESTS), (Topic.MODELS_RELEASED, Topic.TRAIN_REQUESTS)),
     "infer": ServiceAccess((Topic.RECORDS_CLEAN, Topic.MODELS_RELEASED), (Topic.PREDICTIONS,)),
     "fuse": ServiceAccess((Topic.PREDICTIONS, Topic.MODELS_RELEASED), (Topic.PREDICTIONS_FUSED,)),
-    # report reads its own reports too: the rest-hook delivery to the hospitals' subscribers, in a group of its own.
-    "report": ServiceAccess((Topic.PREDICTIONS_FUSED, Topic.REPORTS), (Topic.REPORTS,), groups=("report-delivery",)),
+    # report reads its own reports too: the rest-hook delivery to the hospitals' subscribers, in a group of its own;
+    # it writes ingest.raw as a door: a clinician's answer on the questioning page, as that clinician's hospital.
+    "report": ServiceAccess(
+        (Topic.PREDICTIONS_FUSED, Topic.REPORTS), (Topic.REPORTS, Topic.INGEST_RAW), groups=("report-delivery",)
+    ),
 }
 EVERY_SERVICE_WRITES = (Topic.DEADLETTER, Topic.AUDIT)
 ISSUER_WRITES = (Topic.AUDIT,)

@@ -21,9 +21,9 @@ from shared.topics import CE_ID, CE_SOURCE, CE_SPECVERSION, CE_TIME, CE_TYPE, CO
 SUBMITTED = "org.aimass.document.submitted.v1"  # what ``aimass publish`` stamps on a hospital's document too
 DESCRIPTION = (
     "Hospital documents: FHIR, HL7 v2, CSV, XLSX, JSON, DICOM, as the hospital sent them. Written by the platform's "
-    "own principals (aimass publish, replay) and by ingest's front doors (MLLP listeners, FHIR REST intake), which "
-    "set ce_source to the hospital the MLLP port or the access token names; each hospital also has its own "
-    "ingest.raw.<hospital>."
+    "own principals (aimass publish, replay), by ingest's front doors (MLLP listeners, FHIR REST intake), which "
+    "set ce_source to the hospital the MLLP port or the access token names, and by report's questioning page (a "
+    "clinician's answer, as the result's hospital); each hospital also has its own ingest.raw.<hospital>."
 )
 
 

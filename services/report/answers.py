@@ -30,7 +30,8 @@ def group_key(group: InputGroup) -> str:
 
 
 def group_of(task: TaskSpec, key: str) -> InputGroup | None:
-    return next((g for g in input_groups(task) if group_key(g) == key), None)
+    """The input ``key`` names: its ``group_key`` or any of its feature names (questioning's ``input_id``)."""
+    return next((g for g in input_groups(task) if key == group_key(g) or key in {s.name for s in g.specs}), None)
 
 
 def recorded_answers(task: TaskSpec, inputs: Sequence[InputLine]) -> dict[str, Answer]:
@@ -62,6 +63,10 @@ def parse_answer(group: InputGroup, text: str) -> Answer:
             low, high = spec.plausible
             raise ValueError(f"{group.label}: {value:g} is outside {low:g}-{high:g} {group.unit or ''}".rstrip())
         return value
+    if group.kind == "flag" and group.specs[0].demographic == "sex":
+        if text not in ("male", "female"):
+            raise ValueError(f"{group.label}: answer male or female")
+        return text == (group.specs[0].equals or "male")
     if group.kind == "flag":
         if text not in ("yes", "no"):
             raise ValueError(f"{group.label}: answer yes or no")

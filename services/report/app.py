@@ -14,6 +14,7 @@ from services.report.delivery import DeliverySweeper, ScheduleDeliveries
 from services.report.handlers import Reporter, ReportFusedBatch
 from services.report.metrics import ReportMetrics
 from services.report.question_routes import QuestionRoutes
+from services.report.questioning_routes import QuestioningRoutes
 from services.report.routes import ReportRoutes
 from services.report.subscription_routes import SubscriptionRoutes
 from services.report.timeline_routes import TimelineRoutes
@@ -24,6 +25,7 @@ from shared.schemas.reports import ReportMessage
 from shared.secrets import local_secret, secret_path
 from shared.service import Service
 from shared.settings import Settings
+from shared.submissions import RawTopic
 from shared.tasks import load_tasks
 from shared.topics import Topic, group_id
 
@@ -100,6 +102,14 @@ def create_service(settings: Settings | None = None) -> Service:
     cds = CdsRoutes(tasks, store, pseudonym_key, links, service.audit, base_url, FhirPatients(), metrics=metrics)
     service.http.get("/cds-services", cds.discovery, guard=None)  # discovery carries no patient data (the spec's way)
     service.http.post("/cds-services/{service_id}", cds.call, guard=predict)
+
+    # Questioning (issue 20, item 2): the missing inputs that could change a decision, asked one at a time; an
+    # answer is the hospital's observation, written back to ingest.raw as that hospital (a door, like ingest's), and
+    # flows through the whole pipeline. Answering needs system/Bundle.write or a link made to answer.
+    answers = RawTopic(service.broker, service.topic(Topic.INGEST_RAW))
+    questioning = QuestioningRoutes(tasks, store, models, answers, service.audit, pseudonym_key)
+    service.http.get("/patients/{pseudonym}/questions/{task}", questioning.page, guard=patient_pages)
+    service.http.post("/patients/{pseudonym}/questions/{task}", questioning.answer, guard=patient_pages)
 
     # Rest-hook subscriptions: stored and scheduled on the report volume, delivered by a sweeper in every replica.
     subscriptions = FileSubscriptionStore.under(settings)

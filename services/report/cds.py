@@ -414,8 +414,10 @@ def patient_view_card(
     report_link: str,
     patient_reference: str,
     hook_instance: str,
+    questioning_link: str | None = None,
 ) -> Card:
-    """The card of the patient's newest result of ``task``."""
+    """The card of the patient's newest result of ``task``; with ``questioning_link``, a link to the questioning page
+    when the result lacks inputs (the clinician answers there what the record does not say)."""
     suggestions = order_suggestions(
         view, patient_reference, lambda code: derived_event_id("cds", hook_instance, view.report_id, code)
     )
@@ -427,7 +429,14 @@ def patient_view_card(
         source=source(base_url, task),
         suggestions=suggestions or None,
         selectionBehavior="any" if suggestions else None,
-        links=[Link(label="Open the AI Mass report", url=report_link, type="absolute")],
+        links=[
+            Link(label="Open the AI Mass report", url=report_link, type="absolute"),
+            *(
+                [Link(label="Answer what the record lacks", url=questioning_link, type="absolute")]
+                if questioning_link and view.not_measured
+                else []
+            ),
+        ],
     )
 
 

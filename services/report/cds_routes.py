@@ -35,6 +35,7 @@ from services.report.metrics import ReportMetrics
 from services.report.ports import PatientSource, PatientUnavailable, ReportStore
 from services.report.routes import Audit, audited
 from services.report.view import ReportView
+from shared.auth import SCOPE_SUBMIT, Principal
 from shared.http import Refused, Request, Response
 from shared.links import LinkSigner
 from shared.pseudonyms import pseudonym
@@ -112,7 +113,10 @@ class CdsRoutes:
                 codes = selected_codes(context)  # type: ignore[arg-type]  # read_request gave the order-select shape
                 cards = order_select_cards(view, task, codes, self.base_url, link, call.hookInstance)
             else:
-                cards = [patient_view_card(view, task, self.base_url, link, patient_reference, call.hookInstance)]
+                asking = self._questioning_link(patient_pseudonym, task.name, principal)
+                cards = [
+                    patient_view_card(view, task, self.base_url, link, patient_reference, call.hookInstance, asking)
+                ]
         details = {"hook": hook, "cds-service": request.params["service_id"], "cards": str(len(cards))}
         if view is None:
             await audited(
@@ -139,6 +143,15 @@ class CdsRoutes:
             hook,
             "no_result" if view is None else "cards",
         )
+
+    def _questioning_link(self, patient_pseudonym: str, task: str, principal: Principal) -> str:
+        """The patient's questioning page for ``task``, signed for the EHR's client: it may answer there when the
+        client may write the hospital's documents (``system/Bundle.write``), else it reads."""
+        path, _ = self.links.sign(
+            f"/patients/{patient_pseudonym}", principal, self.clock(), answer=principal.allows(SCOPE_SUBMIT)
+        )
+        patient, _, query = path.partition("?")
+        return f"{self.base_url}{patient}/questions/{task}?{query}"
 
     def _newest(self, patient_pseudonym: str, task: str, hospital: str) -> ReportView | None:
         entries = [e for e in self.store.for_patient(patient_pseudonym) if e.task == task and e.hospital == hospital]

@@ -8,7 +8,7 @@ hold, and fails the first ``failures`` of them, so a test sees what is enqueued 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -100,6 +100,21 @@ class DeadLetter(NamedTuple):
     @property
     def offset(self) -> int:
         return self.record.offset
+
+
+class RecordingRaw:
+    """A ``shared.ports.RawDocuments`` (a door's ``ingest.raw``): ``documents`` holds (document, headers, key)."""
+
+    def __init__(self, acks: Acknowledgements | None = None, kind: str = "raw") -> None:
+        self.acks = acks or Acknowledgements()
+        self.kind = kind
+
+    @property
+    def documents(self) -> list[tuple[bytes, dict[str, str], str]]:
+        return self.acks.of(self.kind)
+
+    async def enqueue(self, document: bytes, headers: Mapping[str, str], key: str) -> asyncio.Future[None]:
+        return self.acks.pending(self.kind, (document, dict(headers), key))
 
 
 class RecordingDeadLetters:

@@ -266,9 +266,10 @@ def test_nothing_new_can_be_created_and_a_hospital_only_writes_its_own_topic() -
         assert [(a.resource, a.name, a.operation) for a in own] == [
             (Resource.TOPIC, f"aimass.ingest.raw.{hospital}", Operation.WRITE)
         ]
-    # The shared ingest.raw: no hospital; ingest itself (its MLLP and FHIR REST doors set ce_source themselves).
+    # The shared ingest.raw: no hospital; the doors, which set ce_source themselves: ingest (MLLP, FHIR REST) and
+    # report (a clinician's answer on the questioning page).
     writers = [a.principal for a in acls if a.name == "aimass.ingest.raw" and a.operation is Operation.WRITE]
-    assert writers == ["svc-ingest"]
+    assert writers == ["svc-ingest", "svc-report"]
 
 
 def test_docs_security_shows_the_tables_of_the_code() -> None:

@@ -4,7 +4,6 @@ NDJSON uploads in FHIR Bulk Data's shape."""
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
 from functools import partial
@@ -28,7 +27,7 @@ from shared.http import HttpApp, Refused, Request, Response
 from shared.metrics import ServiceMetrics
 from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE
 from tests.support.factories.ingest import TABLES, pseudonymize
-from tests.support.fakes import Acknowledgements, RecordingDeadLetters, RecordingPublisher
+from tests.support.fakes import Acknowledgements, RecordingDeadLetters, RecordingPublisher, RecordingRaw
 from tests.support.identity import local_identity
 
 FHIR = {"content-type": "application/fhir+json"}
@@ -43,14 +42,6 @@ def bundle(row: int = 0) -> dict[str, Any]:
 def quantity_entry(entries: list[dict[str, Any]]) -> int:
     """The first entry with a valueQuantity (the blood pressure panel has components instead)."""
     return next(n for n, e in enumerate(entries) if "valueQuantity" in e.get("resource", e))
-
-
-class RecordingRaw:
-    def __init__(self, acks: Acknowledgements) -> None:
-        self.acks = acks
-
-    async def enqueue(self, document: bytes, headers: dict[str, str], key: str) -> asyncio.Future[None]:
-        return self.acks.pending("raw", (document, dict(headers), key))
 
 
 class Intake:

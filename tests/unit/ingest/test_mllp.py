@@ -24,7 +24,7 @@ from services.ingest.mllp_intake import MllpIntake
 from shared.metrics import ServiceMetrics
 from shared.topics import CE_ID, CE_SOURCE, CONTENT_TYPE
 from tests.support.factories.ingest import TABLES, fixture, pseudonymize
-from tests.support.fakes import Acknowledgements, RecordingDeadLetters, RecordingPublisher
+from tests.support.fakes import Acknowledgements, RecordingDeadLetters, RecordingPublisher, RecordingRaw
 from tests.support.processes import free_port
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -44,16 +44,6 @@ def with_msh(message: bytes, **fields: str) -> bytes:
         msh[int(name.removeprefix("f"))] = value
     segments[0] = "|".join(msh).rstrip("|")
     return "\r".join(segments).encode()
-
-
-class RecordingRaw:
-    """``services.ingest.doors.RawDocuments`` on the shared acknowledgements: what went to ingest.raw."""
-
-    def __init__(self, acks: Acknowledgements) -> None:
-        self.acks = acks
-
-    async def enqueue(self, document: bytes, headers: dict[str, str], key: str) -> asyncio.Future[None]:
-        return self.acks.pending("raw", (document, dict(headers), key))
 
 
 class Stack:

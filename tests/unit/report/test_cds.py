@@ -35,7 +35,7 @@ from services.report.handlers import Reporter
 from services.report.metrics import ReportMetrics
 from services.report.ports import PatientUnavailable
 from shared.access import refusal_event
-from shared.auth import SCOPE_PREDICT, Gate, refusal_response
+from shared.auth import SCOPE_PREDICT, SCOPE_SUBMIT, Gate, refusal_response
 from shared.http import HttpApp, Refused, Request, Response
 from shared.links import LinkSigner
 from shared.metrics import ServiceMetrics
@@ -181,13 +181,19 @@ async def test_patient_view_gives_the_newest_result_as_a_valid_card_found_by_the
     if view.needs_review:
         assert all(reason.split()[0] in card.detail for reason in view.review_reasons)
     # The link is the newest report's, signed for the calling client, and opens it.
-    [link] = card.links or []
+    [link, asking] = card.links or []
     assert link.type == "absolute"
     parts = urlsplit(link.url)
     assert parts.path == f"/reports/{newest.report_id}"
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     opened = edge.links.verify(Request(parts.path, {}, query), datetime.now(UTC).timestamp())
     assert opened.client_id == "hungary-backend" and opened.hospital == "hungary"
+    # The result lacks inputs: a second link opens the questioning page, answering only if the client may write.
+    parts = urlsplit(asking.url)
+    assert parts.path == f"/patients/{newest.patient}/questions/heart_disease" and asking.type == "absolute"
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    may = edge.links.verify(Request(parts.path, {}, query), datetime.now(UTC).timestamp())
+    assert may.hospital == "hungary" and may.allows(SCOPE_SUBMIT) == ("can" in query)
     # A suggestion to order the missing cholesterol, a draft ServiceRequest for the EHR's own patient.
     assert "Cholesterol" in view.not_measured
     orders = [a.resource for s in card.suggestions or [] for a in s.actions or []]

@@ -149,6 +149,27 @@ def test_numeric_inputs_are_series_against_their_reference_and_categories_show_t
     assert b'class="out"' in page and b"90\xe2\x80\x93&lt; 120 mmHg" in page
 
 
+def test_a_result_that_lacks_inputs_links_to_the_questioning_page_keeping_a_signed_link(
+    fresh_settings: Settings,
+) -> None:
+    store = FileReportStore.under(fresh_settings)
+    reporter = Reporter(
+        load_tasks(), RegistryModels(fresh_settings), store, ReportMetrics(ServiceMetrics("report").registry), "x"
+    )
+    record = record_from("hungary", 0)
+    view = store.view(reporter.report(fused_for(record, SITES), WHEN).report_id)
+    assert view is not None and view.not_measured
+    timeline = build_timeline(view.patient, [view], references_of(load_tasks()))
+    page = render_timeline_html(timeline, keep="exp=1&sig=abc").decode()
+    questions = f"/patients/{view.patient}/questions/heart_disease"
+    assert f'id="ask-heart_disease" href="{questions}?exp=1&amp;sig=abc"' in page
+    assert f'href="{questions}?exp=1&amp;sig=abc&amp;lang=zh"' in page and "补充缺失信息" in page
+    full = store.view(reporter.report(fused_for(record_from("cleveland", 0), SITES), WHEN).report_id)
+    assert full is not None and not full.not_measured
+    complete = render_timeline_html(build_timeline(full.patient, [full], references_of(load_tasks()))).decode()
+    assert "/questions/" not in complete, "nothing to ask when every input is recorded"
+
+
 def test_out_of_range_reads_a_half_open_range_and_open_ends() -> None:
     assert out_of_range(85, (90, 120)) == "low"
     assert out_of_range(90, (90, 120)) is None and out_of_range(119.9, (90, 120)) is None
