@@ -6,7 +6,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE/lib/common.sh"
 LOG=$LOG_DIR/deps.log
-EXTRAS=${AIMASS_EXTRAS:-train,test,demo,research}
+EXTRAS=${AIMASS_EXTRAS:-train,test,demo,research,federated}
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
