@@ -126,3 +126,26 @@ def test_a_clinician_walks_the_timeline_answers_two_questions_and_sees_the_risk_
         width = tablet.execute_script("return document.documentElement.scrollWidth")
         assert width <= TABLET[0], "the page fits a tablet held upright"
         screenshot(tablet, "questioning-tablet")
+
+
+def test_a_clinician_searches_the_hospital_s_patients_and_opens_a_report(run: Run, settings: Settings) -> None:
+    """The search needs the hospital's token (no link is made for a list): the browser sends it on every request."""
+    report = run.outcome.own_reports()[0]
+    hospital = run.outcome.hospital_of(report)
+    token = token_for(settings, hospital, SCOPE_REPORTS)
+    base = settings.public_url("report")
+    with chromium() as browser:
+        browser.execute_cdp_cmd("Network.enable", {})
+        browser.execute_cdp_cmd("Network.setExtraHTTPHeaders", {"headers": {"authorization": f"Bearer {token}"}})
+        browser.get(f"{base}/patients?hospital={hospital}&task={TASK}")
+        rows = browser.find_elements(By.CSS_SELECTOR, "#patients tr.patient")
+        patients = {row.get_attribute("data-patient") for row in rows}
+        assert report.patient in patients, "the hospital's held-out patient is found"
+        assert all(row.find_element(By.CSS_SELECTOR, "td:nth-child(2)").text == hospital for row in rows)
+        screenshot(browser, "patients")
+        browser.find_element(By.CSS_SELECTOR, f"tr[data-patient='{report.patient}'] a").click()
+        WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, f"risk-trend-{TASK}"))
+        browser.find_element(By.CSS_SELECTOR, f".result[data-report-id='{report.report_id}'] a").click()
+        WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "drivers"))
+        assert report.report_id in browser.page_source and browser.find_elements(By.ID, "ask-link")
+        screenshot(browser, "report-page")
