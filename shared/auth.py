@@ -10,8 +10,10 @@ client acts for; absent for operators). Verification is PyJWT's; the keys are fe
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -85,12 +87,32 @@ class JwksKeys:
         return self._client.get_signing_key_from_jwt(token).key
 
 
+VERIFIED_TTL_SECONDS = 300
+"""How long a verified token is taken on its verification: as long as the JWKS keys are cached (``JwksKeys``), so a
+key the issuer withdrew stops working no later than it would without this cache; never past the token's ``exp``."""
+VERIFIED_MAX_TOKENS = 4096
+
+
 class TokenVerifier:
-    def __init__(self, issuer: str, audience: str, keys: SigningKeys, leeway_seconds: int = 30) -> None:
+    """Verifies bearer tokens; a token verified once is taken again until its ``exp`` (at most
+    ``VERIFIED_TTL_SECONDS``) without a second signature check: a client calls with the same token for its lifetime,
+    and a synchronous prediction checks it at four services in a row. Only valid tokens are kept (by their SHA-256);
+    a refused one is checked again each time."""
+
+    def __init__(
+        self,
+        issuer: str,
+        audience: str,
+        keys: SigningKeys,
+        leeway_seconds: int = 30,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.keys = keys
         self.leeway = leeway_seconds
+        self.clock = clock
+        self._verified: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -108,6 +130,21 @@ class TokenVerifier:
     async def principal(self, token: str) -> Principal:
         """The token's principal, or ``Refused`` (401) saying what is wrong with it; 503 when the issuer's keys
         cannot be fetched (then no token can be checked, and none is accepted)."""
+        digest = hashlib.sha256(token.encode()).digest()
+        now = self.clock()
+        known = self._verified.get(digest)
+        if known is not None and now < known[0]:
+            self._verified.move_to_end(digest)
+            return known[1]
+        if known is not None:
+            del self._verified[digest]
+        principal, expires = await self._verify(token)
+        self._verified[digest] = (min(expires, now + VERIFIED_TTL_SECONDS), principal)
+        while len(self._verified) > VERIFIED_MAX_TOKENS:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             key = await asyncio.to_thread(self.keys.key_for, token)
         except jwt.PyJWKClientConnectionError:
@@ -130,12 +167,13 @@ class TokenVerifier:
             # PyJWT's messages name the claim or check that failed ("Invalid audience"), never a value.
             raise Refused(401, "invalid_token", f"the token is not valid here: {invalid}") from None
         hospital = claims.get(HOSPITAL_CLAIM)
-        return Principal(
+        principal = Principal(
             client_id=str(claims["sub"]),
             hospital=str(hospital) if hospital else None,
             scopes=frozenset(str(claims.get("scope", "")).split()),
             token_id=str(claims["jti"]),
         )
+        return principal, float(claims["exp"])
 
 
 def bearer_token(request: Request) -> str | None:

@@ -15,6 +15,7 @@ from shared.auth import (
     SCOPE_OPS,
     SCOPE_REPORTS,
     SCOPE_SUBMIT,
+    VERIFIED_TTL_SECONDS,
     Gate,
     JwksKeys,
     Principal,
@@ -200,3 +201,43 @@ def test_a_link_answers_questions_only_when_made_so_by_a_client_that_may_write()
     assert not signer.verify(request(path="/patients/p-1", **plain), now=1100.0).allows(SCOPE_SUBMIT)
     with pytest.raises(Refused):  # can=answer added to a read-only link breaks its signature
         signer.verify(request(path="/patients/p-1", **{**plain, "can": "answer"}), now=1100.0)
+
+
+class CountingKeys:
+    """The issuer's JWKS, counting how many times a token's key was looked up (once per signature check)."""
+
+    def __init__(self, url: str) -> None:
+        self.jwks = JwksKeys(url)
+        self.lookups = 0
+
+    def key_for(self, token: str) -> object:
+        self.lookups += 1
+        return self.jwks.key_for(token)
+
+
+async def test_a_verified_token_is_taken_again_until_its_expiry_and_a_refused_one_is_checked_every_time() -> None:
+    identity = local_identity()
+    keys = CountingKeys(identity.jwks_url)
+    now = [time.time()]
+    verifier = TokenVerifier(identity.url, AUDIENCE, keys, leeway_seconds=0, clock=lambda: now[0])
+    token = forged(identity.url, exp=int(now[0]) + 60)
+    first = await verifier.principal(token)
+    assert await verifier.principal(token) == first and keys.lookups == 1, "verified once, then remembered"
+    other = forged(identity.url, sub="hungary-backend", **{HOSPITAL_CLAIM: "hungary"})
+    assert (await verifier.principal(other)).hospital == "hungary" and keys.lookups == 2
+    now[0] += 61  # past its exp on the verifier's clock: not taken on trust (PyJWT checks it again on its own)
+    await verifier.principal(token)
+    assert keys.lookups == 3
+    long_lived = forged(identity.url, exp=int(now[0]) + 3600)
+    await verifier.principal(long_lived)
+    now[0] += VERIFIED_TTL_SECONDS - 1
+    await verifier.principal(long_lived)
+    assert keys.lookups == 4
+    now[0] += 2  # no longer than the JWKS keys are cached, whatever the token's exp
+    await verifier.principal(long_lived)
+    assert keys.lookups == 5
+    bad = forged(identity.url, key=generate())  # a key the issuer never published
+    for _ in range(2):
+        with pytest.raises(Refused):
+            await verifier.principal(bad)
+    assert keys.lookups == 7, "a refused token is never remembered"
