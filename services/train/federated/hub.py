@@ -98,6 +98,7 @@ class Received:
 class RoundResult:
     round: int
     sites: int  # that answered
+    examples: dict[str, float]  # node → its training rows (its weight in the average)
     train_loss: float  # weighted by rows
     held_out: dict[str, dict[str, float]]  # node → the received global model on its held-out rows
 
@@ -196,7 +197,8 @@ def federate(
         examples = [r.metrics["num-examples"] for r in replies]
         weights = weighted_average([(weights_in(r.arrays), n) for r, n in zip(replies, examples, strict=True)])
         train_loss = sum(r.metrics["train-loss"] * n for r, n in zip(replies, examples, strict=True)) / sum(examples)
-        rounds.append(RoundResult(number, len(replies), train_loss, _held_out(replies, "held-out-")))
+        by_node = {r.node: n for r, n in zip(replies, examples, strict=True)}
+        rounds.append(RoundResult(number, len(replies), by_node, train_loss, _held_out(replies, "held-out-")))
     final: dict[str, dict[str, float]] = {}
     if plan.final_evaluation:
         request = Request(

@@ -20,11 +20,37 @@ import torch
 from torch import nn
 
 from services.train.evaluate import roc_auc
+from services.train.federated.hub import Scalar
 from services.train.fit import BATCH_SIZE, TrialConfig, make_deterministic
 from services.train.network import Scorer, build_network
 from services.train.preprocess import Preprocessing
 
 Weights = dict[str, np.ndarray]
+
+
+def trial_config(config: Mapping[str, Scalar]) -> TrialConfig:
+    return TrialConfig(
+        family=str(config["family"]),
+        width=int(config["width"]),
+        depth=int(config["depth"]),
+        dropout=float(config["dropout"]),
+        weight_decay=float(config["weight-decay"]),
+        learning_rate=float(config["learning-rate"]),
+    )
+
+
+def model_config(trial: TrialConfig, seed: int, test_fraction: float) -> dict[str, Scalar]:
+    """The request config a site's ``trial_config`` and split read."""
+    return {
+        "family": trial.family,
+        "width": trial.width,
+        "depth": trial.depth,
+        "dropout": trial.dropout,
+        "weight-decay": trial.weight_decay,
+        "learning-rate": trial.learning_rate,
+        "seed": seed,
+        "test-fraction": test_fraction,
+    }
 
 
 def network_of(config: TrialConfig, n_inputs: int, weights: Mapping[str, np.ndarray] | None = None) -> nn.Module:

@@ -15,32 +15,6 @@ import numpy as np
 from services.train.dataset import Dataset, Splits, split
 from services.train.federated.hub import Request, Scalar, preprocessing_of, weight_arrays, weights_in
 from services.train.federated.statistics import site_statistics
-from services.train.fit import TrialConfig
-
-
-def trial_config(config: Mapping[str, Scalar]) -> TrialConfig:
-    return TrialConfig(
-        family=str(config["family"]),
-        width=int(config["width"]),
-        depth=int(config["depth"]),
-        dropout=float(config["dropout"]),
-        weight_decay=float(config["weight-decay"]),
-        learning_rate=float(config["learning-rate"]),
-    )
-
-
-def model_config(trial: TrialConfig, seed: int, test_fraction: float) -> dict[str, Scalar]:
-    """The request config a site's ``trial_config`` and split read."""
-    return {
-        "family": trial.family,
-        "width": trial.width,
-        "depth": trial.depth,
-        "dropout": trial.dropout,
-        "weight-decay": trial.weight_decay,
-        "learning-rate": trial.learning_rate,
-        "seed": seed,
-        "test-fraction": test_fraction,
-    }
 
 
 @dataclass(frozen=True)
@@ -63,7 +37,7 @@ class Site:
             return site_statistics(train.x, train.y).to_arrays(), {"num-examples": float(len(train))}
         # Imported here: Flower runs each message in a fresh process, and a statistics answer should not wait
         # for torch (about 5 s on two busy cores).
-        from services.train.federated.local_fit import fit_locally, held_out_metrics
+        from services.train.federated.local_fit import fit_locally, held_out_metrics, trial_config
 
         splits = self.splits(request.config)
         config = request.config

@@ -7,8 +7,8 @@ from services.train.dataset import Dataset, split
 from services.train.evaluate import roc_auc
 from services.train.federated.hub import Plan, Reply, Request, TooFewSites, Waiting, federate, weighted_average
 from services.train.federated.in_process import InProcessTransport
-from services.train.federated.local_fit import initial_weights, scorer_of
-from services.train.federated.site import Site, model_config
+from services.train.federated.local_fit import initial_weights, model_config, scorer_of
+from services.train.federated.site import Site
 from services.train.federated.statistics import MAX_LEVELS
 from services.train.fit import TrialConfig
 
