@@ -38,6 +38,8 @@ Hook = Callable[[], Awaitable[None]]
 BatchHandler = Callable[[Batch[Any]], Awaitable[None]]
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CHECK_TIMEOUT_SECONDS = 2.0
+STARTUP_FAILED = 3
+"""The exit status of a service whose start-up failed (gunicorn's and uvicorn's own)."""
 
 
 class Service:
@@ -141,7 +143,12 @@ class Service:
             log_config=None,
             access_log=False,
         )
-        await uvicorn.Server(config).serve()
+        server = uvicorn.Server(config)
+        await server.serve()
+        if not server.started:
+            # A failed start-up (the broker refused us, a port taken) must not read as a clean exit to a supervisor;
+            # uvicorn before 0.50 returns normally from it.
+            raise SystemExit(STARTUP_FAILED)
 
     async def _run_startup(self) -> None:
         for hook in self._startup:

@@ -287,10 +287,15 @@ async def test_cds_discovery_and_a_patient_view_call_for_a_demo_patient_give_val
     orders = [a.resource for s in card.suggestions or [] for a in s.actions or [] if a.resource]
     assert any(r["code"]["coding"][0]["code"] == "2093-3" for r in orders)  # cholesterol, to be ordered
     assert all(r["subject"]["reference"] == "Patient/ehr-77" for r in orders)  # the EHR's own patient
-    [link] = card.links or []
+    [link, asking] = card.links or []
     assert link.url.startswith(f"{message.url}?")
     opened = httpx.get(link.url, headers={"accept": "text/html"}, timeout=10)  # signed: a browser needs no token
     assert opened.status_code == 200 and fused.patient in opened.text
+    # The result lacks inputs: the questioning page, signed to read only (the EHR's token may not write documents).
+    assert asking.url.startswith(f"{report.url}/patients/{fused.patient}/questions/heart_disease?")
+    assert "can=answer" not in asking.url
+    questions = httpx.get(asking.url, headers={"accept": "text/html"}, timeout=10)
+    assert questions.status_code == 200 and 'id="risk"' in questions.text and 'id="send"' not in questions.text
 
     refused = httpx.post(
         f"{report.url}/cds-services/aimass-heart-disease",

@@ -25,11 +25,11 @@ pytestmark = pytest.mark.timeout(420)
 
 ANSWERING = ("cleveland", "hungary")
 RUN = {
-    "rounds": 2,
+    "rounds": 1,  # each exchange is a fresh ClientApp process per site (~10-20 s here): one round shows it all
     "min-sites": 2,
     "grace-seconds": 1.0,
     "round-timeout": 180.0,
-    "local-epochs": 2,
+    "local-epochs": 4,
     "final-evaluation": False,
 }
 DEFAULTS = {"family": "logistic", "width": 0, "depth": 0, "dropout": 0.0, "weight-decay": 0.01}
@@ -52,7 +52,7 @@ def outcome(heart_data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 def test_every_round_completes_with_the_two_sites_that_answer(outcome) -> None:
     _, summary = outcome
-    assert [r["sites"] for r in summary["rounds"]] == [2, 2]
+    assert [r["sites"] for r in summary["rounds"]] == [2]
     nodes = {r["node"] for r in summary["received"]}
     assert len(nodes) == 2 and all(set(r["examples"]) == nodes for r in summary["rounds"])
 
@@ -90,7 +90,7 @@ def test_the_released_graph_carries_the_preprocessing_and_ranks_held_out_patient
 
 
 def test_flower_carries_exactly_what_the_in_process_hub_computes(outcome, tmp_path) -> None:
-    """Same sites, same config: the weights after two real rounds are the in-process ones (the adapters add and
+    """Same sites, same config: the weights after a real round are the in-process ones (the adapters add and
     lose nothing)."""
     output, summary = outcome
     sites = {s: load_site(s, Path(summary["config"]["output-dir"]).parent / f"{s}.npz") for s in ANSWERING}
@@ -98,7 +98,7 @@ def test_flower_carries_exactly_what_the_in_process_hub_computes(outcome, tmp_pa
     trial = trial_config(config)
     fed = federate(
         InProcessTransport(sites),
-        Plan(rounds=2, min_sites=2, local_epochs=2, final_evaluation=False),
+        Plan(rounds=RUN["rounds"], min_sites=2, local_epochs=RUN["local-epochs"], final_evaluation=False),
         lambda n: initial_weights(trial, n, 7),
         {**model_config(trial, 7, 0.25), "optimizer": "sgd"},
     )
