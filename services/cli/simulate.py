@@ -37,7 +37,7 @@ from services.cli.kafka import kafka_unreachable, producer
 from services.cli.scenario import plan, summary
 from services.cli.scenario.heart import records_by_hospital
 from services.cli.scenario.observed import FOLLOWED, Observed
-from services.cli.token import TokenError, links_for, ops_token
+from services.cli.token import TokenError, links_for, ops_token, patient_link_for
 from services.cli.train_cli import publish_cards, train_sites
 from shared.broker import MAX_MESSAGE_BYTES
 from shared.schemas.models import ModelCard
@@ -290,6 +290,11 @@ async def simulate(settings: Settings, per_hospital: int | None, wait_seconds: f
     timings = summary.Timings(time.monotonic() - started, **run.timings)
     shown = [(r.report_id, run.outcome.hospital_of(r)) for r in run.outcome.own_reports()[: summary.REPORT_LINKS]]
     links = await asyncio.to_thread(links_for, settings, shown)
+    timeline = None
+    if shown:
+        first = run.outcome.own_reports()[0]
+        with contextlib.suppress(TokenError):
+            timeline = await asyncio.to_thread(patient_link_for, settings, first.patient, shown[0][1])
     print(
         summary.render(
             run.outcome,
@@ -299,6 +304,7 @@ async def simulate(settings: Settings, per_hospital: int | None, wait_seconds: f
             settings.public_url("report"),
             settings.public_url("infer"),
             links,
+            timeline,
         )
     )
     if run.doors is not None:

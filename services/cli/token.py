@@ -93,6 +93,15 @@ def link_for(settings: Settings, report_id: str, hospital: str) -> str:
     return str(answer["url"])
 
 
+def patient_link_for(settings: Settings, patient: str, hospital: str) -> str:
+    """A signed link to the patient's timeline and the pages below it (the questioning page among them), made to
+    answer there as ``hospital``."""
+    token = token_for(settings, hospital)
+    url = f"{settings.public_url('report')}/patients/{urllib.parse.quote(patient, safe='')}/link?answer=true"
+    answer = _post(url, b"", {"authorization": f"Bearer {token}"})
+    return str(answer["url"])
+
+
 def printed(command: str, make: Callable[[], str]) -> int:
     """``aimass token`` / ``aimass link``: what ``make`` returns on stdout, or why not on stderr."""
     try:

@@ -15,7 +15,7 @@ from aiokafka import ConsumerRecord
 
 from services.cli.scenario import summary
 from services.cli.simulate import Run
-from services.cli.token import links_for, ops_token, token_for
+from services.cli.token import links_for, ops_token, patient_link_for, token_for
 from services.ingest.dates import MAX_SHIFT_DAYS
 from shared.schemas.audit import AccessEvent
 from shared.settings import Settings
@@ -78,8 +78,17 @@ def test_the_summary_shows_every_section_with_this_runs_numbers(run: Run, settin
     shown = [(r.report_id, outcome.hospital_of(r)) for r in outcome.own_reports()[: summary.REPORT_LINKS]]
     links = links_for(settings, shown)  # what `make demo` prints: links a person clicks, no token in hand
     assert len(links) == len(shown)
+    patient, hospital = outcome.own_reports()[0].patient, shown[0][1]
+    timeline = patient_link_for(settings, patient, hospital)
     text = summary.render(
-        outcome, run.cards, run.refused, timings, settings.public_url("report"), settings.public_url("infer"), links
+        outcome,
+        run.cards,
+        run.refused,
+        timings,
+        settings.public_url("report"),
+        settings.public_url("infer"),
+        links,
+        timeline,
     )
     for heading in (
         "What the hospitals sent",
@@ -100,6 +109,9 @@ def test_the_summary_shows_every_section_with_this_runs_numbers(run: Run, settin
     opened = httpx.get(first, headers={"accept": "text/html"}, timeout=10)
     assert opened.status_code == 200 and outcome.own_reports()[0].patient in opened.text
     assert counts["all n"] == len(outcome.scored())
+    assert timeline in text and "can=answer" in timeline
+    page = httpx.get(timeline, headers={"accept": "text/html"}, timeout=10)
+    assert page.status_code == 200 and patient in page.text and 'id="risk-trend-heart_disease"' in page.text
 
 
 def test_no_identifier_that_went_in_comes_out_anywhere(

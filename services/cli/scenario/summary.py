@@ -146,8 +146,11 @@ def throughput(outcome: Observed, timings: Timings, models: int) -> str:
     return "\n".join(lines)
 
 
-def where_next(outcome: Observed, report_url: str, metrics_url: str, links: Mapping[str, str]) -> str:
-    """Signed links to a few of the run's reports, a browser opens them for the next minutes without a token."""
+def where_next(
+    outcome: Observed, report_url: str, metrics_url: str, links: Mapping[str, str], timeline: str | None = None
+) -> str:
+    """Signed links to a few of the run's reports, a browser opens them for the next minutes without a token; with
+    ``timeline``, the first one's patient's timeline (whose questioning pages may answer)."""
     reports = outcome.own_reports()[:REPORT_LINKS]
     lines = ["Where to look next"]
     for r in reports:
@@ -161,6 +164,12 @@ def where_next(outcome: Observed, report_url: str, metrics_url: str, links: Mapp
             )
         else:
             lines.append(f"  {r.url}   {summary} · needs a token: aimass token --hospital {hospital}")
+    if reports and timeline:
+        lines.append(f"  {timeline}")
+        lines.append(
+            '      that patient\'s timeline; its "Ask for missing inputs" page asks what the record lacks, and each '
+            "answer goes through the whole pipeline"
+        )
     if reports:
         first = reports[0]
         lines.append(
@@ -187,6 +196,7 @@ def render(
     report_url: str,
     metrics_url: str,
     links: Mapping[str, str] | None = None,
+    timeline: str | None = None,
 ) -> str:
     sections = [
         "AI Mass demo — four hospitals, real UCI heart-disease records, end to end",
@@ -196,6 +206,6 @@ def render(
         models(cards, refused),
         fused_vs_single(outcome),
         throughput(outcome, timings, sum(c.status == "active" for c in cards)),
-        where_next(outcome, report_url, metrics_url, links or {}),
+        where_next(outcome, report_url, metrics_url, links or {}, timeline),
     ]
     return "\n\n".join(sections) + "\n"
