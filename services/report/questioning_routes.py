@@ -232,18 +232,18 @@ class QuestioningRoutes:
         event_id = f"question/{uuid.uuid4()}"
         document = record.model_dump_json(exclude_none=True).encode()
         headers = submission_headers(latest.hospital, event_id, JSON_TYPE, now)
-        pending = await self.answers.enqueue(document, headers, latest.hospital)
-        if pending is not None:
-            await pending
-        await audited(
+        await audited(  # before the write: no document of the hospital's goes out unaudited
             self.audit,
             request,
             "create",
             f"Patient/{pseudonym}/questions/{task.name}",
             pseudonym,
-            description="answer written back",
+            description="an answer written back to ingest.raw",
             details={"input": questioning.input_id(group)},
         )
+        pending = await self.answers.enqueue(document, headers, latest.hospital)
+        if pending is not None:
+            await pending
         return derived_event_id("ingest", f"{latest.hospital}/{event_id}", 0)
 
     def _task(self, request: Request) -> tuple[str, TaskSpec]:

@@ -235,3 +235,11 @@ async def test_questioning_stops_when_nothing_is_left_to_ask_and_says_why_in_the
     assert 'id="done"' in page.text and 'id="question"' not in page.text
     reason = "所有缺失项都已回答“不知道”" if not data["missing"] else "任何缺失项都不会改变结论"
     assert reason in page.text
+
+
+async def test_an_answer_that_cannot_be_audited_is_not_written(edge: Edge) -> None:
+    edge.audit.failing = True
+    sent = await edge.client.post(
+        edge.path, data={"input": "major_vessels", "value": "1"}, headers=as_("hungary", READ_AND_WRITE)
+    )
+    assert sent.status_code == 503 and edge.raw.documents == []
