@@ -11,17 +11,20 @@ MAX_JSON_DEPTH = 32
 
 
 def _depth(value: object, limit: int) -> int:
-    stack = [(value, 1)]
-    deepest = 0
+    """How deep the value nests (a scalar in a list at the top is at depth 2), up to just past ``limit``; only
+    containers are walked, since they are few beside the scalars of a large document."""
+    if not isinstance(value, (dict, list)):
+        return 1
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
+    deepest = 1
     while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
+        container, depth = stack.pop()
+        for child in container.values() if isinstance(container, dict) else container:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+            deepest = max(deepest, depth + 1)
         if deepest > limit:
             return deepest
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
     return deepest
 
 

@@ -17,6 +17,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import aiohttp
@@ -32,20 +33,27 @@ from tests.support.processes import start_all, test_settings
 
 SITES = ("cleveland", "hungary", "va-long-beach", "switzerland", "pooled")
 WARM_UP = 20
+STEPS = {
+    "read": "ingest reads the Bundle (fhir.resources), pseudonymizes",
+    "clean": "clean over HTTP",
+    "infer": "infer over HTTP (5 models)",
+    "fuse": "fuse over HTTP",
+    "audit": "waiting for the audit event's ack",
+}
 
 
 def bundles() -> list[bytes]:
     return [json.dumps(formats.fhir_bundle(d)).encode() for d in records_by_hospital()["cleveland"]]
 
 
-async def measure(settings: Settings, requests: int) -> tuple[list[float], list[float], int]:
+async def measure(settings: Settings, requests: int) -> tuple[list[float], list[float], dict[str, list[float]], int]:
     install_models(settings.data_path / "models", SITES)
     processes = start_all(["ingest", "clean", "infer", "fuse"], settings)
     try:
         headers = {**local_identity().headers("cleveland", SCOPE_PREDICT), "content-type": "application/fhir+json"}
         documents = bundles()
         url = f"{processes['ingest'].url}/predict/heart_disease"
-        client_ms, server_ms, answered = [], [], 0
+        client_ms, server_ms, steps_ms, answered = [], [], defaultdict(list), 0
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as client:
             for n in range(WARM_UP + requests):
                 started = time.perf_counter()
@@ -56,8 +64,10 @@ async def measure(settings: Settings, requests: int) -> tuple[list[float], list[
                 if n >= WARM_UP:
                     client_ms.append(elapsed)
                     server_ms.append(body["elapsed_ms"])
+                    for step, ms in body["steps_ms"].items():
+                        steps_ms[step].append(ms)
                     answered = len(body["results"][0]["answered"])
-        return client_ms, server_ms, answered
+        return client_ms, server_ms, steps_ms, answered
     finally:
         for process in processes.values():
             process.stop()
@@ -65,7 +75,7 @@ async def measure(settings: Settings, requests: int) -> tuple[list[float], list[
 
 async def run(settings: Settings) -> str:
     requests = int(os.environ.get("BENCH_PREDICT_REQUESTS", "500"))
-    client_ms, server_ms, answered = await measure(settings, requests)
+    client_ms, server_ms, steps_ms, answered = await measure(settings, requests)
     load = os.getloadavg()[0]
 
     def row(name: str, values: list[float]) -> str:
@@ -86,6 +96,7 @@ async def run(settings: Settings) -> str:
             "|---|---:|---:|---:|---:|",
             row("client: request to answer", client_ms),
             row("ingest: read to fused (its elapsed_ms)", server_ms),
+            *(row(f"step: {STEPS[step]}", values) for step, values in steps_ms.items()),
             f"| mean, client | {statistics.fmean(client_ms):.1f} | | | |",
             "",
         ]

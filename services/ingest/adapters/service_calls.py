@@ -5,10 +5,10 @@ aiohttp rather than httpx here: a loopback request costs ~0.3 ms with it and ~2.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import aiohttp
+import orjson
 
 from services.ingest.predict import StepFailed
 from shared.settings import Settings
@@ -28,11 +28,11 @@ class ServiceCalls:
         headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
         try:
             async with self._session.post(url, data=body, headers=headers) as answer:
-                status, text = answer.status, await answer.text()
+                status, text = answer.status, await answer.read()
         except (aiohttp.ClientError, TimeoutError):
             raise StepFailed(service, 503, f"{service} does not answer at {url}") from None
         if status >= 400:
-            raise StepFailed(service, status, _reason(text)[:500])
+            raise StepFailed(service, status, _reason(text.decode("utf-8", "replace"))[:500])
         return _json(service, text)
 
     async def close(self) -> None:
@@ -43,14 +43,14 @@ class ServiceCalls:
 
 def _reason(text: str) -> str:
     try:
-        said = json.loads(text)
-    except ValueError:
+        said = orjson.loads(text)
+    except orjson.JSONDecodeError:
         return text
     return str(said.get("error_description") or text) if isinstance(said, dict) else text
 
 
-def _json(service: str, text: str) -> dict[str, Any]:
+def _json(service: str, body: bytes) -> dict[str, Any]:
     try:
-        return json.loads(text)
-    except ValueError:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise StepFailed(service, 502, f"{service} answered something that is not JSON") from None
